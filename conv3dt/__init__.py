@@ -1,0 +1,1 @@
+"""conv3dt: conv3dt."""

@@ -1,0 +1,5 @@
+import sys
+
+from conv3dt.cli import main
+
+sys.exit(main())
