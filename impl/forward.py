@@ -1,0 +1,74 @@
+"""``conv3d``: the forward 3-D convolution (tf.nn.conv3d conventions), for the adjoint identity.
+
+With filter ``w`` of shape ``[KD, KH, KW, Cin, Cout]`` and, per spatial axis, stride ``s``,
+dilation ``d``, ``eff = (K - 1) * d + 1``::
+
+    out[n, m, co] = sum_{k, ci} x[n, m*s + k*d - P, ci] * w[k, ci, co]    (x = 0 outside)
+
+    SAME:  M = ceil(I / s),               P = max(0, (M - 1) * s + eff - I) // 2
+    VALID: M = trunc((I - eff + s) / s),  P = 0   (negative M is an error)
+
+This is the exact adjoint of ``conv3d_transpose`` with the same strides/dilations/padding and the
+filter's last two axes swapped: ``<conv3d(y, w), x> == <y, conv3d_transpose(x, swap(w), shape(y))>``.
+It builds one strided window view of the zero-padded input and contracts it with ``tensordot``
+(an im2col copy: written for clarity and tests, not for speed). Accumulates in the input dtype.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from impl.args import _fail, _spatial_triple
+
+__all__ = ["conv3d"]
+
+
+def _output_and_pad(in_size, kernel, stride, dilation, padding):
+    eff = (kernel - 1) * dilation + 1
+    if padding == "SAME":
+        out_size = -(-in_size // stride)
+        return out_size, max(0, (out_size - 1) * stride + eff - in_size) // 2
+    numerator = in_size - eff + stride
+    out_size = numerator // stride if numerator >= 0 else -(-numerator // stride)
+    if out_size < 0:
+        raise _fail(ValueError, "input.shape", in_size,
+                    f"a spatial size >= {eff - stride} for VALID with effective kernel {eff}")
+    return out_size, 0
+
+
+def conv3d(input, filters, strides, padding, data_format="NDHWC", dilations=None):
+    """Forward 3-D convolution of ``input`` (5-D) with ``filters`` ``[KD, KH, KW, Cin, Cout]``."""
+    if padding not in ("SAME", "VALID"):
+        raise _fail(ValueError, "padding", padding, "exactly 'SAME' or 'VALID'")
+    if data_format not in ("NDHWC", "NCDHW"):
+        raise _fail(ValueError, "data_format", data_format, "exactly 'NDHWC' or 'NCDHW'")
+    channel_index = 4 if data_format == "NDHWC" else 1
+    strides = _spatial_triple(strides, "strides", channel_index)
+    dilations = _spatial_triple(dilations, "dilations", channel_index)
+    x = np.asarray(input)
+    w = np.asarray(filters)
+    if x.ndim != 5 or w.ndim != 5:
+        raise _fail(ValueError, "input/filters shapes", (x.shape, w.shape), "5-D arrays")
+    if data_format == "NCDHW":
+        x = x.transpose(0, 2, 3, 4, 1)
+    if x.shape[4] != w.shape[3]:
+        raise _fail(ValueError, "filters.shape", w.shape,
+                    f"in_channels (entry 3) == input's channel count {x.shape[4]}")
+    plans = [_output_and_pad(x.shape[1 + a], w.shape[a], strides[a], dilations[a], padding)
+             for a in range(3)]
+    out_spatial = [p[0] for p in plans]
+    # Zero-pad so that every index m*s + k*d - P used below is inside the padded array.
+    widths = [(0, 0)]
+    for a, (out_size, pad) in enumerate(plans):
+        needed = max(0, (out_size - 1) * strides[a] + (w.shape[a] - 1) * dilations[a] + 1)
+        widths.append((pad, max(0, needed - pad - x.shape[1 + a])))
+    padded = np.pad(x, widths + [(0, 0)])
+    sn, sd, sh, sw, sc = padded.strides
+    window = np.lib.stride_tricks.as_strided(
+        padded,
+        (x.shape[0], *out_spatial, *w.shape[:3], x.shape[4]),
+        (sn, sd * strides[0], sh * strides[1], sw * strides[2],
+         sd * dilations[0], sh * dilations[1], sw * dilations[2], sc),
+        writeable=False)
+    out = np.tensordot(window, w, axes=([4, 5, 6, 7], [0, 1, 2, 3]))
+    return out.transpose(0, 4, 1, 2, 3) if data_format == "NCDHW" else out
