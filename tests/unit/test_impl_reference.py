@@ -1,0 +1,180 @@
+"""impl.conv3d_transpose against the exact loop reference under the rigorous error bound."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import impl
+from impl.kernel import transposed_conv_ndhwc
+from tests.unit.loop_reference import DTYPES, error_bound, loop_conv3d_transpose, random_valid_case
+
+
+def _check_against_reference(kwargs, strides, dilations):
+    result = impl.conv3d_transpose(**kwargs)
+    value, filter = np.asarray(kwargs["value"]), kwargs["filter"]
+    assert result.shape == tuple(kwargs["output_shape"])
+    assert result.dtype == value.dtype
+    y_star, magnitude = loop_conv3d_transpose(value, filter, kwargs["output_shape"], strides,
+                                              dilations, kwargs["padding"],
+                                              kwargs["data_format"])
+    n_terms = filter.shape[4] * filter.shape[0] * filter.shape[1] * filter.shape[2]
+    bound = error_bound(y_star, magnitude, value.dtype, n_terms)
+    error = np.abs(result.astype(np.float64) - y_star)
+    assert np.all(error <= bound), float(np.max(error - bound))
+    return result
+
+
+@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.name)
+def test_random_cases_within_bound(seed, dtype):
+    rng = np.random.default_rng([seed, DTYPES.index(dtype)])
+    kwargs, strides, dilations = random_valid_case(rng, dtype=dtype)
+    _check_against_reference(kwargs, strides, dilations)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_larger_channels_and_batch_within_bound(seed):
+    rng = np.random.default_rng(1000 + seed)
+    kwargs, strides, dilations = random_valid_case(rng, dtype=np.float32, max_in=4,
+                                                   max_channels=6, max_batch=3,
+                                                   allow_empty=False)
+    _check_against_reference(kwargs, strides, dilations)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ncdhw_equals_transposed_ndhwc(seed):
+    rng = np.random.default_rng(2000 + seed)
+    kwargs, _, _ = random_valid_case(rng, dtype=np.float64, data_format="NDHWC")
+    ndhwc = impl.conv3d_transpose(**kwargs)
+    shape = kwargs["output_shape"]
+    ncdhw = impl.conv3d_transpose(
+        value=np.moveaxis(kwargs["value"], 4, 1), filter=kwargs["filter"],
+        output_shape=[shape[0], shape[4], *shape[1:4]], strides=kwargs["strides"],
+        padding=kwargs["padding"], data_format="NCDHW", dilations=kwargs["dilations"])
+    np.testing.assert_array_equal(ncdhw, np.moveaxis(ndhwc, 4, 1))
+    assert ncdhw.flags.c_contiguous
+
+
+class _ArrayLike:
+    """Something with ``__array__`` only (like a TF EagerTensor)."""
+
+    def __init__(self, array):
+        self._array = array
+
+    def __array__(self, dtype=None, copy=None):
+        return self._array if dtype is None else self._array.astype(dtype)
+
+
+def _argument_forms(kwargs, strides, dilations):
+    """Equivalent spellings of one call."""
+    value, filter, shape = kwargs["value"], kwargs["filter"], kwargs["output_shape"]
+    fmt = kwargs["data_format"]
+    def five(triple):
+        return [1, 1, *triple] if fmt == "NCDHW" else [1, *triple, 1]
+    base = dict(output_shape=shape, padding=kwargs["padding"], data_format=fmt)
+    yield dict(base, value=value, filter=filter, strides=strides, dilations=dilations)
+    yield dict(base, input=value, filters=filter, strides=list(strides), dilations=tuple(dilations))
+    yield dict(base, value=_ArrayLike(value), filter=_ArrayLike(filter),
+               strides=five(strides), dilations=np.array(five(dilations)))
+    yield dict(base, value=value, filter=filter, strides=np.array(strides, np.int64),
+               dilations=five(dilations), output_shape=np.array(shape, np.int32))
+    yield dict(base, value=value, filter=filter, strides=strides, dilations=dilations,
+               output_shape=_ArrayLike(np.array(shape, np.int64)))
+    yield dict(base, value=value, filter=filter, strides=strides, dilations=dilations,
+               output_shape=tuple(np.array(shape, np.int64)))
+    if len(set(strides)) == 1 and len(set(dilations)) == 1:
+        yield dict(base, value=value, filter=filter, strides=strides[0], dilations=[dilations[0]])
+        yield dict(base, value=value, filter=filter, strides=(np.int32(strides[0]),),
+                   dilations=np.int64(dilations[0]))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_all_argument_forms_agree(seed):
+    rng = np.random.default_rng(3000 + seed)
+    kwargs, strides, dilations = random_valid_case(rng, dtype=np.float32, allow_empty=False)
+    if seed % 2:  # make sure the scalar forms are exercised too
+        strides, dilations = (strides[0],) * 3, (dilations[0],) * 3
+        kwargs, strides, dilations = _respell(rng, kwargs, strides, dilations)
+    expected = _check_against_reference(kwargs, strides, dilations)
+    for form in _argument_forms(kwargs, strides, dilations):
+        np.testing.assert_array_equal(impl.conv3d_transpose(**form), expected)
+
+
+def _respell(rng, kwargs, strides, dilations):
+    """Rebuild a valid case whose strides/dilations are uniform over D, H, W."""
+    for _ in range(200):
+        candidate, s, d = random_valid_case(rng, dtype=np.float32, allow_empty=False)
+        if len(set(s)) == 1 and len(set(d)) == 1:
+            return candidate, s, d
+    candidate, s, d = random_valid_case(rng, dtype=np.float32, allow_empty=False, max_stride=1,
+                                        max_dilation=1)
+    return candidate, s, d
+
+
+def test_python_lists_default_to_float32_and_follow_a_typed_partner():
+    value = np.arange(8, dtype=np.float64).reshape(1, 2, 2, 2, 1)
+    filter = np.ones((1, 1, 1, 1, 1))
+    as_lists = impl.conv3d_transpose(value.tolist(), filter.tolist(), [1, 2, 2, 2, 1], 1)
+    assert as_lists.dtype == np.float32
+    np.testing.assert_array_equal(as_lists, value.astype(np.float32))
+    typed_filter = impl.conv3d_transpose(value.astype(int).tolist(), filter, [1, 2, 2, 2, 1], 1)
+    assert typed_filter.dtype == np.float64
+    np.testing.assert_array_equal(typed_filter, value)
+
+
+@pytest.mark.parametrize("shape", [(0, 2, 2, 2, 3), (1, 2, 2, 2, 0), (1, 0, 2, 2, 3)])
+def test_zero_size_dims_give_zeros_of_the_requested_shape(shape):
+    n, d, h, w, cin = shape
+    value = np.ones(shape, np.float32)
+    filter = np.ones((2, 2, 2, 4, cin), np.float32)
+    output_shape = [n, 2 * d, 2 * h, 2 * w, 4]
+    result = impl.conv3d_transpose(value, filter, output_shape, 2)
+    assert result.shape == tuple(output_shape) and result.dtype == np.float32
+    assert not np.any(result)
+
+
+def test_zero_output_channels():
+    result = impl.conv3d_transpose(np.ones((1, 2, 2, 2, 3)), np.ones((2, 2, 2, 0, 3)),
+                                   [1, 4, 4, 4, 0], 2)
+    assert result.shape == (1, 4, 4, 4, 0)
+
+
+def test_valid_truncating_division_accepts_empty_input_and_returns_zeros():
+    # O=1, eff=3, s=2: trunc((1-3+2)/2) = 0 == I (floor agrees here); O=1, eff=5, s=3:
+    # trunc(-1/3) = 0 while floor would give -1 - TF's rule accepts I = 0.
+    for kernel, stride in [(3, 2), (5, 3)]:
+        result = impl.conv3d_transpose(np.ones((1, 0, 1, 1, 2)), np.ones((kernel, 1, 1, 3, 2)),
+                                       [1, 1, 1, 1, 3], stride, "VALID")
+        assert result.shape == (1, 1, 1, 1, 3) and not np.any(result)
+
+
+@pytest.mark.parametrize("accum", [np.float32, np.float64, np.longdouble])
+def test_kernel_accumulates_in_the_requested_dtype(accum):
+    rng = np.random.default_rng(7)
+    # float32-representable inputs, so converting them to accum is exact
+    value = rng.standard_normal((2, 3, 2, 3, 2)).astype(np.float32).astype(np.float64)
+    filter = rng.standard_normal((3, 2, 2, 3, 2)).astype(np.float32).astype(np.float64)
+    result = transposed_conv_ndhwc(value, filter, (5, 3, 6), (2, 1, 2), (1, 2, 1), (1, 0, 0),
+                                   accum)
+    assert result.dtype == np.dtype(accum) and result.shape == (2, 5, 3, 6, 3)
+    y_star, magnitude = loop_conv3d_transpose(value, filter, (2, 5, 3, 6, 3), (2, 1, 2),
+                                              (1, 2, 1), "SAME")
+    unit = float(np.finfo(accum).eps) / 2
+    n_terms = 2 * 3 * 2 * 2
+    bound = unit * np.abs(y_star) + n_terms * unit / (1 - n_terms * unit) * magnitude
+    # longdouble results are compared after rounding to float64 (one more rounding of y_star).
+    slack = 2.0 ** -53 * np.abs(y_star) if accum is np.longdouble else 0.0
+    assert np.all(np.abs(result.astype(np.float64) - y_star) <= bound + slack)
+
+
+def test_kernel_chunking_matches_unchunked_result():
+    """A volume whose phases need several chunks (stride 1, 27 taps) agrees with the loops."""
+    rng = np.random.default_rng(11)
+    value = rng.standard_normal((2, 6, 5, 4, 3))
+    filter = rng.standard_normal((3, 3, 3, 2, 3))
+    chunked = transposed_conv_ndhwc(value, filter, (6, 5, 4), (1, 1, 1), (1, 1, 1), (1, 1, 1),
+                                    np.float64)
+    y_star, _ = loop_conv3d_transpose(value, filter, (2, 6, 5, 4, 2), (1, 1, 1), (1, 1, 1),
+                                      "SAME")
+    np.testing.assert_allclose(chunked, y_star, rtol=1e-13, atol=1e-13)
