@@ -9,7 +9,8 @@ dilation ``d``, ``eff = (K - 1) * d + 1``::
     VALID: M = trunc((I - eff + s) / s),  P = 0   (negative M is an error)
 
 This is the exact adjoint of ``conv3d_transpose`` with the same strides/dilations/padding and the
-filter's last two axes swapped: ``<conv3d(y, w), x> == <y, conv3d_transpose(x, swap(w), shape(y))>``.
+*same* filter array (conv3d's ``[K, Cin, Cout]`` is conv3d_transpose's ``[K, Cout, Cin]``):
+``<conv3d(y, w), x> == <y, conv3d_transpose(x, w, output_shape=y.shape)>``.
 It builds one strided window view of the zero-padded input and contracts it with ``tensordot``
 (an im2col copy: written for clarity and tests, not for speed). Accumulates in the input dtype.
 """
