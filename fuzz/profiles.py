@@ -1,0 +1,48 @@
+"""Hypothesis settings profiles for the conformance properties: ``dev``, ``ci``, ``nightly``.
+
+- ``dev``      fast feedback while editing: few examples, the local example database on.
+- ``ci``       reproducible: ``derandomize=True`` (the seed is a hash of the test), no database,
+               no deadline (a worker restart after a crash must not fail a test for slowness),
+               ``print_blob=True`` so any failure prints its ``@reproduce_failure`` blob.
+- ``nightly``  large runs; the database is a directory (``CONV3DT_HYPOTHESIS_DB``, default
+               ``.hypothesis/conv3dt``) that can be shared between machines (copy or mount it).
+
+``max_examples`` is *per property*: ``examples_for(prop)`` scales a profile's base count by the
+property's weight (cheap properties get more examples). ``--examples N`` overrides it.
+"""
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
+
+PROFILES = ("dev", "ci", "nightly")
+
+# Per-property weights relative to the profile's base count (differential is the main one).
+WEIGHTS = {"differential": 1.0, "exact": 0.5, "invalid": 0.5, "metamorphic": 0.2}
+
+BASE_EXAMPLES = {"dev": 60, "ci": 600, "nightly": 20000}
+
+_SUPPRESS = (HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
+             HealthCheck.function_scoped_fixture, HealthCheck.differing_executors)
+
+
+def register_profiles() -> None:
+    """Register the three profiles with Hypothesis (idempotent)."""
+    common = dict(deadline=None, suppress_health_check=_SUPPRESS, stateful_step_count=10)
+    settings.register_profile("dev", max_examples=BASE_EXAMPLES["dev"], **common)
+    settings.register_profile("ci", max_examples=BASE_EXAMPLES["ci"], derandomize=True,
+                              database=None, print_blob=True, **common)
+    db = os.environ.get("CONV3DT_HYPOTHESIS_DB", os.path.join(".hypothesis", "conv3dt"))
+    settings.register_profile("nightly", max_examples=BASE_EXAMPLES["nightly"],
+                              database=DirectoryBasedExampleDatabase(db), print_blob=True,
+                              phases=tuple(Phase), **common)
+
+
+def examples_for(prop: str, profile: str | None = None, override: int | None = None) -> int:
+    """How many examples property ``prop`` runs under ``profile`` (or the active profile)."""
+    if override is not None:
+        return max(1, int(override))
+    base = settings.get_profile(profile).max_examples if profile else settings.default.max_examples
+    return max(1, int(round(base * WEIGHTS.get(prop, 1.0))))
