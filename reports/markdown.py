@@ -1,0 +1,115 @@
+"""Markdown rendering of a run record (``report.md``) and the gate's terminal summary."""
+from __future__ import annotations
+
+from typing import Any
+
+from reports.record import headroom_value
+
+
+def fmt_headroom(h: Any) -> str:
+    v = headroom_value(h)
+    if v is None:
+        return "–"
+    if v == float("inf"):
+        return "inf"
+    return f"{v:.3g}"
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def ledger_line(record: dict[str, Any]) -> str:
+    ledger = record["ledger"]
+    if not ledger.get("enabled", True):
+        return "ledger: disabled (--no-ledger): every deviation counts as new"
+    matched = ", ".join(f"{k}×{v}" for k, v in ledger["matched"].items()) or "none"
+    stale = ", ".join(ledger["stale"]) or "none"
+    return f"ledger: matched {matched}; possibly stale (matched nothing): {stale}"
+
+
+def summary_lines(record: dict[str, Any]) -> list[str]:
+    """The concise summary the gate prints (also the top of report.md)."""
+    s, run = record["summary"], record["run"]
+    head = "PASS" if s["verdict"] == "pass" else "FAIL"
+    if record.get("partial"):
+        head += f" (PARTIAL: interrupted by {record['interrupted']['reason']})"
+    lines = [f"conv3dt {run['command']}: {head} — {s['examples']} examples in "
+             f"{run['duration_s']:.1f} s ({s['examples_per_s']:.0f} examples/s), "
+             f"profile {run['profile']}, seed {run.get('seed')}",
+             f"targets: {', '.join(run['targets'])}",
+             f"findings: {s['new']} new, {s['known']} known (ledger), "
+             f"{s.get('baselined', 0)} in baseline"]
+    for label, table in (("by kind", s["by_kind"]), ("by target", s["by_target"])):
+        if table:
+            parts = [f"{k} {v['new']} new/{v['known'] + v.get('baseline', 0)} known"
+                     for k, v in table.items()]
+            lines.append(f"  {label}: " + "; ".join(parts))
+    lines.append(ledger_line(record))
+    if s["worst_headroom"]:
+        lines.append("worst headroom (error/bound, >1 violates): " + "; ".join(
+            f"{d} {fmt_headroom(w['headroom'])} ({w['target']})"
+            for d, w in s["worst_headroom"].items()))
+    return lines
+
+
+def findings_table(findings: list[dict[str, Any]]) -> list[str]:
+    if not findings:
+        return ["No findings."]
+    lines = ["| status | id | kind | target | property | dtype | layout | padding | value shape "
+             "| headroom | ledger | observed |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for f in findings:
+        c = f["case"]
+        lines.append("| " + " | ".join(_cell(x) for x in (
+            f["status"], f"`{f['id']}`", f["kind"], f["target"], f["property"], c.get("dtype"),
+            c.get("data_format"), c.get("padding"), c.get("value_shape"),
+            fmt_headroom(f.get("headroom")), f.get("known_deviation") or "–",
+            f["observed"][:160])) + " |")
+    return lines
+
+
+def render_markdown(record: dict[str, Any]) -> str:
+    s, run, env = record["summary"], record["run"], record["environment"]
+    out = [f"# conv3dt report — {s['verdict'].upper()}", ""]
+    out += ["```", *summary_lines(record), "```", ""]
+    if record.get("baseline"):
+        b = record["baseline"]
+        out += [f"Baseline `{b.get('source', '')}`: {b['findings']} finding(s), "
+                f"{b['still_present']} still present, {len(b['gone'])} gone.", ""]
+    new = [f for f in record["findings"] if f["status"] == "new"]
+    rest = [f for f in record["findings"] if f["status"] != "new"]
+    out += ["## New findings", "", *findings_table(new), ""]
+    for f in new[:50]:
+        out += [f"### `{f['id']}` {f['kind']} on {f['target']} ({f['property']})", "",
+                f"- expected: {f['expected']}", f"- observed: {f['observed']}", "",
+                "```python", f["repro"].rstrip(), "```", ""]
+    if len(new) > 50:
+        out += [f"({len(new) - 50} more new findings: see report.json)", ""]
+    out += ["## Known deviations and baselined findings", "", *findings_table(rest), ""]
+    ledger = record["ledger"]
+    if ledger.get("entries"):
+        out += ["## Ledger", "", "| entry | hits | TF versions | reason |", "|---|---|---|---|"]
+        for e in ledger["entries"]:
+            out.append(f"| `{e['id']}` | {ledger['matched'].get(e['id'], 0)} | "
+                       f"{_cell(e.get('tf_versions', ''))} | {_cell(e.get('reason', ''))} |")
+        out.append("")
+    out += ["## Headroom (error / bound) per target and dtype", "",
+            "| target | dtype | n | p50 | p99 | max | > 1 |", "|---|---|---|---|---|---|---|"]
+    for target, per in record["headroom"].items():
+        for dtype, cell in per.items():
+            out.append(f"| {target} | {dtype} | {cell['n']} | {fmt_headroom(cell.get('p50'))} | "
+                       f"{fmt_headroom(cell.get('p99'))} | {fmt_headroom(cell.get('max'))} | "
+                       f"{cell.get('over_1', 0)} |")
+    out += ["", "## Coverage", "", "| property | target | examples |", "|---|---|---|"]
+    for prop, per in sorted(record["coverage"]["examples"].items()):
+        for target, n in sorted(per.items()):
+            out.append(f"| {prop} | {target} | {n} |")
+    cells = record["coverage"]["cells"]
+    if cells:
+        out += ["", "| cell | examples |", "|---|---|"]
+        out += [f"| {_cell(k)} | {v} |" for k, v in sorted(cells.items())]
+    out += ["", "## Environment", "", "| | |", "|---|---|"]
+    out += [f"| {k} | {_cell(v)} |" for k, v in sorted(env.items())]
+    out += [f"| run.{k} | {_cell(v)} |" for k, v in sorted(run.items())]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,212 @@
+"""Merge a conformance session's output into a run record.
+
+The session (``pytest tests/conformance --conv3dt-out DIR``) leaves, per pytest process,
+``findings-<wid>.jsonl`` (one Finding JSON per line) and ``stats-<wid>.json`` (counters; see
+docs/architecture.md). ``read_session`` sums them; ``merge_session`` folds the sums into a
+record's coverage / matrix / headroom / findings / ledger, and ``summarize`` recomputes the
+summary and verdict. Everything is sorted, so the same session output gives the same record.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterable
+
+from reports.record import RecordError, headroom_value, json_safe
+
+HEADROOM_SAMPLES = 400      # per (target, dtype) kept in the record for histograms
+
+
+class SessionError(RecordError):
+    """The session output is missing or unreadable (an infrastructure problem)."""
+
+
+def _add_nested(into: dict[str, Any], add: dict[str, Any]) -> None:
+    """Sum numbers (and [n, deviations] pairs) in nested dicts."""
+    for key, value in add.items():
+        if isinstance(value, dict):
+            _add_nested(into.setdefault(key, {}), value)
+        elif isinstance(value, list):
+            prev = into.get(key)
+            into[key] = value if prev is None else [a + b for a, b in zip(prev, value)]
+        else:
+            into[key] = into.get(key, 0) + value
+
+
+def empty_stats() -> dict[str, Any]:
+    return {"examples": {}, "seconds": {}, "outcomes": {}, "headroom": {}, "matrix": {},
+            "coverage": {}, "ledger_hits": {}}
+
+
+def read_session(session_dir: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """All findings (raw Finding JSON) and the summed stats of one session directory."""
+    d = Path(session_dir)
+    if not d.is_dir():
+        raise SessionError(f"{d}: session output directory does not exist")
+    findings: list[dict[str, Any]] = []
+    for path in sorted(d.glob("findings-*.jsonl")):
+        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SessionError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+            if not isinstance(obj, dict) or "kind" not in obj or "target" not in obj:
+                raise SessionError(f"{path}:{lineno}: not a Finding object")
+            findings.append(obj)
+    stats = empty_stats()
+    for path in sorted(d.glob("stats-*.json")):
+        try:
+            part = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SessionError(f"{path}: unreadable stats ({exc})") from None
+        headroom = part.pop("headroom", {}) or {}
+        for target, per_dtype in headroom.items():
+            for dtype, values in per_dtype.items():
+                stats["headroom"].setdefault(target, {}).setdefault(dtype, []).extend(values)
+        for key in ("examples", "seconds", "outcomes", "matrix", "coverage", "ledger_hits"):
+            _add_nested(stats[key], part.get(key, {}) or {})
+    return findings, stats
+
+
+def headroom_cell(values: Iterable[Any]) -> dict[str, Any]:
+    """Summary of sampled headroom values: n, max, quantiles, count over 1, a fixed subsample."""
+    vals = [headroom_value(v) for v in values]
+    vals = sorted(v for v in vals if v is not None and not math.isnan(v))
+    finite = [v for v in vals if math.isfinite(v)]
+    n = len(vals)
+
+    def q(p: float) -> float | None:
+        return None if not finite else float(finite[min(len(finite) - 1, int(p * len(finite)))])
+
+    if len(finite) > HEADROOM_SAMPLES:   # deterministic: evenly spaced order statistics
+        step = (len(finite) - 1) / (HEADROOM_SAMPLES - 1)
+        sample = [finite[round(i * step)] for i in range(HEADROOM_SAMPLES)]
+    else:
+        sample = finite
+    return {"n": n, "max": (vals[-1] if vals else None), "p50": q(0.5), "p90": q(0.9),
+            "p99": q(0.99), "over_1": sum(1 for v in vals if v > 1.0),
+            "nonfinite": n - len(finite), "samples": [float(f"{v:.4g}") for v in sample]}
+
+
+def record_finding(raw: dict[str, Any], baseline_ids: set[str]) -> dict[str, Any]:
+    """A session Finding JSON as a record finding (``case`` = the readable case summary)."""
+    summary = dict(raw.get("case_summary") or {})
+    case = raw.get("case") or {}
+    for key in ("dtype", "data_format", "value_shape", "filter_shape", "output_shape", "strides",
+                "dilations", "padding", "forms"):
+        summary.setdefault(key, case.get(key))
+    known = raw.get("known_deviation")
+    fid = str(raw.get("id") or "")
+    status = "known" if known else ("baseline" if fid in baseline_ids else "new")
+    return {"id": fid, "kind": raw["kind"], "target": raw["target"],
+            "property": raw.get("property", ""), "case": summary, "case_json": case,
+            "expected": str(raw.get("expected", "")), "observed": str(raw.get("observed", "")),
+            "headroom": raw.get("headroom"), "known_deviation": known, "status": status,
+            "repro": str(raw.get("repro", "")), "details": raw.get("details") or {},
+            "count": int(raw.get("count", 1))}
+
+
+def merge_findings(raws: list[dict[str, Any]], baseline_ids: set[str]) -> list[dict[str, Any]]:
+    """Deduplicate by id (counting repeats) and sort: new first, then kind, target, id."""
+    by_id: dict[str, dict[str, Any]] = {}
+    for raw in raws:
+        f = record_finding(raw, baseline_ids)
+        if f["id"] in by_id:
+            by_id[f["id"]]["count"] += f["count"]
+        else:
+            by_id[f["id"]] = f
+    order = {"new": 0, "baseline": 1, "known": 2}
+    return sorted(by_id.values(), key=lambda f: (order[f["status"]], f["kind"], f["target"],
+                                                   f["property"], f["id"]))
+
+
+def merge_session(record: dict[str, Any], findings: list[dict[str, Any]], stats: dict[str, Any],
+                  ledger_entries: list[dict[str, Any]] | None = None, ledger_enabled: bool = True,
+                  baseline: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Fold one session's findings and stats into ``record`` (in place) and summarize."""
+    baseline_ids = {f["id"] for f in (baseline or {}).get("findings", [])}
+    cov = record["coverage"]
+    _add_nested(cov["cells"], stats.get("coverage", {}))
+    _add_nested(cov["examples"], stats.get("examples", {}))
+    _add_nested(cov["seconds"], stats.get("seconds", {}))
+    _add_nested(cov["outcomes"], stats.get("outcomes", {}))
+    _add_nested(record["matrix"], stats.get("matrix", {}))
+    raw_headroom = record.setdefault("_headroom_raw", {})
+    for target, per_dtype in stats.get("headroom", {}).items():
+        for dtype, values in per_dtype.items():
+            raw_headroom.setdefault(target, {}).setdefault(dtype, []).extend(values)
+    record["headroom"] = {t: {d: headroom_cell(v) for d, v in sorted(per.items())}
+                          for t, per in sorted(raw_headroom.items())}
+    # findings of earlier merges (campaign rounds) keep their counts
+    raws = [{**f, "case_summary": f["case"], "case": f.get("case_json", {})}
+            for f in record["findings"]]
+    merged = merge_findings(raws + list(findings), baseline_ids)
+    record["findings"] = merged
+    ledger = record["ledger"]
+    ledger["enabled"] = bool(ledger_enabled)
+    if ledger_entries is not None:
+        ledger["entries"] = sorted((json_safe(e) for e in ledger_entries), key=lambda e: e["id"])
+    _add_nested(ledger["matched"], {k: v for k, v in stats.get("ledger_hits", {}).items()})
+    for f in merged:   # findings are the ground truth for which entries matched
+        if f["known_deviation"] and f["known_deviation"] not in ledger["matched"]:
+            ledger["matched"][f["known_deviation"]] = f["count"]
+    ledger["matched"] = {k: v for k, v in sorted(ledger["matched"].items()) if v}
+    ids = [e["id"] for e in ledger.get("entries", [])]
+    ledger["stale"] = sorted(i for i in ids if i not in ledger["matched"]) if ledger_enabled else []
+    if baseline is not None:
+        new_ids = {f["id"] for f in merged}
+        record["baseline"] = {"source": (baseline.get("run") or {}).get("source", ""),
+                              "findings": len(baseline_ids),
+                              "still_present": len(baseline_ids & new_ids),
+                              "gone": sorted(baseline_ids - new_ids)}
+    return summarize(record)
+
+
+def summarize(record: dict[str, Any]) -> dict[str, Any]:
+    """Recompute ``record['summary']`` from findings, coverage and headroom."""
+    findings = record["findings"]
+    examples = sum(n for per_t in record["coverage"]["examples"].values() for n in per_t.values())
+    duration = float(record["run"].get("duration_s") or 0.0)
+    by_kind: dict[str, dict[str, int]] = {}
+    by_target: dict[str, dict[str, int]] = {}
+    for f in findings:
+        for table, key in ((by_kind, f["kind"]), (by_target, f["target"])):
+            cell = table.setdefault(key, {"new": 0, "known": 0, "baseline": 0})
+            cell[f["status"]] += 1
+    worst: dict[str, dict[str, Any]] = {}
+
+    def consider(dtype: Any, value: Any, target: str, source: str) -> None:
+        h = headroom_value(value)
+        if dtype is None or h is None:
+            return
+        cur = worst.get(str(dtype))
+        if cur is None or h > headroom_value(cur["headroom"]):
+            worst[str(dtype)] = {"headroom": value, "target": target, "source": source}
+
+    for target, per_dtype in sorted(record["headroom"].items()):
+        for dtype, cell in sorted(per_dtype.items()):
+            consider(dtype, cell.get("max"), target, "sampled")
+    for f in findings:
+        consider(f["case"].get("dtype"), f.get("headroom"), f["target"], f["id"])
+    new = sum(1 for f in findings if f["status"] == "new")
+    record["run"]["examples"] = examples
+    record["summary"] = {
+        "verdict": "fail" if new else "pass", "examples": examples,
+        "examples_per_s": round(examples / duration, 1) if duration > 0 else 0.0,
+        "findings": len(findings), "new": new,
+        "known": sum(1 for f in findings if f["status"] == "known"),
+        "baselined": sum(1 for f in findings if f["status"] == "baseline"),
+        "by_kind": dict(sorted(by_kind.items())), "by_target": dict(sorted(by_target.items())),
+        "worst_headroom": dict(sorted(worst.items())),
+        "ledger_matched": len(record["ledger"]["matched"]),
+        "ledger_stale": len(record["ledger"]["stale"]),
+    }
+    return record
+
+
+def strip_private(record: dict[str, Any]) -> dict[str, Any]:
+    """The record without merge-internal fields (raw headroom samples)."""
+    return {k: v for k, v in record.items() if not k.startswith("_")}
