@@ -1,0 +1,75 @@
+"""Environment capture for run records: versions, platform, CPU, oneDNN/XLA state.
+
+:func:`capture_environment` runs in the calling process and never imports TensorFlow
+(TF facts come from the workers: ``TargetPool.info()['worker']``). :func:`tf_environment`
+asks a ``tf-eager`` worker (and a ``tf-eager-stock`` one) for those facts, for callers that
+want everything in one dict.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import sys
+from typing import Any
+
+# CPU features that decide which TF/oneDNN kernels run.
+INTERESTING_CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
+                         "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_bf16",
+                         "amx_int8", "amx_tile")
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def cpu_info() -> dict[str, Any]:
+    """CPU model, logical CPU count and the kernel-relevant feature flags (Linux /proc)."""
+    model, flags = platform.processor() or None, set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                key, _, val = line.partition(":")
+                key = key.strip()
+                if key == "model name" and not model:
+                    model = val.strip()
+                elif key in ("flags", "Features") and not flags:
+                    flags = set(val.split())
+    except OSError:
+        pass
+    return {"model": model, "logical_cpus": os.cpu_count(),
+            "flags": sorted(f for f in INTERESTING_CPU_FLAGS if f in flags)}
+
+
+def capture_environment() -> dict[str, Any]:
+    """What a run record needs to say where it ran (no TensorFlow import)."""
+    return {
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu": cpu_info(),
+        "packages": {name: _version(name) for name in
+                     ("numpy", "ml_dtypes", "tensorflow-cpu", "tensorflow", "jax", "jaxlib",
+                      "hypothesis", "conv3dt")},
+        "env": {k: os.environ.get(k) for k in ("TF_ENABLE_ONEDNN_OPTS", "TF_CPP_MIN_LOG_LEVEL",
+                                                "OMP_NUM_THREADS", "TF_XLA_FLAGS")},
+    }
+
+
+def tf_environment(timeout: float = 60.0) -> dict[str, Any]:
+    """TF version, oneDNN state per worker environment and XLA availability, from workers."""
+    from oracle.pool import TargetPool, TargetUnavailable
+
+    out: dict[str, Any] = {}
+    for name in ("tf-eager", "tf-eager-stock"):
+        try:
+            with TargetPool(name, timeout=timeout) as pool:
+                info = pool.info()
+            out[name] = {"worker": info["worker"], "onednn": info["onednn"]}
+        except TargetUnavailable as exc:
+            out[name] = {"unavailable": str(exc)}
+    return out

@@ -1,0 +1,373 @@
+"""TargetPool: run Cases on a target in warm, disposable worker processes.
+
+Why not ``concurrent.futures`` or loky: ``ProcessPoolExecutor`` marks the whole pool broken
+when one worker dies and cannot stop one hung call; loky's reusable executor does restart
+after a crash, but reports it as a ``TerminatedWorkerError`` for every pending future — it
+cannot tell which call killed the worker, keeps no stderr (so the CHECK-failure line is
+lost) and has no per-call kill on timeout. The oracle needs all four, so it uses a small
+protocol (``oracle.worker``) over a socketpair with ``multiprocessing.connection`` framing:
+
+- the worker is ``python -m oracle.worker`` started by ``subprocess`` with its environment
+  set *before* Python starts (``TF_ENABLE_ONEDNN_OPTS`` is read at TF import), stdout and
+  stderr going to a dedicated file whose tail becomes a crash's ``stderr_tail``;
+- a batch of Cases is one message; Outcomes stream back one per case, so each case has its
+  own time limit (``Connection.poll``) and a crash is pinned on exactly one case: outcomes
+  before it are kept, it gets ``crashed`` (signal or exit code from the process status),
+  and the rest of the batch is re-sent to a fresh worker;
+- memory: the worker's RSS is reported after each call and watched while a long call runs.
+  A worker over ``rss_limit_mb`` after a call keeps that call's Outcome and is recycled
+  (``info()['counters']['recycles']``): a leak cannot accumulate. A call that pushes it past
+  ``rss_kill_mb`` is killed (``crashed``, SIGKILL, with a note in ``stderr_tail``: the
+  oracle's own OOM kill) before it can take the machine down.
+
+Workers are keyed by environment: every pool whose target has the same environment shares
+one worker (refcounted), so the TF paths cost one TF import per ``TF_ENABLE_ONEDNN_OPTS``
+setting. A lock serialises batches on a shared worker.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from multiprocessing.connection import Connection
+from typing import Any, Sequence
+
+import numpy as np
+
+from oracle.arrays import numpy_dtype
+from oracle.case import Case
+from oracle.outcome import Outcome
+from oracle.targets import TargetSpec, resolve
+from oracle.worker import call_v1, rss_bytes, run_one
+
+STARTUP_TIMEOUT = 180.0
+DEFAULT_RSS_LIMIT_MB = 4096
+TAIL_CHARS = 4000
+_POLL_SLICE = 0.25
+
+
+class TargetUnavailable(RuntimeError):
+    """The target cannot start (worker failed to start, module cannot be imported...)."""
+
+
+class _Worker:
+    """One worker process and its connection; replaced wholesale after a crash or timeout."""
+
+    def __init__(self, env: dict[str, str | None], preload: str, startup_timeout: float) -> None:
+        full_env = dict(os.environ)
+        for key, val in env.items():
+            if val is None:
+                full_env.pop(key, None)
+            else:
+                full_env[key] = val
+        paths = [p for p in sys.path if p and os.path.isdir(p)]
+        full_env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([os.getcwd(), *paths]))
+        fd, self.stderr_path = tempfile.mkstemp(prefix="conv3dt-worker-", suffix=".stderr")
+        os.close(fd)
+        parent_sock, child_sock = socket.socketpair()
+        with open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "oracle.worker", str(child_sock.fileno()), preload],
+                stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=full_env,
+                pass_fds=(child_sock.fileno(),), start_new_session=True)
+        child_sock.close()
+        self.conn = Connection(parent_sock.detach())
+        self.loaded: set[str] = set()
+        if not self.conn.poll(startup_timeout):
+            self.kill()
+            raise TargetUnavailable(f"worker did not start within {startup_timeout:.0f}s: "
+                                    f"{self.stderr_since(0)[-1000:]}")
+        try:
+            ready = json.loads(self.conn.recv_bytes())
+        except (EOFError, OSError):
+            code = self.proc.wait()
+            raise TargetUnavailable(f"worker died while starting (status {code}): "
+                                    f"{self.stderr_since(0)[-2000:]}") from None
+        self.pid: int = ready["pid"]
+        self.info: dict[str, Any] = ready["info"]
+        self.info["onednn_notice"] = "oneDNN custom operations are on" in self.stderr_since(0)
+
+    def stderr_size(self) -> int:
+        try:
+            return os.path.getsize(self.stderr_path)
+        except OSError:
+            return 0
+
+    def stderr_since(self, offset: int) -> str:
+        try:
+            with open(self.stderr_path, "rb") as fh:
+                fh.seek(max(offset, self.stderr_size() - 64 * 1024))
+                return fh.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> int | None:
+        """SIGKILL the worker (and anything it spawned); reap it; return its status."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                self.proc.kill()
+        try:
+            return self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            return None
+        finally:
+            self.conn.close()
+
+    def close(self) -> None:
+        try:
+            if self.proc.poll() is None:
+                self.conn.send_bytes(b'{"op": "exit"}')
+                self.proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        self.kill()
+        try:
+            os.unlink(self.stderr_path)
+        except OSError:
+            pass
+
+
+class _SharedWorker:
+    """A refcounted slot holding the current worker for one environment."""
+
+    def __init__(self, env: dict[str, str | None], preload: str) -> None:
+        self.env, self.preload = env, preload
+        self.worker: _Worker | None = None
+        self.lock = threading.RLock()
+        self.refs = 0
+        self.starts = 0
+
+    def get(self, startup_timeout: float) -> _Worker:
+        if self.worker is None or not self.worker.alive():
+            if self.worker is not None:
+                self.worker.close()
+            self.worker = _Worker(self.env, self.preload, startup_timeout)
+            self.starts += 1
+        return self.worker
+
+    def replace(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
+
+
+_SLOTS: dict[tuple, _SharedWorker] = {}
+_SLOTS_LOCK = threading.Lock()
+
+
+def _preload_of(spec: TargetSpec) -> str:
+    return {"tf": "tf", "jax": "jax"}.get(spec.kind, "none")
+
+
+class TargetPool:
+    """Run Cases on one target; never raises for anything the target does.
+
+    ``timeout``: seconds per call. ``rss_limit_mb``: a worker over this RSS after a call is
+    recycled (``None``: never). ``rss_kill_mb`` (default twice ``rss_limit_mb``): a call that
+    pushes the worker past it is killed and recorded as ``crashed`` (SIGKILL). ``isolate``: run ``impl`` in a worker too (TF, jax and ``module:`` targets
+    are always isolated). ``startup_timeout``: seconds a worker may take to start.
+    """
+
+    def __init__(self, name: str, timeout: float = 30.0, *, rss_limit_mb: float | None = DEFAULT_RSS_LIMIT_MB,
+                 rss_kill_mb: float | None = None, isolate: bool = False,
+                 startup_timeout: float = STARTUP_TIMEOUT) -> None:
+        self.spec = resolve(name, isolate_impl=isolate)
+        self.name, self.timeout, self.startup_timeout = name, float(timeout), startup_timeout
+        self.rss_limit = None if rss_limit_mb is None else int(rss_limit_mb * 2**20)
+        kill_mb = rss_kill_mb if rss_kill_mb is not None else (
+            None if rss_limit_mb is None else 2 * rss_limit_mb)
+        self.rss_kill = None if kill_mb is None else int(kill_mb * 2**20)
+        self.counters = {"calls": 0, "crashes": 0, "timeouts": 0, "recycles": 0, "memory_kills": 0,
+                         "restarts": 0}
+        self._slot: _SharedWorker | None = None
+        self._fn = None
+        self._closed = False
+        if not self.spec.isolated:
+            from oracle.worker import _load_callable
+
+            try:
+                self._fn = _load_callable(name)
+            except Exception as exc:
+                raise TargetUnavailable(f"{name}: {type(exc).__name__}: {exc}") from exc
+            return
+        key = (self.spec.env_key, _preload_of(self.spec))
+        with _SLOTS_LOCK:
+            self._slot = _SLOTS.setdefault(key, _SharedWorker(self.spec.env_dict(), key[1]))
+            self._slot.refs += 1
+        try:
+            with self._slot.lock:
+                self._load(self._slot.get(startup_timeout))
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> "TargetPool":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._closed or self._slot is None:
+            self._closed = True
+            return
+        self._closed = True
+        with _SLOTS_LOCK:
+            self._slot.refs -= 1
+            if self._slot.refs <= 0:
+                with self._slot.lock:
+                    self._slot.replace()
+                _SLOTS.pop((self.spec.env_key, _preload_of(self.spec)), None)
+
+    def _load(self, worker: _Worker) -> None:
+        if self.name in worker.loaded:
+            return
+        worker.conn.send_bytes(json.dumps({"op": "load", "target": self.name}).encode())
+        if not worker.conn.poll(self.startup_timeout):
+            raise TargetUnavailable(f"{self.name}: worker did not answer the load request")
+        try:
+            reply = json.loads(worker.conn.recv_bytes())
+        except (EOFError, OSError):
+            raise TargetUnavailable(f"{self.name}: worker died loading the target: "
+                                    f"{worker.stderr_since(0)[-2000:]}") from None
+        if not reply["ok"]:
+            raise TargetUnavailable(f"{self.name}: {reply['error']}")
+        worker.loaded.add(self.name)
+
+    # ------------------------------------------------------------------ running
+    def run(self, cases: Sequence[Case]) -> list[Outcome]:
+        """One Outcome per Case, in order, whatever the target does."""
+        if self._closed:
+            raise RuntimeError(f"TargetPool({self.name!r}) is closed")
+        cases = list(cases)
+        self.counters["calls"] += len(cases)
+        if self._fn is not None:
+            return [self._in_process(c) for c in cases]
+        outcomes: list[Outcome] = []
+        with self._slot.lock:
+            while len(outcomes) < len(cases):
+                outcomes += self._run_batch(cases[len(outcomes):])
+        return outcomes
+
+    def _in_process(self, case: Case) -> Outcome:
+        header, raw = run_one(self._fn, case.to_json())
+        return _decode(header, raw)
+
+    def _worker(self) -> _Worker:
+        before = self._slot.starts
+        worker = self._slot.get(self.startup_timeout)
+        if self._slot.starts > before and before > 0:
+            self.counters["restarts"] += 1
+        self._load(worker)
+        return worker
+
+    def _run_batch(self, cases: list[Case]) -> list[Outcome]:
+        """Run until the batch ends or the worker is lost; return the outcomes obtained."""
+        worker = self._worker()
+        offset = worker.stderr_size()
+        message = {"op": "run", "target": self.name, "cases": [c.to_json() for c in cases]}
+        try:
+            worker.conn.send_bytes(json.dumps(message).encode())
+        except OSError:
+            return [self._crashed(worker, offset, 0.0)]
+        outcomes: list[Outcome] = []
+        for _ in cases:
+            start = time.perf_counter()
+            status = self._wait(worker, start)
+            if status == "timeout":
+                worker.kill()
+                tail = worker.stderr_since(offset)[-TAIL_CHARS:]
+                self._slot.replace()
+                self.counters["timeouts"] += 1
+                outcomes.append(Outcome.of_timeout(time.perf_counter() - start, tail))
+                return outcomes
+            if status == "memory":
+                worker.kill()
+                note = (f"\nconv3dt oracle: worker RSS exceeded rss_kill_mb="
+                        f"{self.rss_kill / 2**20:.0f} during the call; killed (SIGKILL)")
+                tail = (worker.stderr_since(offset) + note)[-TAIL_CHARS:]
+                self._slot.replace()
+                self.counters["memory_kills"] += 1
+                self.counters["crashes"] += 1
+                outcomes.append(Outcome.of_crash(signal=signal.SIGKILL, stderr_tail=tail,
+                                                 seconds=time.perf_counter() - start))
+                return outcomes
+            try:
+                header = json.loads(worker.conn.recv_bytes())
+                raw = worker.conn.recv_bytes() if header["kind"] == "value" else None
+            except (EOFError, OSError):
+                outcomes.append(self._crashed(worker, offset, time.perf_counter() - start))
+                return outcomes
+            outcomes.append(_decode(header, raw))
+            if self.rss_limit is not None and header.get("rss", 0) > self.rss_limit:
+                self.counters["recycles"] += 1
+                self._slot.replace()
+                return outcomes
+        return outcomes
+
+    def _wait(self, worker: _Worker, start: float) -> str:
+        """Wait for the next reply: 'ready', 'timeout' or 'memory'."""
+        while True:
+            remaining = self.timeout - (time.perf_counter() - start)
+            if remaining <= 0:
+                return "timeout"
+            if worker.conn.poll(min(remaining, _POLL_SLICE)):
+                return "ready"
+            if self.rss_kill is not None and rss_bytes(worker.proc.pid) > self.rss_kill:
+                return "memory"
+
+    def _crashed(self, worker: _Worker, offset: int, seconds: float) -> Outcome:
+        status = worker.kill()
+        tail = worker.stderr_since(offset)[-TAIL_CHARS:]
+        self._slot.replace()
+        self.counters["crashes"] += 1
+        if status is not None and status < 0:
+            return Outcome.of_crash(signal=-status, stderr_tail=tail, seconds=seconds)
+        return Outcome.of_crash(exit_code=status, stderr_tail=tail, seconds=seconds)
+
+    # ------------------------------------------------------------------ info
+    def info(self) -> dict[str, Any]:
+        """Target, versions, oneDNN state, XLA availability, counters, environment."""
+        from oracle.environment import capture_environment
+
+        out: dict[str, Any] = {"target": self.name, "kind": self.spec.kind,
+                               "description": self.spec.description, "isolated": self.spec.isolated,
+                               "timeout": self.timeout,
+                               "rss_limit_mb": None if self.rss_limit is None else self.rss_limit / 2**20,
+                               "worker_env": {k: v for k, v in self.spec.env},
+                               "counters": dict(self.counters), "environment": capture_environment()}
+        if self._slot is not None:
+            with self._slot.lock:
+                worker = self._worker()
+                out["worker"] = dict(worker.info)
+                out["worker_starts"] = self._slot.starts
+            if self.spec.kind == "tf":
+                onednn = dict(self.spec.env).get("TF_ENABLE_ONEDNN_OPTS")
+                out["onednn"] = {"TF_ENABLE_ONEDNN_OPTS": onednn,
+                                 "enabled": worker.info.get("onednn_notice", False)}
+        return out
+
+
+def _decode(header: dict, raw: bytes | None) -> Outcome:
+    if header["kind"] == "value":
+        dtype = numpy_dtype("bfloat16") if header["dtype"] == "bfloat16" else np.dtype(header["dtype"])
+        arr = np.frombuffer(raw, dtype=dtype).reshape(header["shape"]).copy()
+        return Outcome(kind="value", value=arr, seconds=header["seconds"])
+    return Outcome(kind="raised", error_class=header["error_class"],
+                   error_bases=tuple(header["error_bases"]), message=header["message"],
+                   seconds=header["seconds"])
+
+
+__all__ = ["TargetPool", "TargetUnavailable", "call_v1"]

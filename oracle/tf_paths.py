@@ -1,0 +1,197 @@
+"""The TensorFlow call code for every ``tf-*`` target. Runs inside worker processes only.
+
+TensorFlow is imported lazily (``_tf()``), so importing this module is cheap; a worker
+calls :func:`warm_up` once after start. Each path takes a Case plus its materialised
+(value, filter) arrays and returns what TF returned as a NumPy array (dtype and shape
+exactly as returned; bfloat16 as ``ml_dtypes.bfloat16``). Whatever TF raises propagates
+to the worker, which records it.
+
+Per-path adaptation of the Case's v1 arguments:
+
+- ``eager``     ``tf.compat.v1.nn.conv3d_transpose(*args, **kwargs)``, arguments exactly as
+                recorded (NumPy arrays in, ``tf.constant`` for ``tensor-*`` output_shape).
+- ``graph``     the same call built in a fresh ``tf.compat.v1.Graph`` and run by a Session:
+                shape inference / attr checks raise at construction (often ``ValueError``).
+- ``function``  the call traced in ``tf.function`` (value and filter are the function's
+                tensor arguments; every other argument is a Python constant of the trace).
+                Traced functions are cached per argument structure (LRU).
+- ``xla``       the same with ``jit_compile=True``.
+- ``v2``        ``tf.nn.conv3d_transpose``: ``value``/``input`` -> ``input``,
+                ``filter``/``filters`` -> ``filters``; positional stays positional; v1-only
+                spellings that v2 lacks (both aliases given) are passed as-is, so v2's own
+                ``TypeError`` is what is observed; omitted ``strides`` -> ``strides=None``
+                (v1's default, which v2 treats the same way).
+- ``grad``      ``∂⟨conv3d(x, filter), value⟩/∂x`` with ``x = zeros(output_shape)``, via
+                ``GradientTape.gradient(..., output_gradients=value)``. conv3d_transpose's
+                filter ``[KD, KH, KW, Cout, Cin]`` *is* the forward conv3d filter
+                ``[KD, KH, KW, in_channels=Cout, out_channels=Cin]``: no transposition.
+                strides/dilations are expanded to the length-5 form conv3d requires.
+                Argument forms with no gradient equivalent (both aliases, a missing array)
+                raise :class:`oracle.targets.Inexpressible`.
+"""
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+from oracle.case import Case
+from oracle.targets import Inexpressible
+
+_FUNCTION_CACHE: "OrderedDict[tuple[str, str], Any]" = OrderedDict()
+FUNCTION_CACHE_SIZE = 128
+
+
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
+def warm_up() -> dict:
+    """Import TF, quiet its Python logger, and report versions and XLA availability."""
+    tf = _tf()
+    tf.get_logger().setLevel("ERROR")
+    info: dict[str, Any] = {"tensorflow": tf.__version__,
+                            "tf_git_version": getattr(tf.version, "GIT_VERSION", None)}
+    try:
+        from tensorflow.python.util import _pywrap_util_port as port
+
+        info["tf_built_with_xla"] = bool(port.IsBuiltWithXLA())
+        info["tf_mkl_build"] = bool(port.IsMklEnabled())
+    except Exception as exc:  # noqa: BLE001 - private API; record why it is unknown
+        info["tf_port_query_error"] = repr(exc)
+    try:
+        out = tf.function(lambda a: a * 2.0, jit_compile=True)(tf.constant([1.0]))
+        info["xla_available"] = bool(out.numpy()[0] == 2.0)
+    except Exception as exc:  # noqa: BLE001
+        info["xla_available"] = False
+        info["xla_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+    info["tf_build_info"] = {k: str(v) for k, v in tf.sysconfig.get_build_info().items()}
+    return info
+
+
+def to_numpy(result: Any) -> np.ndarray:
+    """A TF result as NumPy, dtype kept (bfloat16 -> ml_dtypes.bfloat16)."""
+    arr = result.numpy() if hasattr(result, "numpy") else np.asarray(result)
+    arr = np.asarray(arr)
+    if arr.dtype.name == "bfloat16" and type(arr.dtype.type).__module__ != "ml_dtypes":
+        import ml_dtypes
+
+        arr = arr.view(ml_dtypes.bfloat16)
+    return arr
+
+
+def _constant(values: Any, dtype: str):
+    return _tf().constant(values, dtype=dtype)
+
+
+def run(path: str, case: Case, arrays: tuple) -> np.ndarray:
+    """Run one Case on one TF path; return TF's result as NumPy (raises what TF raises)."""
+    return to_numpy(_PATHS[path](case, arrays))
+
+
+# ------------------------------------------------------------------ the paths
+def _eager(case: Case, arrays: tuple):
+    args, kwargs = case.call_args(tensor=_constant, arrays=arrays)
+    return _tf().compat.v1.nn.conv3d_transpose(*args, **kwargs)
+
+
+def _graph(case: Case, arrays: tuple):
+    tf = _tf()
+    graph = tf.Graph()
+    with graph.as_default():
+        args, kwargs = case.call_args(tensor=_constant, arrays=arrays)
+        out = tf.compat.v1.nn.conv3d_transpose(*args, **kwargs)
+    with tf.compat.v1.Session(graph=graph) as session:
+        return session.run(out)
+
+
+def _structure_key(case: Case) -> str:
+    """Everything that shapes a trace: all arguments except the array values."""
+    obj = case.to_json()
+    for key in ("value", "filter"):
+        if obj[key] is not None:
+            obj[key] = {"dtype": obj[key]["dtype"], "shape": obj[key]["shape"]}
+    obj.pop("label", None), obj.pop("exact", None)
+    return json.dumps(obj, sort_keys=True)
+
+
+def _traced(case: Case, arrays: tuple, jit: bool):
+    tf = _tf()
+    key = ("xla" if jit else "function", _structure_key(case))
+    fn = _FUNCTION_CACHE.get(key)
+    if fn is None:
+        def call(value, filt):
+            args, kwargs = case.call_args(tensor=_constant, arrays=(value, filt))
+            return tf.compat.v1.nn.conv3d_transpose(*args, **kwargs)
+
+        fn = tf.function(call, jit_compile=jit, reduce_retracing=False)
+        _FUNCTION_CACHE[key] = fn
+        while len(_FUNCTION_CACHE) > FUNCTION_CACHE_SIZE:
+            _FUNCTION_CACHE.popitem(last=False)
+    else:
+        _FUNCTION_CACHE.move_to_end(key)
+    value, filt = arrays
+    return fn(None if value is None else tf.constant(value),
+              None if filt is None else tf.constant(filt))
+
+
+def _function(case: Case, arrays: tuple):
+    return _traced(case, arrays, jit=False)
+
+
+def _xla(case: Case, arrays: tuple):
+    return _traced(case, arrays, jit=True)
+
+
+def _v2(case: Case, arrays: tuple):
+    args, kwargs = case.call_args(tensor=_constant, arrays=arrays)
+    if case.value_arg == "value":
+        kwargs["input"] = kwargs.pop("value")
+    if case.filter_arg == "filter":
+        kwargs["filters"] = kwargs.pop("filter")
+    kwargs.setdefault("strides", None)
+    return _tf().nn.conv3d_transpose(*args, **kwargs)
+
+
+def expand_to_5(value: Any, form: str, data_format: Any) -> Any:
+    """strides/dilations in the length-5 form tf.nn.conv3d needs; odd forms pass through."""
+    if form == "omitted" or value is None:
+        return [1, 1, 1, 1, 1]
+    if isinstance(value, (list, tuple)) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value] * 3
+    if isinstance(value, (list, tuple)) and len(value) == 3:
+        return [1, 1, *value] if data_format == "NCDHW" else [1, *value, 1]
+    return value
+
+
+def _grad(case: Case, arrays: tuple):
+    tf = _tf()
+    if case.value_arg in ("both", "missing") or case.filter_arg in ("both", "missing"):
+        raise Inexpressible("tf-grad", f"value_arg={case.value_arg!r}, filter_arg={case.filter_arg!r}")
+    if case.output_shape_form == "omitted":
+        raise Inexpressible("tf-grad", "output_shape omitted (x has no shape)")
+    value, filt = arrays
+    dy = tf.constant(value)
+    shape = case._output_shape_object(_constant)
+    with tf.GradientTape() as tape:
+        x = tf.zeros(shape, dtype=dy.dtype)
+        tape.watch(x)
+        y = tf.nn.conv3d(x, tf.constant(filt),
+                         strides=expand_to_5(case.strides, case.strides_form, case.data_format),
+                         padding=case.padding, data_format=case.data_format,
+                         dilations=expand_to_5(case.dilations, case.dilations_form, case.data_format))
+    grad = tape.gradient(y, x, output_gradients=dy)
+    if grad is None:
+        raise RuntimeError("tf-grad: GradientTape returned no gradient for x")
+    return grad
+
+
+_PATHS = {"eager": _eager, "graph": _graph, "function": _function, "xla": _xla,
+          "v2": _v2, "grad": _grad}
+TF_PATH_NAMES = tuple(_PATHS)

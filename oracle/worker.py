@@ -1,0 +1,161 @@
+"""The worker process: ``python -m oracle.worker FD PRELOAD`` — runs Cases, streams Outcomes.
+
+Started by ``oracle.pool`` with its environment already set (``TF_ENABLE_ONEDNN_OPTS`` is
+read once, when TF is imported), stdout and stderr both redirected to the worker's own
+stderr file (so a CHECK-failure line survives the crash for the parent to read) and one
+end of a socketpair inherited as file descriptor ``FD``.
+
+Protocol (``multiprocessing.connection.Connection`` framing; every message is JSON, arrays
+travel as raw bytes — the parent never unpickles anything from an untrusted target):
+
+    worker -> parent  {"ready": true, "pid", "info"}                 once, after preloading
+    parent -> worker  {"op": "run", "target": NAME, "cases": [case JSON, ...]}
+    worker -> parent  per case, in order, as soon as it is done:
+                      {"kind": "value", "dtype", "shape", "seconds", "rss"} + raw bytes
+                      {"kind": "raised", "error_class", "error_bases", "message", "seconds", "rss"}
+    parent -> worker  {"op": "load", "target": NAME} -> {"ok": bool, "error"?}
+    parent -> worker  {"op": "exit"}
+
+Crashes and time limits are the parent's business: it sees EOF or silence (see oracle.pool).
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from oracle.case import Case
+from oracle.outcome import qualified_name
+from oracle.targets import resolve
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss_bytes(pid: int | str = "self") -> int:
+    """Resident set size of a process (Linux /proc); 0 where unavailable."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * PAGE
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+class BadReturn(TypeError):
+    """The target returned something that is not a numeric array."""
+
+
+def _load_callable(name: str) -> Callable[[Case, tuple], np.ndarray]:
+    """A function (case, arrays) -> ndarray for one target name."""
+    spec = resolve(name)
+    if spec.kind == "tf":
+        from oracle import tf_paths
+
+        return lambda case, arrays: tf_paths.run(spec.path, case, arrays)
+    if spec.kind == "jax":
+        from oracle import jax_path
+
+        return jax_path.run
+    if spec.kind == "impl":
+        fn = getattr(importlib.import_module("impl"), "conv3d_transpose")
+    else:
+        fn = importlib.import_module(spec.module)
+        for part in spec.function.split("."):
+            fn = getattr(fn, part)
+    return lambda case, arrays: call_v1(fn, case, arrays)
+
+
+def call_v1(fn: Callable, case: Case, arrays: tuple) -> np.ndarray:
+    """Call a NumPy-world function with TF's v1 signature (tensor forms become arrays)."""
+    args, kwargs = case.call_args(tensor=lambda values, dtype: np.asarray(values, dtype=dtype),
+                                  arrays=arrays)
+    return fn(*args, **kwargs)
+
+
+def run_one(fn: Callable, case_json: dict) -> tuple[dict, bytes | None]:
+    """Run one case; return the reply header and, for a value, its raw bytes."""
+    start = time.perf_counter()
+    try:
+        case = Case.from_json(case_json)
+        arrays = case.arrays()
+        result = fn(case, arrays)
+        arr = np.ascontiguousarray(np.asarray(result))
+        if arr.dtype.kind not in "fciub" and arr.dtype.name != "bfloat16":
+            raise BadReturn(f"target returned {type(result).__name__} of dtype {arr.dtype}")
+        header = {"kind": "value", "dtype": arr.dtype.name if arr.dtype.name == "bfloat16"
+                  else arr.dtype.str, "shape": list(arr.shape)}
+        raw = arr.tobytes()
+    except BaseException as exc:  # noqa: BLE001 - SystemExit from a target is behaviour too
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        header = {"kind": "raised", "error_class": qualified_name(type(exc)),
+                  "error_bases": [qualified_name(c) for c in type(exc).__mro__[1:] if c is not object],
+                  "message": str(exc)[:4000]}
+        raw = None
+    header["seconds"] = time.perf_counter() - start
+    header["rss"] = rss_bytes()
+    return header, raw
+
+
+def serve(conn, preload: str) -> None:
+    info: dict[str, Any] = {"python": sys.version.split()[0], "numpy": np.__version__,
+                            "pid": os.getpid(), "preload": preload}
+    if preload == "tf":
+        from oracle import tf_paths
+
+        info.update(tf_paths.warm_up())
+    elif preload == "jax":
+        from oracle import jax_path
+
+        info.update(jax_path.warm_up())
+    conn.send_bytes(json.dumps({"ready": True, "pid": os.getpid(), "info": info}).encode())
+    callables: dict[str, Callable] = {}
+    while True:
+        try:
+            msg = json.loads(conn.recv_bytes())
+        except EOFError:
+            return
+        op = msg.get("op")
+        if op == "exit":
+            return
+        if op == "load":
+            try:
+                callables[msg["target"]] = _load_callable(msg["target"])
+                conn.send_bytes(json.dumps({"ok": True}).encode())
+            except BaseException as exc:  # noqa: BLE001
+                conn.send_bytes(json.dumps({"ok": False, "error": f"{qualified_name(type(exc))}: {exc}"}).encode())
+            continue
+        if op == "run":
+            name = msg["target"]
+            try:
+                fn = callables.get(name) or callables.setdefault(name, _load_callable(name))
+            except BaseException as exc:  # noqa: BLE001 - every case then records the load error
+                err = exc
+                fn = lambda case, arrays, _e=err: (_ for _ in ()).throw(_e)  # noqa: E731
+            for case_json in msg["cases"]:
+                header, raw = run_one(fn, case_json)
+                conn.send_bytes(json.dumps(header).encode())
+                if raw is not None:
+                    conn.send_bytes(raw)
+            continue
+        raise SystemExit(f"oracle.worker: unknown op {op!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from multiprocessing.connection import Connection
+
+    argv = sys.argv[1:] if argv is None else argv
+    fd, preload = int(argv[0]), argv[1]
+    # Anything a target prints to stdout goes to the stderr file, never into the protocol.
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    serve(Connection(fd), preload)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
