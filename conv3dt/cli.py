@@ -30,7 +30,8 @@ def _usage() -> str:
     lines = ["usage: conv3dt <command> [options]   (conv3dt <command> --help for its options)", "",
              "commands:"]
     lines += [f"  {name.ljust(width)}  {text}" for name, (_, text) in SUBCOMMANDS.items()]
-    lines += ["", "exit codes: 0 pass (only known deviations), 1 new findings, 2 bad usage, 3 infrastructure failure"]
+    lines += ["", "exit codes: 0 pass (only known deviations), 1 new findings, 2 bad usage, 3 infrastructure failure",
+              "first run: conv3dt gate   (reports in ./conv3dt-report/)"]
     return "\n".join(lines)
 
 
@@ -44,8 +45,16 @@ def main(argv: list[str] | None = None) -> int:
         hint = " (did you mean 'bench impl', 'bench oracle' or 'bench fuzz'?)" if key == "bench" else ""
         print(f"conv3dt: unknown command {key!r}{hint}; run 'conv3dt --help'", file=sys.stderr)
         return EXIT_USAGE
-    module = importlib.import_module(SUBCOMMANDS[key][0])
-    return int(module.main(argv[len(key.split()):]) or 0)
+    try:
+        module = importlib.import_module(SUBCOMMANDS[key][0])
+    except ImportError as exc:
+        print(f"conv3dt: {key!r} is not available in this installation ({exc})", file=sys.stderr)
+        return EXIT_INFRA
+    try:
+        return int(module.main(argv[len(key.split()):]) or 0)
+    except KeyboardInterrupt:
+        print(f"conv3dt {key}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

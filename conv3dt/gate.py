@@ -1,0 +1,384 @@
+"""``conv3dt gate``: judge targets against the contract; write reports; exit 0/1/2/3.
+
+The conformance session (``pytest <conformance dir>`` with pytest-xdist and a Hypothesis
+profile) runs as a *subprocess*, so a crash of pytest itself is an infrastructure failure
+(exit 3), never a lost gate. Its output (``findings-*.jsonl``, ``stats-*.json``) is merged into
+the run record (``reports.merge``), rendered (``reports.render``) and summarised.
+
+Nothing already in the report directory is lost: the session writes into a fresh temp
+directory, every report file is written to a temp name and ``os.replace``d, and files are only
+replaced once the run produced a record. Bad usage never touches the directory.
+
+Where the conformance tests are (first that exists): ``$CONV3DT_CONFORMANCE_DIR``; the
+``conformance`` directory inside the installed ``fuzz`` package; ``tests/conformance`` next
+to the installed ``conv3dt`` package (a source checkout or ``pip install -e``).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from conv3dt.cli import EXIT_FINDINGS, EXIT_INFRA, EXIT_OK, EXIT_USAGE
+
+DEFAULT_REPORT_DIR = "conv3dt-report"
+PROFILES = ("ci", "dev", "nightly")
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """Bad usage or input: one line, exit 2."""
+
+
+class InfraError(Exception):
+    """The run could not be carried out (a target cannot start, pytest broke): exit 3."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        raise UsageError(message)
+
+
+def build_parser(prog: str = "conv3dt gate") -> argparse.ArgumentParser:
+    p = _Parser(prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
+                description="Run the conformance properties and the regression corpus against "
+                "the targets and write DIR/report.json, report.md, report.html, junit.xml and "
+                "plots.",
+                epilog="exit codes: 0 pass (only known deviations), 1 new findings, 2 bad usage "
+                "or input, 3 infrastructure failure (a target cannot start, pytest broke), "
+                "130 interrupted (a partial record is still written).\n"
+                "examples:\n  conv3dt gate\n  conv3dt gate --profile dev --target impl\n"
+                "  conv3dt gate --target mypkg.kernels:conv3d_transpose --baseline old/report.json")
+    p.add_argument("--target", action="append", metavar="NAME", default=None,
+                   help="target to judge (repeatable): a name from 'conv3dt targets' or "
+                   "module:function with TF's v1 signature; default: every TF path available + impl")
+    p.add_argument("--profile", default="ci", metavar="{ci,dev,nightly}",
+                   help="Hypothesis profile: ci (default, reproducible), dev (fast), nightly (large)")
+    p.add_argument("--examples", type=int, metavar="N", help="examples per property (overrides the profile)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed for the session (default 0)")
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), metavar="N",
+                   help="pytest-xdist worker processes (0: run in the pytest process; default: %(default)s)")
+    p.add_argument("--report-dir", default=DEFAULT_REPORT_DIR, metavar="DIR",
+                   help="where the reports go (default: ./%(default)s)")
+    p.add_argument("--baseline", metavar="RECORD.json",
+                   help="a previous run record: its findings do not fail the gate (new ones do)")
+    p.add_argument("--no-ledger", action="store_true",
+                   help="disable the known-deviation ledger: every deviation counts as new")
+    p.add_argument("--ledger", metavar="PATH", help="use this ledger file or directory instead of the shipped one")
+    p.add_argument("--quiet", action="store_true", help="print only the verdict line")
+    return p
+
+
+# ---------------------------------------------------------------------------- checks
+def conformance_dir() -> Path:
+    candidates = []
+    if os.environ.get("CONV3DT_CONFORMANCE_DIR"):
+        candidates.append(Path(os.environ["CONV3DT_CONFORMANCE_DIR"]))
+    import conv3dt
+    import fuzz
+    candidates.append(Path(fuzz.__file__).parent / "conformance")
+    candidates.append(Path(conv3dt.__file__).resolve().parent.parent / "tests" / "conformance")
+    for c in candidates:
+        if c.is_dir() and any(c.glob("test_*.py")):
+            return c
+    raise InfraError("cannot find the conformance tests (looked in "
+                     + ", ".join(str(c) for c in candidates) + "); set CONV3DT_CONFORMANCE_DIR")
+
+
+def check_args(args: argparse.Namespace) -> tuple[list[str], dict[str, Any] | None]:
+    """Validate usage; returns (targets, baseline record). Raises UsageError."""
+    from oracle.targets import UnknownTarget, default_targets, resolve
+    from reports.record import RecordError, load
+
+    if args.profile not in PROFILES:
+        raise UsageError(f"unknown profile {args.profile!r}: use one of {', '.join(PROFILES)}")
+    if args.examples is not None and args.examples < 1:
+        raise UsageError(f"--examples must be at least 1, got {args.examples}")
+    if args.workers < 0:
+        raise UsageError(f"--workers must be 0 or more, got {args.workers}")
+    if args.no_ledger and args.ledger:
+        raise UsageError("--no-ledger and --ledger contradict each other")
+    if args.ledger and not Path(args.ledger).exists():
+        raise UsageError(f"--ledger {args.ledger}: no such file or directory")
+    targets = list(dict.fromkeys(args.target or default_targets()))
+    for name in targets:
+        try:
+            resolve(name)
+        except UnknownTarget as exc:
+            raise UsageError(str(exc)) from None
+    baseline = None
+    if args.baseline:
+        try:
+            baseline = load(args.baseline)
+        except RecordError as exc:
+            raise UsageError(f"--baseline: {exc}") from None
+    out = Path(args.report_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--report-dir {out}: not writable ({exc.strerror or exc})") from None
+    return targets, baseline
+
+
+def preflight(targets: list[str], timeout: float = 60.0) -> None:
+    """Start every non-TF target once (cheap) so one that cannot start is exit 3 up front."""
+    from oracle.pool import TargetPool, TargetUnavailable
+    from oracle.targets import resolve, tf_installed
+
+    for name in targets:
+        spec = resolve(name)
+        if spec.kind == "tf":
+            if not tf_installed():
+                raise InfraError(f"target {name} cannot start: TensorFlow is not installed")
+            continue
+        try:
+            with TargetPool(name, timeout=timeout):
+                pass
+        except TargetUnavailable as exc:
+            raise InfraError(f"target {name} cannot start: {str(exc).strip().splitlines()[-1]}") from None
+
+
+# ---------------------------------------------------------------------------- session
+def pytest_command(conf: Path, session: Path, junit: Path, targets: list[str], profile: str,
+                   seed: int, examples: int | None, workers: int, ledger: str | None) -> list[str]:
+    cmd = [sys.executable, "-m", "pytest", str(conf), "-q", "-p", "no:cacheprovider",
+           f"--junitxml={junit}", f"--hypothesis-profile={profile}", f"--conv3dt-out={session}",
+           f"--seed={seed}", "--hypothesis-seed", str(seed)]
+    if workers > 0:
+        cmd += ["-p", "xdist", "-n", str(workers)]
+    if examples is not None:
+        cmd.append(f"--examples={examples}")
+    if ledger is not None:
+        cmd.append(f"--ledger={ledger}")
+    for t in targets:
+        cmd.append(f"--target={t}")
+    return cmd
+
+
+def junit_counts(path: Path) -> dict[str, Any]:
+    """tests / failures / errors and the first error message from pytest's JUnit XML."""
+    out: dict[str, Any] = {"tests": 0, "failures": 0, "errors": 0, "first_error": ""}
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        return out
+    for suite in root.iter("testsuite"):
+        for key in ("tests", "failures", "errors"):
+            out[key] += int(suite.get(key, 0))
+    for case in root.iter("testcase"):
+        err = case.find("error")
+        if err is not None and not out["first_error"]:
+            out["first_error"] = f"{case.get('name')}: {(err.get('message') or '').strip()[:300]}"
+    return out
+
+
+def _stop(proc: subprocess.Popen, grace: float = 30.0) -> int:
+    """Ask pytest to stop (SIGINT: it still writes its output), then kill it after ``grace``."""
+    try:
+        return proc.wait(timeout=2.0)          # a terminal Ctrl-C reached pytest by itself
+    except subprocess.TimeoutExpired:
+        pass
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
+def run_session(cmd: list[str], log: Path, deadline: float | None = None) -> tuple[int, bool, float]:
+    """Run pytest; returns (returncode, interrupted, seconds).
+
+    Ctrl-C / SIGINT (``interrupted``) and reaching ``deadline`` (a ``time.monotonic()`` value;
+    not counted as interrupted) both stop pytest with SIGINT so it still writes its output.
+    """
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), env.get("PYTHONPATH")) if p)
+    start = time.monotonic()
+    interrupted = False
+    with open(log, "ab") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
+        try:
+            while True:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    rc = proc.wait(timeout=left)
+                    break
+                except subprocess.TimeoutExpired:
+                    rc = _stop(proc)
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+            while True:
+                try:
+                    rc = _stop(proc)
+                    break
+                except KeyboardInterrupt:    # impatient second Ctrl-C: kill now
+                    proc.kill()
+    return rc, interrupted, time.monotonic() - start
+
+
+def ledger_entries(path: str | None) -> list[dict[str, Any]] | None:
+    """The ledger's entries as dicts (id, reason, tf_versions), or None if unavailable."""
+    try:
+        from fuzz import ledger as fl
+    except ImportError:
+        return None
+    loader = getattr(fl, "load_ledger", None) or getattr(fl, "load", None)
+    if loader is None:
+        return None
+    entries = loader(path) if path else loader()
+    entries = getattr(entries, "entries", entries)
+    out = []
+    for e in entries:
+        d = e.to_json() if hasattr(e, "to_json") else (dict(e) if isinstance(e, dict) else vars(e))
+        out.append({"id": d.get("id"), "reason": d.get("reason", ""),
+                    "tf_versions": d.get("tf_versions", d.get("versions", "")),
+                    "target": d.get("target", d.get("targets", ""))})
+    return out
+
+
+def environment() -> dict[str, Any]:
+    from oracle.environment import capture_environment
+    env = capture_environment()
+    pk = env.get("packages", {})
+    env["tensorflow"] = pk.get("tensorflow-cpu") or pk.get("tensorflow") or "not installed"
+    env["numpy"] = pk.get("numpy")
+    return env
+
+
+# ---------------------------------------------------------------------------- record
+def build_record(command: str, args: argparse.Namespace, targets: list[str], session: Path,
+                 seconds: float, baseline: dict[str, Any] | None, extra_run: dict[str, Any] | None = None,
+                 record: dict[str, Any] | None = None) -> dict[str, Any]:
+    from reports import merge
+    from reports.record import new_record
+
+    if record is None:
+        run = {"command": command, "profile": args.profile, "seed": args.seed, "targets": targets,
+               "examples": 0, "examples_requested": args.examples, "workers": args.workers,
+               "duration_s": round(seconds, 2), "ledger": "none" if args.no_ledger else (args.ledger or "shipped"),
+               "baseline": args.baseline, "label": os.environ.get("CONV3DT_RUN_LABEL") or None,
+               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        run.update(extra_run or {})
+        record = new_record(environment(), run)
+        if baseline is not None:
+            record["run"]["baseline"] = args.baseline
+            baseline.setdefault("run", {})["source"] = args.baseline
+    else:
+        record["run"]["duration_s"] = round(seconds, 2)
+    findings, stats = merge.read_session(session)
+    entries = None if args.no_ledger else ledger_entries(args.ledger)
+    return merge.merge_session(record, findings, stats, entries, not args.no_ledger, baseline)
+
+
+def publish(record: dict[str, Any], out: Path, junit_tmp: Path | None, log_tmp: Path | None) -> None:
+    """Render the reports and move JUnit XML / the pytest log into place (atomically)."""
+    from reports.render import render_all
+
+    if junit_tmp is not None and junit_tmp.exists():
+        os.replace(junit_tmp, out / "junit.xml")
+    if log_tmp is not None and log_tmp.exists():
+        os.replace(log_tmp, out / "pytest.log")
+    render_all(record, out)
+
+
+def print_summary(record: dict[str, Any], out: Path, quiet: bool) -> None:
+    from reports.markdown import summary_lines
+
+    lines = summary_lines(record)
+    print("\n".join(lines[:1] if quiet else lines))
+    if not quiet:
+        print(f"reports: {out / 'report.html'} (also report.json, report.md, junit.xml)")
+        new = [f for f in record["findings"] if f["status"] == "new"][:5]
+        for f in new:
+            print(f"  new {f['id']} {f['kind']} on {f['target']} ({f['property']}): "
+                  f"{f['observed'][:120]}   → conv3dt repro {f['id']} --report {out / 'report.json'}")
+
+
+def _tail(path: Path, n: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        targets, baseline = check_args(args)
+    except UsageError as exc:
+        print(f"conv3dt gate: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    out = Path(args.report_dir)
+    work = Path(tempfile.mkdtemp(prefix=".run-", dir=out))
+    try:
+        try:
+            conf = conformance_dir()
+            preflight(targets)
+        except InfraError as exc:
+            print(f"conv3dt gate: infrastructure failure: {exc}", file=sys.stderr)
+            return EXIT_INFRA
+        session, junit, log = work / "session", work / "junit.xml", work / "pytest.log"
+        session.mkdir()
+        ledger = "none" if args.no_ledger else args.ledger
+        cmd = pytest_command(conf, session, junit, targets, args.profile, args.seed, args.examples,
+                             args.workers, ledger)
+        if not args.quiet:
+            print(f"conv3dt gate: {len(targets)} target(s), profile {args.profile}, seed {args.seed}, "
+                  f"{args.workers} worker(s) ...", flush=True)
+        rc, interrupted, seconds = run_session(cmd, log)
+        counts = junit_counts(junit)
+        if not interrupted and rc not in (0, 1):
+            print(f"conv3dt gate: infrastructure failure: pytest exited {rc}"
+                  + (f" ({counts['first_error']})" if counts["first_error"] else "")
+                  + f"; log tail:\n{_tail(log)}", file=sys.stderr)
+            return EXIT_INFRA
+        if not any(session.glob("stats-*.json")):
+            if interrupted:
+                print("conv3dt gate: interrupted before any example ran; nothing written",
+                      file=sys.stderr)
+                return EXIT_INTERRUPTED
+            print(f"conv3dt gate: infrastructure failure: the session wrote no statistics; log tail:\n"
+                  f"{_tail(log)}", file=sys.stderr)
+            return EXIT_INFRA
+        from reports.merge import SessionError
+        try:
+            record = build_record("gate", args, targets, session, seconds, baseline)
+        except SessionError as exc:
+            print(f"conv3dt gate: infrastructure failure: {exc}", file=sys.stderr)
+            return EXIT_INFRA
+        record["run"]["pytest"] = {"returncode": rc, **{k: counts[k] for k in ("tests", "failures", "errors")}}
+        if interrupted:
+            from reports.record import mark_interrupted
+            mark_interrupted(record, "SIGINT")
+        publish(record, out, junit, log)
+        if os.path.isdir(out / "session"):
+            shutil.rmtree(out / "session", ignore_errors=True)
+        os.replace(session, out / "session")
+        print_summary(record, out, args.quiet)
+        if interrupted:
+            return EXIT_INTERRUPTED
+        if counts["errors"] and not record["summary"]["new"]:
+            print(f"conv3dt gate: infrastructure failure: {counts['errors']} test error(s) "
+                  f"({counts['first_error']}); see {out / 'pytest.log'}", file=sys.stderr)
+            return EXIT_INFRA
+        if rc == 1 and not record["summary"]["new"] and not baseline:
+            print(f"conv3dt gate: infrastructure failure: pytest reported {counts['failures']} "
+                  f"failure(s) but the session recorded no new finding; see {out / 'pytest.log'}",
+                  file=sys.stderr)
+            return EXIT_INFRA
+        return EXIT_FINDINGS if record["summary"]["verdict"] == "fail" else EXIT_OK
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
