@@ -159,18 +159,8 @@ class Case:
             parts += ["filter=filter_", "filters=filter_"]
         elif self.filter_arg != "missing":
             parts.append(f"{self.filter_arg}=filter_")
-        form = self.output_shape_form
-        if form != "omitted":
-            shape = self.output_shape
-            if form == "tuple" and isinstance(shape, list):
-                text = repr(tuple(shape))
-            elif form.startswith("ndarray-"):
-                text = f"np.array({shape!r}, dtype=np.{form.split('-')[1]})"
-            elif form.startswith("tensor-"):
-                text = tensor_template.format(values=shape, dtype=form.split("-")[1])
-            else:
-                text = repr(shape)
-            parts.append(f"output_shape={text}")
+        if self.output_shape_form != "omitted":
+            parts.append(f"output_shape={self.render_output_shape(tensor_template)}")
         for key, seq_form in (("strides", self.strides_form), ("dilations", self.dilations_form)):
             if seq_form != "omitted":
                 parts.append(f"{key}={_as_form(getattr(self, key), seq_form)!r}")
@@ -179,6 +169,17 @@ class Case:
         if self.name is not None:
             parts.append(f"name={self.name!r}")
         return f"{function}(" + ", ".join(parts) + ")"
+
+    def render_output_shape(self, tensor_template: str = "tf.constant({values!r}, dtype=tf.{dtype})") -> str:
+        """Source text of the output_shape object in its recorded form."""
+        form, shape = self.output_shape_form, self.output_shape
+        if form == "tuple" and isinstance(shape, list):
+            return repr(tuple(shape))
+        if form.startswith("ndarray-"):
+            return f"np.array({shape!r}, dtype=np.{form.split('-')[1]})"
+        if form.startswith("tensor-"):
+            return tensor_template.format(values=shape, dtype=form.split("-")[1])
+        return repr(shape)
 
     def summary(self) -> dict[str, Any]:
         """The case fields a report shows (shapes, not values)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
+from typing import Any
 
 # TF_CPP_MIN_LOG_LEVEL=1 hides INFO chatter but keeps WARNING/ERROR and, above all, FATAL
 # (CHECK-failure) lines, which the crash Outcome's stderr tail must show.
@@ -125,3 +126,42 @@ class Inexpressible(TypeError):
     def __init__(self, target: str, reason: str) -> None:
         super().__init__(f"{target} cannot express this call: {reason}")
         self.target, self.reason = target, reason
+
+
+# ---------------------------------------------------------------------- per-target adaptation
+def v2_case(case):
+    """The Case as ``tf.nn.conv3d_transpose`` (v2) is called for the tf-v2 target.
+
+    v1 names map to v2's (``value`` -> ``input``, ``filter`` -> ``filters``); positional stays
+    positional; spellings v2 lacks (both aliases) are kept, so v2's own TypeError is observed;
+    omitted strides become an explicit ``strides=None`` (v1's default, treated alike by v2).
+    """
+    changes: dict[str, Any] = {}
+    if case.value_arg == "value":
+        changes["value_arg"] = "input"
+    if case.filter_arg == "filter":
+        changes["filter_arg"] = "filters"
+    if case.strides_form == "omitted":
+        changes.update(strides_form="none", strides=None)
+    return case.with_(**changes) if changes else case
+
+
+def expand_to_5(value: Any, form: str, data_format: Any) -> Any:
+    """strides/dilations in the length-5 form ``tf.nn.conv3d`` needs (tf-grad); odd forms pass through."""
+    if form == "omitted" or value is None:
+        return [1, 1, 1, 1, 1]
+    if isinstance(value, (list, tuple)) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value] * 3
+    if isinstance(value, (list, tuple)) and len(value) == 3:
+        return [1, 1, *value] if data_format == "NCDHW" else [1, *value, 1]
+    return value
+
+
+def grad_check(case) -> None:
+    """Raise Inexpressible when tf-grad has no equivalent of the Case's argument forms."""
+    if case.value_arg in ("both", "missing") or case.filter_arg in ("both", "missing"):
+        raise Inexpressible("tf-grad", f"value_arg={case.value_arg!r}, filter_arg={case.filter_arg!r}")
+    if case.output_shape_form == "omitted":
+        raise Inexpressible("tf-grad", "output_shape omitted (x has no shape)")

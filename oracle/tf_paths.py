@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from oracle.case import Case
-from oracle.targets import Inexpressible
+from oracle.targets import Inexpressible, expand_to_5, grad_check, v2_case
 
 _FUNCTION_CACHE: "OrderedDict[tuple[str, str], Any]" = OrderedDict()
 FUNCTION_CACHE_SIZE = 128
@@ -148,34 +148,13 @@ def _xla(case: Case, arrays: tuple):
 
 
 def _v2(case: Case, arrays: tuple):
-    args, kwargs = case.call_args(tensor=_constant, arrays=arrays)
-    if case.value_arg == "value":
-        kwargs["input"] = kwargs.pop("value")
-    if case.filter_arg == "filter":
-        kwargs["filters"] = kwargs.pop("filter")
-    kwargs.setdefault("strides", None)
+    args, kwargs = v2_case(case).call_args(tensor=_constant, arrays=arrays)
     return _tf().nn.conv3d_transpose(*args, **kwargs)
-
-
-def expand_to_5(value: Any, form: str, data_format: Any) -> Any:
-    """strides/dilations in the length-5 form tf.nn.conv3d needs; odd forms pass through."""
-    if form == "omitted" or value is None:
-        return [1, 1, 1, 1, 1]
-    if isinstance(value, (list, tuple)) and len(value) == 1:
-        value = value[0]
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = [value] * 3
-    if isinstance(value, (list, tuple)) and len(value) == 3:
-        return [1, 1, *value] if data_format == "NCDHW" else [1, *value, 1]
-    return value
 
 
 def _grad(case: Case, arrays: tuple):
     tf = _tf()
-    if case.value_arg in ("both", "missing") or case.filter_arg in ("both", "missing"):
-        raise Inexpressible("tf-grad", f"value_arg={case.value_arg!r}, filter_arg={case.filter_arg!r}")
-    if case.output_shape_form == "omitted":
-        raise Inexpressible("tf-grad", "output_shape omitted (x has no shape)")
+    grad_check(case)
     value, filt = arrays
     dy = tf.constant(value)
     shape = case._output_shape_object(_constant)

@@ -1,0 +1,110 @@
+"""Standalone reproducers: one Case on one target as a copy-paste Python script.
+
+For TF targets the script needs only ``numpy`` and ``tensorflow`` (plus ``ml_dtypes``,
+which TensorFlow itself depends on, for bfloat16 inputs). It builds the arrays with the
+Case's recipe expressions (the same text the oracle evaluates, so the values are
+identical), makes the call in the target's way and leaves TF's result in ``result``:
+
+- ``tf-eager-stock`` / ``tf-eager-onednn`` set ``TF_ENABLE_ONEDNN_OPTS`` *before*
+  importing TensorFlow (it is read once, at import); ``tf-eager`` leaves it unset;
+- ``tf-graph`` builds the call in a ``tf.compat.v1.Graph`` and runs it in a Session;
+- ``tf-function`` / ``tf-xla`` trace it in ``tf.function`` (``jit_compile=True`` for XLA);
+- ``tf-v2`` calls ``tf.nn.conv3d_transpose`` with v2's names;
+- ``tf-grad`` takes the gradient of ``tf.nn.conv3d`` with respect to its input.
+
+A raised error propagates (the script ends with TF's traceback); a crash kills the script,
+which is the point.
+"""
+from __future__ import annotations
+
+import json
+
+from oracle.case import Case
+from oracle.targets import expand_to_5, resolve, v2_case
+
+V1 = "tf.compat.v1.nn.conv3d_transpose"
+
+
+def _arrays_source(case: Case) -> str:
+    return case.render_arrays()
+
+
+def _tensor_arg(spec, name: str) -> str:
+    return "None" if spec is None else f"tf.constant({name})"
+
+
+def _body(case: Case, target: str) -> list[str]:
+    spec = resolve(target)
+    if spec.kind == "impl" or spec.kind == "module":
+        np_tensor = "np.array({values!r}, dtype=np.{dtype})"
+        fn = "conv3d_transpose" if spec.kind == "impl" else spec.function.split(".")[-1]
+        return [f"result = {case.render_call(function=fn, tensor_template=np_tensor)}"]
+    if spec.kind != "tf":
+        raise ValueError(f"no reproducer for target kind {spec.kind!r}")
+    path = spec.path
+    if path == "eager":
+        return [f"result = {case.render_call(V1)}"]
+    if path == "graph":
+        return ["with tf.compat.v1.Graph().as_default() as graph:",
+                f"    out = {case.render_call(V1)}",
+                "    with tf.compat.v1.Session(graph=graph) as session:",
+                "        result = session.run(out)"]
+    if path in ("function", "xla"):
+        jit = ", jit_compile=True" if path == "xla" else ""
+        return [f"@tf.function(reduce_retracing=False{jit})",
+                "def call(value, filter_):",
+                f"    return {case.render_call(V1)}",
+                "",
+                f"result = call({_tensor_arg(case.value, 'value')}, {_tensor_arg(case.filter, 'filter_')})"]
+    if path == "v2":
+        return [f"result = {v2_case(case).render_call('tf.nn.conv3d_transpose')}"]
+    # grad
+    from oracle.targets import Inexpressible, grad_check
+
+    try:
+        grad_check(case)
+    except Inexpressible as exc:
+        return [f"# {exc}", f"raise TypeError({str(exc)!r})"]
+    strides = expand_to_5(case.strides, case.strides_form, case.data_format)
+    dilations = expand_to_5(case.dilations, case.dilations_form, case.data_format)
+    return ["# conv3d_transpose(value, filter) is the gradient of conv3d(x, filter) w.r.t. x,",
+            "# weighted by value; conv3d's filter [KD, KH, KW, in, out] is the same array.",
+            "dy = tf.constant(value)",
+            "with tf.GradientTape() as tape:",
+            f"    x = tf.zeros({case.render_output_shape()}, dtype=dy.dtype)",
+            "    tape.watch(x)",
+            f"    y = tf.nn.conv3d(x, tf.constant(filter_), strides={strides!r}, "
+            f"padding={case.padding!r}, data_format={case.data_format!r}, dilations={dilations!r})",
+            "result = tape.gradient(y, x, output_gradients=dy)"]
+
+
+def render_reproducer(case: Case, target: str = "tf-eager", *, note: str | None = None) -> str:
+    """A standalone script that makes ``case``'s call on ``target``; the result is ``result``."""
+    spec = resolve(target)
+    lines = [f"# conv3dt reproducer: case {case.case_id} ({case.label}) on target {target}",
+             f"# {spec.description}"]
+    if note:
+        lines += [f"# {line}" for line in note.splitlines()]
+    lines.append(f"# case JSON: {json.dumps(case.to_json(), separators=(',', ':'))[:1500]}")
+    env = dict(spec.env)
+    onednn = env.get("TF_ENABLE_ONEDNN_OPTS")
+    if onednn is not None:
+        lines += ["import os", "", "# read once, when TensorFlow is imported: set it first",
+                  f"os.environ['TF_ENABLE_ONEDNN_OPTS'] = {onednn!r}"]
+    lines.append("import numpy as np")
+    if case.dtype == "bfloat16":
+        lines.append("import ml_dtypes  # bfloat16 for NumPy; a TensorFlow dependency")
+    if spec.kind == "tf":
+        lines.append("import tensorflow as tf")
+    elif spec.kind == "impl":
+        lines.append("from impl import conv3d_transpose")
+    elif spec.kind == "module":
+        lines.append(f"from {spec.module} import {spec.function.split('.')[0]}")
+        if "." in spec.function:
+            lines.append(f"{spec.function.split('.')[-1]} = {spec.function}")
+    lines += ["", _arrays_source(case), ""]
+    lines += _body(case, target)
+    lines += ["", "result = np.asarray(result)",
+              "print('result:', result.dtype, result.shape)",
+              "print(np.array2string(result.ravel()[:8].astype(np.float64), precision=8))"]
+    return "\n".join(lines) + "\n"
