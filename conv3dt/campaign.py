@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     except gate.UsageError as exc:
         print(f"conv3dt fuzz: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except gate.InfraError as exc:
+        print(f"conv3dt fuzz: infrastructure failure: {exc}", file=sys.stderr)
+        return EXIT_INFRA
     out = Path(args.report_dir)
     work = Path(tempfile.mkdtemp(prefix=".run-", dir=out))
     start = time.monotonic()

@@ -127,6 +127,7 @@ def check_args(args: argparse.Namespace) -> tuple[list[str], dict[str, Any] | No
             pass
     except OSError as exc:
         raise UsageError(f"--report-dir {out}: not writable ({exc.strerror or exc})") from None
+    args.ledger_entries = None if args.no_ledger else ledger_entries(args.ledger)
     return targets, baseline
 
 
@@ -228,24 +229,17 @@ def run_session(cmd: list[str], log: Path, deadline: float | None = None) -> tup
     return rc, interrupted, time.monotonic() - start
 
 
-def ledger_entries(path: str | None) -> list[dict[str, Any]] | None:
-    """The ledger's entries as dicts (id, reason, tf_versions), or None if unavailable."""
+def ledger_entries(path: str | None) -> list[dict[str, Any]]:
+    """The ledger's entries (id, reason, TF versions, targets) for the record."""
+    from fuzz.ledger import DEFAULT_LEDGER, Ledger
+
     try:
-        from fuzz import ledger as fl
-    except ImportError:
-        return None
-    loader = getattr(fl, "load_ledger", None) or getattr(fl, "load", None)
-    if loader is None:
-        return None
-    entries = loader(path) if path else loader()
-    entries = getattr(entries, "entries", entries)
-    out = []
-    for e in entries:
-        d = e.to_json() if hasattr(e, "to_json") else (dict(e) if isinstance(e, dict) else vars(e))
-        out.append({"id": d.get("id"), "reason": d.get("reason", ""),
-                    "tf_versions": d.get("tf_versions", d.get("versions", "")),
-                    "target": d.get("target", d.get("targets", ""))})
-    return out
+        ledger = Ledger.load(path or DEFAULT_LEDGER)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        msg = f"ledger {path or DEFAULT_LEDGER}: {type(exc).__name__}: {exc}"
+        raise (UsageError(msg) if path else InfraError(msg)) from None
+    return [{"id": e.id, "reason": e.reason, "tf_versions": ", ".join(e.tf_versions) or "any",
+             "targets": ", ".join(e.targets)} for e in ledger.entries]
 
 
 def environment() -> dict[str, Any]:
@@ -278,7 +272,7 @@ def build_record(command: str, args: argparse.Namespace, targets: list[str], ses
     else:
         record["run"]["duration_s"] = round(seconds, 2)
     findings, stats = merge.read_session(session)
-    entries = None if args.no_ledger else ledger_entries(args.ledger)
+    entries = None if args.no_ledger else args.ledger_entries
     return merge.merge_session(record, findings, stats, entries, not args.no_ledger, baseline)
 
 
@@ -321,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"conv3dt gate: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except InfraError as exc:
+        print(f"conv3dt gate: infrastructure failure: {exc}", file=sys.stderr)
+        return EXIT_INFRA
     out = Path(args.report_dir)
     work = Path(tempfile.mkdtemp(prefix=".run-", dir=out))
     try:

@@ -36,7 +36,7 @@ def _add_nested(into: dict[str, Any], add: dict[str, Any]) -> None:
 
 def empty_stats() -> dict[str, Any]:
     return {"examples": {}, "seconds": {}, "outcomes": {}, "headroom": {}, "matrix": {},
-            "coverage": {}, "ledger_hits": {}}
+            "coverage": {}, "ledger_hits": {}, "errors": {}}
 
 
 def read_session(session_dir: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -66,7 +66,7 @@ def read_session(session_dir: str | Path) -> tuple[list[dict[str, Any]], dict[st
         for target, per_dtype in headroom.items():
             for dtype, values in per_dtype.items():
                 stats["headroom"].setdefault(target, {}).setdefault(dtype, []).extend(values)
-        for key in ("examples", "seconds", "outcomes", "matrix", "coverage", "ledger_hits"):
+        for key in ("examples", "seconds", "outcomes", "matrix", "coverage", "ledger_hits", "errors"):
             _add_nested(stats[key], part.get(key, {}) or {})
     return findings, stats
 
@@ -133,6 +133,7 @@ def merge_session(record: dict[str, Any], findings: list[dict[str, Any]], stats:
     _add_nested(cov["examples"], stats.get("examples", {}))
     _add_nested(cov["seconds"], stats.get("seconds", {}))
     _add_nested(cov["outcomes"], stats.get("outcomes", {}))
+    _add_nested(cov.setdefault("errors", {}), stats.get("errors", {}))   # target -> label -> class -> n
     _add_nested(record["matrix"], stats.get("matrix", {}))
     raw_headroom = record.setdefault("_headroom_raw", {})
     for target, per_dtype in stats.get("headroom", {}).items():
