@@ -7,7 +7,11 @@ roundoff ``u`` (rounding once to the dtype at the end), with exact result ``y*``
     |y − y*| ≤ u·|y*| + γ_n(u) · A + F,      γ_n(u) = n·u / (1 − n·u),
     A = Σ |value_i · filter_k|  (the same transposed convolution on absolute values)
 
-and ``F`` the flush-to-zero allowance (``ftz_term``; 0 where no path flushes subnormals).
+and ``F`` the underflow allowance (the ``ftz_term`` argument): with gradual underflow every
+product and the final rounding may add an absolute error of up to half the smallest subnormal
+``η`` (the standard model ``fl(x·y) = x·y·(1 + δ) + η``; additions of subnormals are exact), so
+``F ≥ (n + 1)·η`` always (``underflow_term``); paths that flush subnormals need more
+(``fuzz.truth`` derives that per product).
 Using the dtype's own ``u`` for accumulation covers kernels that accumulate in the dtype.
 
 The truth is not exact: it is ``y_ref``, computed in a wider precision ``u_ref`` with
@@ -36,6 +40,17 @@ def unit_roundoff_of(dtype: np.dtype | str) -> float:
     if name in UNIT_ROUNDOFF:
         return UNIT_ROUNDOFF[name]
     return float(np.finfo(np.dtype(dtype)).eps) / 2.0
+
+
+def smallest_subnormal(dtype: str) -> float:
+    """The smallest positive subnormal of a dtype (2^-24 float16, 2^-133 bfloat16, ...)."""
+    bits = {"float16": 11, "bfloat16": 8, "float32": 24, "float64": 53}[dtype]
+    return SMALLEST_NORMAL[dtype] * 2.0 ** -(bits - 1)
+
+
+def underflow_term(dtype: str, n_terms: int) -> float:
+    """(n + 1)·η, η = half the smallest subnormal: gradual underflow in n products + 1 rounding."""
+    return (max(int(n_terms), 1) + 1) * smallest_subnormal(dtype) / 2.0
 
 
 def gamma(n: int, u: float) -> float:

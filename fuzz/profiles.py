@@ -8,7 +8,7 @@
                ``.hypothesis/conv3dt``) that can be shared between machines (copy or mount it).
 
 ``max_examples`` is *per property*: ``examples_for(prop)`` scales a profile's base count by the
-property's weight (cheap properties get more examples). ``--examples N`` overrides it.
+property's weight. ``--examples N`` replaces the base count (the weights still apply).
 """
 from __future__ import annotations
 
@@ -43,6 +43,30 @@ def register_profiles() -> None:
 def examples_for(prop: str, profile: str | None = None, override: int | None = None) -> int:
     """How many examples property ``prop`` runs under ``profile`` (or the active profile)."""
     if override is not None:
-        return max(1, int(override))
-    base = settings.get_profile(profile).max_examples if profile else settings.default.max_examples
+        base = int(override)
+    else:
+        base = settings.get_profile(profile).max_examples if profile else settings.default.max_examples
     return max(1, int(round(base * WEIGHTS.get(prop, 1.0))))
+
+
+# ----------------------------------------------------------------------------- active run
+ACTIVE = {"profile": "ci", "examples": None, "seed": None}
+
+
+def configure(profile: str | None, examples: int | None = None, seed: int | None = None) -> None:
+    """Set the profile the conformance properties use (called by tests/conformance/conftest.py)."""
+    register_profiles()
+    if profile is not None and profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; expected one of {PROFILES}")
+    ACTIVE.update(profile=profile or "ci", examples=examples, seed=seed)
+
+
+def settings_for(prop: str) -> settings:
+    """The Hypothesis settings for property ``prop`` under the active profile.
+
+    ``--seed S`` turns derandomization off and fixes the seed instead (see ``seed_for``)."""
+    register_profiles()
+    parent = settings.get_profile(ACTIVE["profile"])
+    n = examples_for(prop, ACTIVE["profile"], ACTIVE["examples"])
+    extra = {"derandomize": False} if ACTIVE["seed"] is not None else {}
+    return settings(parent, max_examples=n, **extra)

@@ -1,0 +1,92 @@
+"""Coverage cells: what the drawn Cases exercised, so a green run cannot be a silent one.
+
+``cells_of(case)`` names the cells one Case hits: single axis values (dtype, layout, padding,
+kernel/stride/dilation values on any axis, zero-size N/Cin/Cout/spatial, argument forms, value
+recipes), key pairs (dtype×layout, dtype×dilation>1, padding×odd total pad / VALID slack,
+stride>kernel, kernel>output) and the invalid family. ``REQUIRED`` lists every cell the ci
+profile must hit; ``missing(counts)`` is the tripwire.
+"""
+from __future__ import annotations
+
+from oracle.case import Case
+from fuzz.invalid import FAMILIES, family_of
+from fuzz.strategies import DTYPES, LAYOUTS, output_range
+
+AXIS_CELLS = ([f"dtype={d}" for d in DTYPES] + [f"layout={l}" for l in LAYOUTS]
+              + ["padding=SAME", "padding=VALID"]
+              + [f"kernel={k}" for k in range(1, 6)] + [f"stride={s}" for s in range(1, 5)]
+              + [f"dilation={d}" for d in range(1, 4)]
+              + [f"zero={z}" for z in ("N", "Cin", "Cout", "spatial")] + ["size=1"]
+              + [f"strides_form={f}" for f in ("omitted", "none", "int", "list", "tuple")]
+              + [f"strides_len={n}" for n in (1, 3, 5)] + [f"dilations_len={n}" for n in (1, 3, 5)]
+              + [f"value_arg={a}" for a in ("value", "input", "positional")]
+              + [f"filter_arg={a}" for a in ("filter", "filters", "positional")]
+              + [f"output_shape_form={f}" for f in ("list", "tuple", "ndarray-int32",
+                                                    "ndarray-int64", "tensor-int32", "tensor-int64")]
+              + [f"values={r}" for r in ("normal", "uniform", "special", "integers", "ones")])
+PAIR_CELLS = ([f"dtype×layout={d}×{l}" for d in DTYPES for l in LAYOUTS]
+              + [f"dtype×dilation>1={d}" for d in DTYPES]
+              + ["padding×pad=SAME×odd", "padding×pad=SAME×even", "padding×pad=VALID×slack",
+                 "stride>kernel", "kernel>output"])
+INVALID_CELLS = [f"invalid:{f}" for f in FAMILIES]
+REQUIRED = tuple(AXIS_CELLS + PAIR_CELLS + INVALID_CELLS)
+
+
+def _triple(arg, layout):
+    if arg is None:
+        return [1, 1, 1]
+    if isinstance(arg, int):
+        return [arg] * 3
+    if len(arg) == 1:
+        return list(arg) * 3
+    if len(arg) == 5:
+        return list(arg[1:4]) if layout == "NDHWC" else list(arg[2:5])
+    return list(arg)
+
+
+def cells_of(case: Case) -> list[str]:
+    fam = family_of(case)
+    if fam is not None:
+        return [f"invalid:{fam}"]
+    layout, dtype = case.data_format, case.dtype
+    vs, fs, os_ = case.value.shape, case.filter.shape, case.output_shape
+    first = 1 if layout == "NDHWC" else 2
+    ins, outs = vs[first:first + 3], os_[first:first + 3]
+    cin, n, cout = vs[4 if layout == "NDHWC" else 1], vs[0], fs[3]
+    k, s, d = list(fs[:3]), _triple(case.strides, layout), _triple(case.dilations, layout)
+    cells = [f"dtype={dtype}", f"layout={layout}", f"padding={case.padding}",
+             f"dtype×layout={dtype}×{layout}", f"values={case.value.recipe}",
+             f"value_arg={case.value_arg}", f"filter_arg={case.filter_arg}",
+             f"output_shape_form={case.output_shape_form}", f"strides_form={case.strides_form}"]
+    cells += sorted({f"kernel={x}" for x in k} | {f"stride={x}" for x in s}
+                    | {f"dilation={x}" for x in d})
+    for name, arg, form in (("strides", case.strides, case.strides_form),
+                            ("dilations", case.dilations, case.dilations_form)):
+        if form in ("list", "tuple"):
+            cells.append(f"{name}_len={len(arg)}")
+    if max(d) > 1:
+        cells.append(f"dtype×dilation>1={dtype}")
+    for z, size in (("N", n), ("Cin", cin), ("Cout", cout)):
+        if size == 0:
+            cells.append(f"zero={z}")
+    if 0 in ins:
+        cells.append("zero=spatial")
+    if 1 in ins:
+        cells.append("size=1")
+    for a in range(3):
+        eff = (k[a] - 1) * d[a] + 1
+        if case.padding == "SAME" and ins[a] > 0:
+            total = max(0, (ins[a] - 1) * s[a] + eff - outs[a])
+            cells.append("padding×pad=SAME×odd" if total % 2 else "padding×pad=SAME×even")
+        elif case.padding == "VALID" and outs[a] > output_range(ins[a], k[a], s[a], d[a], "VALID")[0]:
+            cells.append("padding×pad=VALID×slack")
+        if s[a] > k[a]:
+            cells.append("stride>kernel")
+        if k[a] > outs[a]:
+            cells.append("kernel>output")
+    return sorted(set(cells))
+
+
+def missing(counts: dict[str, int], required=REQUIRED) -> list[str]:
+    """Required cells with a zero count: the coverage tripwire."""
+    return [c for c in required if not counts.get(c)]

@@ -1,0 +1,146 @@
+"""Judging: Outcome(s) of one Case → list[Finding]. Pure functions (no TensorFlow, no I/O).
+
+Valid Cases (``judge_value``):
+  - the target must return (a rejection is an ``accept-reject`` Finding);
+  - dtype and shape exact (``dtype`` / ``shape`` Findings);
+  - exact Cases: every element equal to the once-rounded truth (``exactness``; ``==`` so that
+    the sign of an exact zero, which depends on the accumulator's initial +0, is not judged);
+  - otherwise per element, with ``A`` the magnitude and ``b`` the bound of ``fuzz.truth``:
+    where an intermediate may overflow (``overflow`` mask) a non-finite result is allowed; where
+    the truth is nan the result must be nan; where it is ±inf, the same inf; elsewhere the result
+    must be finite with ``|y − y_ref| ≤ b`` (``value-mismatch``). ``headroom = max |y − y_ref|/b``.
+Invalid Cases (``judge_rejection``): the target must raise (``accept-reject``); for the rules
+the documentation names the class must be ``ValueError``, for the others it must be (a subclass
+of) the class ``impl`` raises (``error-class``).
+Crashes and timeouts are always Findings.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fuzz.findings import Finding
+from fuzz.invalid import DOC_RULES, family_of
+from oracle.case import Case
+from oracle.outcome import Outcome
+
+TF_FUNCTION = "tf.compat.v1.nn.conv3d_transpose"
+
+
+def repro(case: Case, target: str) -> str:
+    """A standalone script reproducing ``case`` on ``target``."""
+    head = ["import numpy as np", "import ml_dtypes"]
+    if ":" in target:
+        mod, fn = target.split(":", 1)
+        head += [f"from {mod} import {fn} as conv3d_transpose", "import tensorflow as tf"]
+        function = "conv3d_transpose"
+    elif target.startswith("impl"):
+        head += ["import impl", "tf = None"]
+        function = "impl.conv3d_transpose"
+    else:
+        head += ["import tensorflow as tf"]
+        function = TF_FUNCTION
+    return "\n".join([*head, case.render_arrays(), f"print({case.render_call(function)})", ""])
+
+
+def make_finding(kind: str, case: Case, target: str, prop: str, expected: str, observed: str,
+                 headroom: float | None = None, **details: Any) -> Finding:
+    return Finding(kind=kind, target=target, property=prop, case=case.to_json(),
+                   case_summary=case.summary(), expected=expected, observed=observed,
+                   repro=repro(case, target), headroom=headroom, details=details)
+
+
+def _process_failure(case: Case, out: Outcome, target: str, prop: str) -> list[Finding]:
+    if out.kind == "crashed":
+        return [make_finding("crash", case, target, prop, "a result or an exception",
+                             out.describe(), signal=out.signal_name, exit_code=out.exit_code,
+                             stderr_tail=out.stderr_tail[-1500:])]
+    if out.kind == "timeout":
+        return [make_finding("timeout", case, target, prop, "a result or an exception",
+                             out.describe(), stderr_tail=out.stderr_tail[-1500:])]
+    return []
+
+
+def _dtype_name(a: np.ndarray) -> str:
+    return "bfloat16" if a.dtype.name == "bfloat16" else a.dtype.name
+
+
+def judge_value(case: Case, out: Outcome, truth, target: str, prop: str, strict: bool = False
+                ) -> tuple[list[Finding], float | None]:
+    """Judge a target's Outcome on a valid Case against ``truth`` (a ``fuzz.truth.Truth``).
+    ``strict``: use the bound without the flush-to-zero allowance (for ``impl``)."""
+    if out.kind in ("crashed", "timeout"):
+        return _process_failure(case, out, target, prop), None
+    if out.kind == "raised":
+        return [make_finding("accept-reject", case, target, prop, "a result (the call is valid)",
+                             out.describe(), error_class=out.error_class,
+                             message=(out.message or "")[:1500])], None
+    y = out.value
+    if _dtype_name(y) != truth.dtype:
+        return [make_finding("dtype", case, target, prop, f"dtype {truth.dtype}",
+                             f"dtype {_dtype_name(y)}")], None
+    if tuple(y.shape) != truth.shape:
+        return [make_finding("shape", case, target, prop, f"shape {list(truth.shape)}",
+                             f"shape {list(y.shape)}")], None
+    if y.size == 0:
+        return [], 0.0
+    if case.exact:
+        bad = ~((y == truth.exact_value) | (np.isnan(y.astype(np.float64)) & np.isnan(truth.y_ref)))
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            return [make_finding("exactness", case, target, prop,
+                                 f"bit-identical integers; at {list(idx)}: {float(truth.exact_value[idx])!r}",
+                                 f"{int(bad.sum())} of {bad.size} differ; at {list(idx)}: "
+                                 f"{float(y[idx])!r}", index=list(idx))], 0.0
+        return [], 0.0
+    return _judge_bound(case, y.astype(np.float64), truth, target, prop, strict)
+
+
+def _judge_bound(case, y, truth, target, prop, strict):
+    ref, over = truth.y_ref, truth.overflow
+    bound = truth.bound_strict if strict else truth.bound
+    with np.errstate(all="ignore"):
+        fin_y, fin_r = np.isfinite(y), np.isfinite(ref)
+        err = np.where(fin_y & fin_r, np.abs(y - ref), np.inf)
+        ratio = np.where(err == 0, 0.0, err / bound)
+    nan_r, inf_r = np.isnan(ref), np.isinf(ref)
+    ok_nonfinite = over & ~fin_y
+    ok = np.where(nan_r, np.isnan(y) | ok_nonfinite,
+                  np.where(inf_r, (y == ref) | ok_nonfinite, (ratio <= 1.0) | ok_nonfinite))
+    judged = fin_y & fin_r
+    head = float(ratio[judged].max()) if judged.any() else 0.0
+    if ok.all():
+        return [], head
+    bad = ~ok
+    idx = tuple(int(i) for i in np.argwhere(bad)[0])
+    return [make_finding(
+        "value-mismatch", case, target, prop,
+        f"|y - y_ref| <= bound; at {list(idx)}: y_ref={ref[idx]!r}, bound={bound[idx]:.3g}",
+        f"{int(bad.sum())} of {bad.size} elements out of bound; at {list(idx)}: y={y[idx]!r}",
+        headroom=float(np.nanmax(np.where(bad, ratio, 0.0))), index=list(idx),
+        violations=int(bad.sum()))], head
+
+
+def expected_error_class(case: Case, impl_out: Outcome | None) -> str:
+    """ValueError for the rules the doc names; otherwise the class ``impl`` raises."""
+    fam = family_of(case)
+    if fam in DOC_RULES or impl_out is None or impl_out.kind != "raised":
+        return "ValueError"
+    return impl_out.short_class or "ValueError"
+
+
+def judge_rejection(case: Case, out: Outcome, impl_out: Outcome | None, target: str,
+                    prop: str) -> list[Finding]:
+    """Judge a target's Outcome on an invalid Case (label ``invalid:<family>``)."""
+    if out.kind in ("crashed", "timeout"):
+        return _process_failure(case, out, target, prop)
+    expected = expected_error_class(case, impl_out)
+    if out.kind == "value":
+        return [make_finding("accept-reject", case, target, prop, f"raises {expected}",
+                             out.describe(), family=family_of(case))]
+    if not out.is_instance_of(expected):
+        return [make_finding("error-class", case, target, prop, f"raises {expected}",
+                             out.describe(), error_class=out.error_class,
+                             message=(out.message or "")[:1500], family=family_of(case))]
+    return []

@@ -1,0 +1,143 @@
+"""The known-deviation ledger: narrow, named predicates over (target, TF version, Case, Finding).
+
+An entry (``fuzz/ledger/tf.json``) has an ``id``, a ``reason`` and predicate fields; *every*
+field given must match (absent fields match anything):
+
+- ``targets``      target-name globs (``tf-eager``, ``tf-*`` — never alone: combine with more)
+- ``tf_versions``  TF version globs (``2.21.*``); compared with the worker's TF version
+- ``kinds``        Finding kinds (``accept-reject``, ``error-class``, ...)
+- ``labels``       Case label globs (``valid``, ``invalid:channel-*``)
+- ``properties``   property names
+- ``error_class``  short class names of the observed exception
+- ``message``      a regex searched in the observed message
+- ``dtypes``       Case dtypes
+- ``features``     ``{feature: value}`` over ``case_features(case)`` (layout, dilation>1, ...)
+
+An entry must name at least a target glob and one of kinds/labels/message (``validate``): a
+blanket "ignore target X" cannot be written. Hits are counted per run; entries that matched
+nothing are reported as possibly stale.
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fuzz.findings import Finding
+
+DEFAULT_LEDGER = Path(__file__).with_name("ledger") / "tf.json"
+FIELDS = ("id", "reason", "targets", "tf_versions", "kinds", "labels", "properties",
+          "error_class", "message", "dtypes", "features")
+
+
+def case_features(case: dict[str, Any]) -> dict[str, Any]:
+    """Facts about a Case (JSON form) that ledger entries may name."""
+    def _spatial(arg, layout):
+        if arg is None:
+            return [1, 1, 1]
+        if isinstance(arg, int):
+            return [arg] * 3
+        if isinstance(arg, list) and all(isinstance(x, int) for x in arg):
+            if len(arg) == 1:
+                return arg * 3
+            if len(arg) == 5:
+                return arg[1:4] if layout == "NDHWC" else arg[2:5]
+            return arg
+        return []
+    layout = case.get("data_format")
+    dil = _spatial(case.get("dilations"), layout)
+    vshape = (case.get("value") or {}).get("shape") or []
+    fshape = (case.get("filter") or {}).get("shape") or []
+    return {
+        "layout": layout,
+        "dilation>1": any(isinstance(d, int) and d > 1 for d in dil),
+        "cout=0": len(fshape) == 5 and fshape[3] == 0,
+        "zero-size": 0 in vshape or 0 in fshape or (isinstance(case.get("output_shape"), list)
+                                                    and 0 in case["output_shape"]),
+        "value_arg": case.get("value_arg"), "filter_arg": case.get("filter_arg"),
+        "output_shape_form": case.get("output_shape_form"),
+        "value_recipe": (case.get("value") or {}).get("recipe"),
+        "filter_dtype": (case.get("filter") or {}).get("dtype"),
+        "empty-output": isinstance(case.get("output_shape"), list)
+        and all(isinstance(x, int) for x in case["output_shape"])
+        and math.prod(case["output_shape"]) == 0,
+    }
+
+
+@dataclass
+class Entry:
+    id: str
+    reason: str
+    targets: list[str]
+    tf_versions: list[str] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    properties: list[str] = field(default_factory=list)
+    error_class: list[str] = field(default_factory=list)
+    message: str | None = None
+    dtypes: list[str] = field(default_factory=list)
+    features: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.targets or not (self.kinds or self.labels or self.message):
+            raise ValueError(f"ledger entry {self.id!r} is too broad: it needs target globs and "
+                             f"at least one of kinds/labels/message")
+        self._rx = re.compile(self.message) if self.message else None
+
+    def matches(self, f: Finding, tf_version: str | None) -> bool:
+        globs = lambda value, pats: not pats or any(fnmatch.fnmatchcase(str(value), p) for p in pats)  # noqa: E731
+        if not globs(f.target, self.targets) or not globs(f.case.get("label"), self.labels):
+            return False
+        if self.tf_versions and (tf_version is None or not globs(tf_version, self.tf_versions)):
+            return False
+        if self.kinds and f.kind not in self.kinds:
+            return False
+        if self.properties and f.property not in self.properties:
+            return False
+        cls = (f.details.get("error_class") or "").rsplit(".", 1)[-1]
+        if self.error_class and cls not in self.error_class:
+            return False
+        if self._rx is not None and not self._rx.search(
+                str(f.details.get("message") or "") + "\n" + f.observed):
+            return False
+        if self.dtypes and (f.case_summary.get("dtype") not in self.dtypes):
+            return False
+        feats = case_features(f.case) if self.features else {}
+        return all(feats.get(k) == v for k, v in self.features.items())
+
+
+class Ledger:
+    """Loaded entries plus this run's hit counts."""
+
+    def __init__(self, entries: list[Entry], tf_version: str | None = None) -> None:
+        ids = [e.id for e in entries]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"duplicate ledger ids: {sorted({i for i in ids if ids.count(i) > 1})}")
+        self.entries, self.tf_version = entries, tf_version
+        self.hits: dict[str, int] = {e.id: 0 for e in entries}
+
+    @classmethod
+    def load(cls, path: str | Path | None = DEFAULT_LEDGER, tf_version: str | None = None) -> "Ledger":
+        """``path`` None or ``"none"``: an empty ledger (every deviation is new)."""
+        if path is None or str(path) == "none":
+            return cls([], tf_version)
+        data = json.loads(Path(path).read_text())
+        unknown = [k for e in data["entries"] for k in e if k not in FIELDS]
+        if unknown:
+            raise ValueError(f"{path}: unknown ledger fields {sorted(set(unknown))}; known: {FIELDS}")
+        return cls([Entry(**e) for e in data["entries"]], tf_version)
+
+    def classify(self, finding: Finding) -> Finding:
+        """The finding with ``known_deviation`` set to the first matching entry (counted)."""
+        for e in self.entries:
+            if e.matches(finding, self.tf_version):
+                self.hits[e.id] += 1
+                return finding.with_known_deviation(e.id)
+        return finding
+
+    def stale(self) -> list[str]:
+        return [i for i, n in self.hits.items() if n == 0]

@@ -1,0 +1,123 @@
+"""The properties as plain functions: one Case (or a metamorphic pair) → judged, recorded.
+
+``Context`` holds the target pools, the ledger, the session recorder and an in-process
+``impl`` pool (the reference for error classes). ``check_valid`` / ``check_invalid`` run one
+Case on every target, judge each Outcome (``fuzz.judge``), classify Findings with the ledger —
+known deviations are recorded and pass — and raise ``FindingError`` carrying the unknown ones,
+so that Hypothesis shrinks them. The largest headroom is fed to ``hypothesis.target`` so the
+search climbs toward bound violations.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from hypothesis import target as hypothesis_target
+from hypothesis.control import currently_in_test_context
+
+from fuzz.coverage import cells_of
+from fuzz.findings import Finding
+from fuzz.judge import judge_rejection, judge_value
+from fuzz.ledger import Ledger
+from fuzz.session import Recorder
+from fuzz.truth import truth_of
+from oracle.case import Case
+from oracle.outcome import Outcome
+
+
+class FindingError(AssertionError):
+    """Raised by a property for deviations the ledger does not know; carries ``.findings``."""
+
+    def __init__(self, findings: list[Finding]) -> None:
+        self.findings = list(findings)
+        lines = [f"{len(self.findings)} unknown deviation(s):"]
+        lines += [f"  [{f.kind}] {f.target} ({f.property}): expected {f.expected}; "
+                  f"observed {f.observed}" for f in self.findings[:8]]
+        if self.findings:
+            lines += ["reproducer:", self.findings[0].repro]
+        super().__init__("\n".join(lines))
+
+
+@dataclass
+class Context:
+    pools: dict                      # target name -> TargetPool
+    recorder: Recorder
+    ledger: Ledger
+    impl_pool: object = None         # in-process impl TargetPool (error-class reference)
+    timings: dict = field(default_factory=lambda: {"oracle": 0.0, "truth": 0.0, "judge": 0.0})
+
+    def run(self, target: str, cases: list[Case]) -> list[Outcome]:
+        t0 = time.perf_counter()
+        out = self.pools[target].run(cases)
+        self.timings["oracle"] += time.perf_counter() - t0
+        return out
+
+    def settle(self, findings: list[Finding]) -> list[Finding]:
+        """Apply the ledger: record known deviations, return the unknown ones."""
+        unknown = []
+        for f in findings:
+            f = self.ledger.classify(f)
+            if f.known_deviation:
+                self.recorder.known(f)
+            else:
+                unknown.append(f)
+        return unknown
+
+
+def _matrix_cells(case: Case) -> list[str]:
+    cells = [f"dtype={case.dtype}", f"layout={case.data_format}", f"padding={case.padding}"]
+    return cells + [c for c in cells_of(case) if c.startswith(("dilation=", "zero="))]
+
+
+def _finish(ctx: Context, unknown: list[Finding], headroom: float | None) -> None:
+    if headroom is not None and currently_in_test_context():
+        hypothesis_target(min(float(headroom), 1e6), label="headroom")
+    if unknown:
+        raise FindingError(unknown)
+
+
+def check_valid(case: Case, ctx: Context, prop: str = "differential") -> None:
+    """Differential (and, for ``case.exact``, exactness) property on every target."""
+    rec = ctx.recorder
+    rec.cover(cells_of(case))
+    t0 = time.perf_counter()
+    truth = truth_of(case)
+    ctx.timings["truth"] += time.perf_counter() - t0
+    unknown, best = [], None
+    for name in ctx.pools:
+        (out,) = ctx.run(name, [case])
+        t1 = time.perf_counter()
+        rec.example(prop, name)
+        rec.outcome(name, out.kind)
+        if out.kind == "raised":
+            rec.error(name, case.label, out.short_class)
+        findings, head = judge_value(case, out, truth, name, prop, strict=(name == "impl"))
+        if head is not None and not case.exact:
+            rec.add_headroom(name, case.dtype, head)
+            best = head if best is None else max(best, head)
+        rec.matrix_cells(name, _matrix_cells(case), bool(findings))
+        unknown += ctx.settle(findings)
+        ctx.timings["judge"] += time.perf_counter() - t1
+    _finish(ctx, unknown, best)
+
+
+def check_invalid(case: Case, ctx: Context, prop: str = "invalid") -> None:
+    """Every target must reject a near-miss Case with the contract's error class."""
+    rec = ctx.recorder
+    rec.cover(cells_of(case))
+    (impl_out,) = ctx.impl_pool.run([case])
+    unknown = []
+    if impl_out.kind != "raised":  # the family itself (or impl) is wrong: never silent
+        from fuzz.judge import make_finding
+        unknown.append(make_finding("accept-reject", case, "impl", prop, "impl rejects the Case",
+                                    impl_out.describe(), family=case.label))
+    for name in ctx.pools:
+        (out,) = ctx.run(name, [case])
+        rec.example(prop, name)
+        rec.outcome(name, out.kind)
+        if out.kind == "raised":
+            rec.error(name, case.label, out.short_class)
+        findings = judge_rejection(case, out, impl_out, name, prop)
+        rec.matrix_cells(name, [case.label], bool(findings))
+        unknown += ctx.settle(findings)
+    _finish(ctx, unknown, None)

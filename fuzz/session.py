@@ -1,0 +1,135 @@
+"""The per-process recorder of a conformance session (docs/architecture.md, "Conformance
+session output"): ``findings-<wid>.jsonl`` and ``stats-<wid>.json`` in the output directory,
+``<wid>`` the xdist worker id or ``main``.
+
+Only final Findings are written: unknown ones when pytest reports the failed test (after
+Hypothesis shrank them), known deviations as they are matched — the first one per
+(ledger id, target, property, kind), since every further hit only adds to ``ledger_hits``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from fuzz.findings import Finding
+
+HEADROOM_SAMPLES = 2000
+
+
+def worker_id() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def _tree():
+    return defaultdict(_tree)
+
+
+def _plain(d):
+    return {k: _plain(v) for k, v in d.items()} if isinstance(d, dict) else d
+
+
+class Recorder:
+    def __init__(self, out_dir: str | Path | None, wid: str | None = None) -> None:
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        self.wid = wid or worker_id()
+        self.examples: dict = defaultdict(lambda: defaultdict(int))
+        self.seconds: dict = defaultdict(float)
+        self.outcomes: dict = defaultdict(lambda: defaultdict(int))
+        self.headroom: dict = defaultdict(lambda: defaultdict(list))
+        self._seen_headroom: dict = defaultdict(int)
+        self.matrix: dict = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+        self.coverage: dict = defaultdict(int)
+        self.ledger_hits: dict = defaultdict(int)
+        self.errors: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
+        self.findings: dict[str, Finding] = {}
+        self._known_keys: set = set()
+        self._rng = random.Random(0)
+        self.extra: dict[str, Any] = {}
+
+    # -------------------------------------------------------------- counting
+    def example(self, prop: str, target: str) -> None:
+        self.examples[prop][target] += 1
+
+    def outcome(self, target: str, kind: str) -> None:
+        self.outcomes[target][kind] += 1
+
+    def error(self, target: str, label: str, cls: str | None) -> None:
+        self.errors[target][label][cls or "?"] += 1
+
+    def add_headroom(self, target: str, dtype: str, h: float) -> None:
+        """Reservoir-sample headroom values (≤ HEADROOM_SAMPLES per cell)."""
+        cell = self.headroom[target][dtype]
+        key = (target, dtype)
+        self._seen_headroom[key] += 1
+        if len(cell) < HEADROOM_SAMPLES:
+            cell.append(h)
+        else:
+            j = self._rng.randrange(self._seen_headroom[key])
+            if j < HEADROOM_SAMPLES:
+                cell[j] = h
+
+    def matrix_cells(self, target: str, cells: list[str], deviated: bool) -> None:
+        for c in cells:
+            m = self.matrix[target][c]
+            m[0] += 1
+            m[1] += int(deviated)
+
+    def cover(self, cells) -> None:
+        for c in cells:
+            self.coverage[c] += 1
+
+    # -------------------------------------------------------------- findings
+    def known(self, f: Finding) -> None:
+        self.ledger_hits[f.known_deviation] += 1
+        key = (f.known_deviation, f.target, f.property, f.kind)
+        if key not in self._known_keys:
+            self._known_keys.add(key)
+            self.findings[f.id] = f
+
+    def final(self, f: Finding) -> None:
+        self.findings[f.id] = f
+
+    # -------------------------------------------------------------- output
+    def stats(self) -> dict[str, Any]:
+        return {"examples": _plain(self.examples), "seconds": dict(self.seconds),
+                "outcomes": _plain(self.outcomes), "headroom": _plain(self.headroom),
+                "matrix": _plain(self.matrix), "coverage": dict(self.coverage),
+                "ledger_hits": dict(self.ledger_hits), "errors": _plain(self.errors),
+                **self.extra}
+
+    def write(self) -> None:
+        if self.out_dir is None:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        for name, text in ((f"findings-{self.wid}.jsonl",
+                            "".join(json.dumps(f.to_json(), sort_keys=True) + "\n"
+                                    for f in self.findings.values())),
+                           (f"stats-{self.wid}.json", json.dumps(self.stats(), indent=1,
+                                                                  sort_keys=True))):
+            tmp = self.out_dir / (name + ".tmp")
+            tmp.write_text(text)
+            os.replace(tmp, self.out_dir / name)
+
+
+def merge_stats(paths) -> dict[str, Any]:
+    """Sum several ``stats-*.json`` (the gate and the coverage tripwire use this): counters add,
+    matrix cells ``[n, deviations]`` add element-wise, headroom samples concatenate."""
+    total: dict[str, Any] = {}
+
+    def add(dst, src, section):
+        for k, v in src.items():
+            if isinstance(v, dict):
+                add(dst.setdefault(k, {}), v, section or k)
+            elif isinstance(v, list) and section == "headroom":
+                dst[k] = list(dst.get(k, [])) + list(v)
+            elif isinstance(v, list):
+                dst[k] = [a + b for a, b in zip(dst[k], v)] if k in dst else list(v)
+            else:
+                dst[k] = dst.get(k, 0) + v
+    for p in paths:
+        add(total, json.loads(Path(p).read_text()), None)
+    return total

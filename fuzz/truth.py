@@ -1,0 +1,104 @@
+"""The truth for a valid Case: reference result, magnitude and the per-element error bound.
+
+For the dtype-rounded inputs ``v`` (value, NDHWC) and ``w`` (filter) the reference is
+``y_ref = v ⊛ w`` summed by ``impl.kernel.transposed_conv_ndhwc`` in float64 (u_ref = 2^-53) for
+float16/bfloat16/float32 inputs — whose products are then exact, and whose sums cannot overflow —
+and in ``np.longdouble`` for float64 inputs. The magnitude is ``A = |v|⊛|w|`` over the *finite*
+inputs (non-finite entries set to 0), and the bound is ``fuzz.bound.error_bound`` with
+``n = Cin · ΠK``.
+
+Flush-to-zero allowance (``Truth.bound``; ``Truth.bound_strict`` omits it, for paths that
+must not flush, such as ``impl``), per product:
+
+- DAZ on inputs replaces a subnormal input by 0, losing exactly the products it takes part in:
+  ``F_daz = (|v|·[v subnormal]) ⊛ |w| + |v| ⊛ (|w|·[w subnormal])`` (computed only when a
+  subnormal input exists);
+- FTZ on results flushes a subnormal product or partial sum; each of the ≤ n products and
+  ≤ n additions loses less than ``t`` (the dtype's smallest normal) and at most the element's
+  own magnitude ``A``: ``F_ftz = 2n · min(t, A)``.
+
+``F = F_daz + F_ftz + (n + 1)·η`` (gradual underflow, ``fuzz.bound.underflow_term``, always). Elements where ``A·(1 + γ_n(u)) ≥`` the dtype's largest finite value may
+overflow in an intermediate of a dtype-precision path: there a non-finite result is allowed
+(``overflow`` mask), a finite one must still meet the bound.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from fuzz.bound import (LARGEST_FINITE, SMALLEST_NORMAL, UNIT_ROUNDOFF, error_bound, gamma,
+                        underflow_term, unit_roundoff_of)
+from oracle.case import Case
+
+
+@dataclass(frozen=True)
+class Truth:
+    dtype: str
+    shape: tuple[int, ...]
+    y_ref: np.ndarray        # float64 view of the reference (layout order)
+    magnitude: np.ndarray    # A over finite inputs
+    bound: np.ndarray        # per-element bound on |y − y_ref|, flush-to-zero allowed
+    bound_strict: np.ndarray  # the same without the flush-to-zero allowance (gradual underflow)
+    overflow: np.ndarray     # bool: intermediate overflow possible → non-finite allowed
+    n_terms: int
+    exact_value: np.ndarray  # y_ref rounded once to the dtype (the exact answer for exact Cases)
+
+
+def _ndhwc(a: np.ndarray, layout: str) -> np.ndarray:
+    return a.transpose(0, 2, 3, 4, 1) if layout == "NCDHW" else a
+
+
+def _layout(a: np.ndarray, layout: str) -> np.ndarray:
+    return a.transpose(0, 4, 1, 2, 3) if layout == "NCDHW" else a
+
+
+def normalized(case: Case, arrays=None):
+    """``impl.normalize_call`` on the Case's arguments (raises for invalid Cases)."""
+    from impl import normalize_call
+
+    args, kwargs = case.call_args(tensor=lambda values, dt: np.asarray(values, dtype=dt),
+                                  arrays=arrays)
+    kwargs.pop("name", None)
+    return normalize_call(*args, **kwargs)
+
+
+def truth_of(case: Case, arrays=None) -> Truth:
+    """Reference, magnitude and bound for a valid Case (see the module docstring)."""
+    from impl.kernel import transposed_conv_ndhwc
+
+    call = normalized(case, arrays)
+    dtype = case.dtype
+    ref = np.longdouble if dtype == "float64" else np.float64
+    u_ref = unit_roundoff_of(ref)
+    v = _ndhwc(call.value, call.data_format).astype(ref)
+    w = call.filter.astype(ref)
+    spatial = tuple(call.output_shape[1:4] if call.data_format == "NDHWC" else call.output_shape[2:5])
+    conv = lambda a, b: transposed_conv_ndhwc(a, b, spatial, call.strides, call.dilations,  # noqa: E731
+                                              call.pad_before, ref)
+    n = int(call.filter.shape[4] * math.prod(call.filter.shape[:3]))
+    with np.errstate(all="ignore"):
+        y = conv(v, w)
+        fin_v, fin_w = np.isfinite(v), np.isfinite(w)
+        av = np.where(fin_v, np.abs(v), 0)
+        aw = np.where(fin_w, np.abs(w), 0)
+        mag = conv(av, aw)
+        ftz_term: np.ndarray | float = underflow_term(dtype, n)
+        strict_term = ftz_term
+        if mag.size:
+            t = SMALLEST_NORMAL[dtype]
+            ftz_term = ftz_term + 2.0 * n * np.minimum(t, mag.astype(np.float64))
+            sub_v, sub_w = (av > 0) & (av < t), (aw > 0) & (aw < t)
+            if sub_v.any() or sub_w.any():
+                ftz_term = ftz_term + (conv(np.where(sub_v, av, 0), aw)
+                                       + conv(av, np.where(sub_w, aw, 0))).astype(np.float64)
+        y64 = _layout(y, call.data_format)
+        mag64 = _layout(mag, call.data_format).astype(np.float64)
+        ftz_l = _layout(ftz_term, call.data_format) if isinstance(ftz_term, np.ndarray) else ftz_term
+        bound = error_bound(dtype, y64.astype(np.float64), mag64, n, u_ref, ftz_l)
+        strict = error_bound(dtype, y64.astype(np.float64), mag64, n, u_ref, strict_term)
+        overflow = mag64 * (1.0 + gamma(max(n, 1), UNIT_ROUNDOFF[dtype])) >= LARGEST_FINITE[dtype]
+        exact_value = y64.astype(call.dtype)
+    return Truth(dtype, tuple(call.output_shape), y64.astype(np.float64), mag64,
+                 np.asarray(bound, np.float64), np.asarray(strict, np.float64), overflow, n, exact_value)

@@ -1,0 +1,142 @@
+"""Conformance session plumbing: options, profiles, target pools, Finding capture, tripwire.
+
+Options (docs/architecture.md): ``--target`` (repeatable; default ``default_targets()``),
+``--conv3dt-out DIR``, ``--examples N``, ``--seed S``, ``--ledger PATH|none``, plus
+``--conv3dt-corpus DIR`` (default ``fuzz/corpus``) and Hypothesis's ``--hypothesis-profile``
+(default here: ``ci``). Each process writes ``findings-<wid>.jsonl`` / ``stats-<wid>.json``;
+the controller merges the stats at the end and fails the session when a required coverage cell
+is zero (the tripwire), since under xdist no single worker sees every cell.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from fuzz import corpus, profiles
+from fuzz.coverage import missing
+from fuzz.ledger import DEFAULT_LEDGER, Ledger
+from fuzz.properties import Context, FindingError
+from fuzz.session import Recorder, merge_stats, worker_id
+
+profiles.register_profiles()
+REQUIRED_PROPERTIES = {"differential", "exact", "invalid"}
+STATE: dict = {"recorder": None, "corpus_dir": corpus.DEFAULT_DIR, "ctx": None}
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("conv3dt", "conv3d_transpose conformance")
+    g.addoption("--target", action="append", default=None, dest="conv3dt_targets",
+                help="target to test (repeatable; default: oracle.targets.default_targets())")
+    g.addoption("--conv3dt-out", default=None, help="directory for findings-*/stats-* files")
+    g.addoption("--examples", type=int, default=None, dest="conv3dt_examples",
+                help="base max_examples per property (overrides the profile)")
+    g.addoption("--seed", type=int, default=None, dest="conv3dt_seed", help="Hypothesis seed")
+    g.addoption("--ledger", default=str(DEFAULT_LEDGER), dest="conv3dt_ledger",
+                help="known-deviation ledger JSON, or 'none'")
+    g.addoption("--conv3dt-corpus", default=None, help="regression corpus directory")
+
+
+def _is_controller(config) -> bool:
+    return not hasattr(config, "workerinput")
+
+
+def pytest_configure(config):
+    profile = config.getoption("hypothesis_profile", default=None)
+    profiles.configure(profile, config.getoption("conv3dt_examples", default=None),
+                       config.getoption("conv3dt_seed", default=None))
+    out = config.getoption("conv3dt_out", default=None)
+    if out is None:  # chosen once by the controller; xdist hands the option to the workers
+        out = tempfile.mkdtemp(prefix="conv3dt-out-")
+        config.option.conv3dt_out = out
+    if _is_controller(config):
+        for stale in list(Path(out).glob("stats-*.json")) + list(Path(out).glob("findings-*.jsonl")):
+            stale.unlink()
+    STATE["recorder"] = Recorder(out, worker_id())
+    STATE["corpus_dir"] = Path(config.getoption("conv3dt_corpus", default=None) or corpus.DEFAULT_DIR)
+
+
+def selected_targets(config) -> list[str]:
+    names = config.getoption("conv3dt_targets", default=None)
+    if not names:
+        from oracle.targets import default_targets
+        names = default_targets()
+    return list(dict.fromkeys(names))
+
+
+@pytest.fixture(scope="session")
+def ctx(request):
+    """One TargetPool per selected target (warm workers), the ledger and the recorder."""
+    from oracle.pool import TargetPool
+
+    pools = {}
+    try:
+        for name in selected_targets(request.config):
+            pools[name] = TargetPool(name, timeout=30.0)
+        impl_pool = pools.get("impl") or TargetPool("impl")
+        tf_version = None
+        for p in pools.values():
+            info = p.info()
+            tf_version = (info.get("worker") or {}).get("tensorflow") or tf_version
+        path = request.config.getoption("conv3dt_ledger", default=str(DEFAULT_LEDGER))
+        ledger = Ledger.load(path, tf_version)
+        c = Context(pools, STATE["recorder"], ledger, impl_pool)
+        STATE["ctx"] = c
+        yield c
+    finally:
+        rec = STATE["recorder"]
+        if STATE["ctx"] is not None:
+            rec.extra["ledger_stale"] = {i: 1 for i in STATE["ctx"].ledger.stale()}
+            rec.extra["timings"] = dict(STATE["ctx"].timings)
+        for p in pools.values():
+            p.close()
+
+
+def _findings_of(exc) -> list:
+    if isinstance(exc, FindingError):
+        return exc.findings
+    if isinstance(exc, BaseExceptionGroup):
+        return [f for e in exc.exceptions for f in _findings_of(e)]
+    return []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rec = STATE["recorder"]
+    if call.when == "call" and rec is not None:
+        prop = item.originalname if hasattr(item, "originalname") else item.name
+        rec.seconds[prop.removeprefix("test_")] += call.duration
+        if call.excinfo is not None:
+            for f in _findings_of(call.excinfo.value):
+                rec.final(f)
+                corpus.save(f, STATE["corpus_dir"])
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The in-process coverage tripwire runs after every property."""
+    items.sort(key=lambda it: "test_coverage" in it.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    rec = STATE["recorder"]
+    if rec is None:
+        return
+    rec.write()
+    config = session.config
+    if not _is_controller(config) or not getattr(config.option, "numprocesses", None):
+        return  # a worker, or a single process (there test_coverage.py checks the counts)
+    if profiles.ACTIVE["profile"] != "ci":
+        return
+    stats = merge_stats(sorted(Path(rec.out_dir).glob("stats-*.json")))
+    if not REQUIRED_PROPERTIES <= set(stats.get("examples", {})):
+        return  # not every property ran (e.g. -k selected one): the cells cannot all be hit
+    gaps = missing(stats.get("coverage", {}))
+    if gaps:
+        sys.stderr.write(f"\nconv3dt coverage tripwire: {len(gaps)} required cells never hit: "
+                         f"{gaps}\n")
+        session.exitstatus = 1
