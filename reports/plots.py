@@ -52,9 +52,10 @@ def matrix_heatmap(record: dict[str, Any]) -> bytes | None:
         rate = np.where(n > 0, dev / np.maximum(n, 1), np.nan)
     fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(cells) + 2.5),
                                     max(2.5, 0.45 * len(targets) + 1.8)))
-    cmap = plt.get_cmap("RdYlGn_r").copy()
-    cmap.set_bad("#dddddd")
-    im = ax.imshow(np.ma.masked_invalid(rate), cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto")
+    cmap = plt.get_cmap("RdYlGn_r").with_extremes(bad="#dddddd")
+    # a power norm so that a few deviations in hundreds of examples already show as orange
+    im = ax.imshow(np.ma.masked_invalid(rate), cmap=cmap, aspect="auto",
+                   norm=matplotlib.colors.PowerNorm(0.25, vmin=0.0, vmax=1.0))
     ax.set_xticks(range(len(cells)), labels=cells, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(len(targets)), labels=targets, fontsize=8)
     if len(cells) * len(targets) <= 400:
@@ -63,7 +64,7 @@ def matrix_heatmap(record: dict[str, Any]) -> bytes | None:
                 if n[i, j] > 0:
                     ax.text(j, i, f"{int(dev[i, j])}/{int(n[i, j])}", ha="center", va="center",
                             fontsize=6, color="black")
-    ax.set_title("Conformance matrix: share of examples with a deviation (grey: not run)",
+    ax.set_title("Conformance matrix: share of examples with a deviation (power scale; grey: not run)",
                  fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.03, pad=0.02)
     return _png(fig)
