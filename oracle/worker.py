@@ -36,9 +36,17 @@ from oracle.targets import resolve
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
+_SELF_STATM: int | None = None
+
+
 def rss_bytes(pid: int | str = "self") -> int:
     """Resident set size of a process (Linux /proc); 0 where unavailable."""
+    global _SELF_STATM
     try:
+        if pid == "self":  # called after every case: keep the file open (pread ~5 µs)
+            if _SELF_STATM is None:
+                _SELF_STATM = os.open("/proc/self/statm", os.O_RDONLY)
+            return int(os.pread(_SELF_STATM, 128, 0).split()[1]) * PAGE
         with open(f"/proc/{pid}/statm", "rb") as fh:
             return int(fh.read().split()[1]) * PAGE
     except (OSError, IndexError, ValueError):
