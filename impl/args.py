@@ -78,6 +78,8 @@ def _fail(kind, name, received, expected):
 
 def _as_int(item, name, whole):
     """A Python/NumPy integer (not bool) as ``int``, else TypeError naming ``name``."""
+    if type(item) is int:  # fast path for the common case
+        return item
     if isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, np.integer)):
         raise _fail(TypeError, name, whole, "integers")
     return int(item)
@@ -87,6 +89,8 @@ def _spatial_triple(arg, name, channel_index):
     """strides/dilations -> (D, H, W) ints >= 1; accepts None, int, length 1, 3 or 5."""
     if arg is None:
         return (1, 1, 1)
+    if type(arg) is int and arg >= 1:  # fast path for the common case
+        return (arg, arg, arg)
     if isinstance(arg, (list, tuple)) or (isinstance(arg, np.ndarray) and arg.ndim == 1):
         items = [_as_int(item, name, arg) for item in arg]
     else:

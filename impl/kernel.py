@@ -13,13 +13,20 @@ residue ``r = q mod s``. A tap ``k`` reaches phase ``r`` iff ``k*d = r (mod s)``
 of one phase form an arithmetic progression in ``k`` with step ``s/g`` (``g = gcd(s, d)``), so the
 ``t_k`` are equally spaced by ``d/g``: every phase is a *stride-1* correlation of the zero-extended
 input with the phase's sub-kernel dilated by ``d/g``. In 3-D there are ``s_d*s_h*s_w`` phases; each
-one is a strided window view (the ``numpy.lib.stride_tricks`` trick) reshaped to a matrix
+one is a strided window view (the ``numpy.lib.stride_tricks.as_strided`` trick, done with the
+``np.ndarray(shape, dtype, buffer, offset, strides)`` constructor that ``as_strided`` wraps, to skip
+its few microseconds of Python overhead) reshaped to a matrix
 ``(positions, taps*Cin)`` times the phase filter matrix ``(taps*Cin, Cout)``: one GEMM.
 
-Memory: the work is split into chunks over (batch, output depth) so that the zero-padded input slab,
-its im2col copy and the GEMM result of one chunk stay under about half of the output's bytes (at
-least one output depth row of one sample). When a phase needs no padding and has one tap per axis
-the GEMM reads the input in place.
+Memory: the work is split into chunks over (batch, output depth, output height) so that the
+zero-padded input slab, its im2col copy and the GEMM result of one chunk stay under 3/4 of the
+output's bytes (or 64 KiB, whichever is larger; at least one output row of one sample). When a phase
+needs no padding its windows read the input in place, and with one tap per axis the GEMM then reads
+the input without any copy.
+
+Speed: everything that depends only on the geometry (phases, filter slices, chunk list, window
+shapes and byte strides) is computed once per geometry and cached (``functools.lru_cache`` over
+plain ints), so a call costs a few NumPy operations per chunk.
 
 Accumulation happens in ``accum_dtype`` (float32, float64 or numpy.longdouble; longdouble has no BLAS
 and is slow but exact enough for a high-precision truth). The result is returned in ``accum_dtype``.
@@ -60,79 +67,116 @@ def axis_phases(in_size: int, out_size: int, kernel: int, stride: int, dilation:
     return tuple(plans)
 
 
-def _strided(base: np.ndarray, offset: int, shape, strides) -> np.ndarray:
-    """``as_strided`` without its Python overhead: a view of C-contiguous ``base``."""
-    return np.ndarray(shape, base.dtype, base, offset, strides)
+_MIN_BUDGET = 64 * 1024  # bytes per chunk at least
+_BUDGET_FRACTION = 0.75  # of the output's bytes per chunk at most (unless under _MIN_BUDGET)
 
 
-def _slab(value, start, length, n0, n1):
-    """Copy of ``value[n0:n1, start[a]:start[a]+length[a] (a = D, H, W), :]`` zero-extended.
+@functools.lru_cache(maxsize=1024)
+def _geometry_plan(batch, in_spatial, cin, out_spatial, cout, kernel, strides, dilations,
+                   pad_before, itemsize):
+    """Cached work list: per phase ``(filter_index, out_index, chunks, taps)``.
 
-    Indices outside ``[0, size)`` read as 0. Returns a C-contiguous array.
+    ``chunks`` holds ``(slab_spec, offset, window_shape, window_strides, dst_index, result_shape,
+    width)``: ``slab_spec`` is ``None`` for an in-place window (the byte ``offset`` and strides then
+    refer to the C-contiguous input) or ``(length, into, source)`` describing the zero-extended
+    slab to build. Strides are in bytes of the accumulation dtype. Chunks whose windows see only
+    padding are dropped (their outputs stay 0).
     """
-    batch = value[n0:n1]
-    slab = np.zeros((batch.shape[0], *length, value.shape[4]), value.dtype)
-    src, dst = [], []
-    for a in range(3):
-        size = value.shape[1 + a]
-        lo, hi = max(start[a], 0), min(start[a] + length[a], size)
-        if hi <= lo:
-            return slab
-        src.append(slice(lo, hi))
-        dst.append(slice(lo - start[a], hi - start[a]))
-    slab[:, dst[0], dst[1], dst[2]] = batch[:, src[0], src[1], src[2]]
-    return slab
+    axis_plans = [axis_phases(in_spatial[a], out_spatial[a], kernel[a], strides[a],
+                              dilations[a], pad_before[a]) for a in range(3)]
+    out_bytes = batch * out_spatial[0] * out_spatial[1] * out_spatial[2] * cout * itemsize
+    budget = max(int(out_bytes * _BUDGET_FRACTION), _MIN_BUDGET)
+    phases = []
+    for plan in itertools.product(*axis_plans):
+        filter_index = tuple(_taps_slice(p[2]) for p in plan)
+        out_index = (slice(None),) + tuple(slice(p[0], None, strides[a])
+                                           for a, p in enumerate(plan))
+        phases.append((filter_index, out_index,
+                       _chunks(batch, in_spatial, cin, cout, plan, budget, itemsize)))
+    return tuple(phases)
 
 
-def _phase_filter(filter, taps, cin, cout):
-    """Phase filter matrix ``(Td*Th*Tw*Cin, Cout)`` in window order (taps descending)."""
-    sub = filter[np.ix_(taps[0], taps[1], taps[2])]  # (Td, Th, Tw, Cout, Cin)
-    return np.ascontiguousarray(sub.transpose(0, 1, 2, 4, 3)).reshape(-1, cout)
+def _taps_slice(taps):
+    """The descending, equally spaced kernel indices ``taps`` as a slice."""
+    step = taps[0] - taps[1] if len(taps) > 1 else 1
+    stop = taps[-1] - step
+    return slice(taps[0], stop if stop >= 0 else None, -step)
 
 
-def _run_phase(value, fmat, out, plan, budget):
-    """Compute one 3-D phase into the strided output positions it owns.
-
-    ``plan`` holds one ``axis_phases`` entry per axis extended by that axis's stride.
-    """
-    n_batch, cin = value.shape[0], value.shape[4]
-    cout = fmat.shape[1]
+def _chunks(batch, in_spatial, cin, cout, plan, budget, itemsize):
     n_out = [p[1] for p in plan]
     n_taps = [len(p[2]) for p in plan]
     steps = [p[3] for p in plan]
     lo = [p[4] for p in plan]
+    halo = [(n_taps[a] - 1) * steps[a] for a in range(3)]
+    span_w = n_out[2] + halo[2]
     taps = n_taps[0] * n_taps[1] * n_taps[2]
-    span = [n_out[a] + (n_taps[a] - 1) * steps[a] for a in range(3)]
-    dst = out[:, plan[0][0]::plan[0][5], plan[1][0]::plan[1][5], plan[2][0]::plan[2][5]]
-    in_place = all(lo[a] >= 0 and lo[a] + span[a] <= value.shape[1 + a] for a in range(3))
-    # Bytes one output depth row of one sample costs: padded slab row (unless read in place),
-    # im2col row (unless a single tap makes the GEMM read the input directly) and GEMM result.
-    row_bytes = value.itemsize * n_out[1] * n_out[2] * (cout + (taps * cin if taps > 1 else 0))
-    if not in_place:
-        row_bytes += value.itemsize * span[1] * span[2] * cin
-    rows = budget // row_bytes
-    if rows >= n_batch * n_out[0]:
-        chunks = [(0, n_batch, 0, n_out[0])]
+    in_place = all(lo[a] >= 0 and lo[a] + n_out[a] + halo[a] <= in_spatial[a] for a in range(3))
+
+    def cost(samples, depth, height):
+        gemm = depth * height * n_out[2] * (cout + (taps * cin if taps > 1 else 0))
+        slab = 0 if in_place else (depth + halo[0]) * (height + halo[1]) * span_w * cin
+        return samples * (gemm + slab) * itemsize
+
+    if cost(batch, n_out[0], n_out[1]) <= budget:
+        pieces = [(0, batch, 0, n_out[0], 0, n_out[1])]
     else:
-        per = max(1, rows)
-        chunks = [(n, n + 1, d0, min(d0 + per, n_out[0]))
-                  for n in range(n_batch) for d0 in range(0, n_out[0], per)]
-    for n0, n1, d0, d1 in chunks:
-        depth = d1 - d0
-        if in_place:
-            slab = value
-            offset = (n0 * value.strides[0] + (lo[0] + d0) * value.strides[1]
-                      + lo[1] * value.strides[2] + lo[2] * value.strides[3])
+        depth = max((d for d in range(1, n_out[0] + 1) if cost(1, d, n_out[1]) <= budget),
+                    default=0)
+        if depth:
+            pieces = [(n, n + 1, d0, min(d0 + depth, n_out[0]), 0, n_out[1])
+                      for n in range(batch) for d0 in range(0, n_out[0], depth)]
         else:
-            slab = _slab(value, (lo[0] + d0, lo[1], lo[2]),
-                         (depth + (n_taps[0] - 1) * steps[0], span[1], span[2]), n0, n1)
+            height = max((h for h in range(1, n_out[1] + 1) if cost(1, 1, h) <= budget),
+                         default=1)
+            pieces = [(n, n + 1, d, d + 1, h0, min(h0 + height, n_out[1]))
+                      for n in range(batch) for d in range(n_out[0])
+                      for h0 in range(0, n_out[1], height)]
+    in_strides = _c_strides((batch, *in_spatial, cin), itemsize)
+    chunks = []
+    for n0, n1, d0, d1, h0, h1 in pieces:
+        start = (n0, lo[0] + d0, lo[1] + h0, lo[2])
+        if in_place:
+            slab_spec = None
+            offset = sum(i * st for i, st in zip(start, in_strides))
+            base_strides = in_strides
+        else:
+            length = (n1 - n0, d1 - d0 + halo[0], h1 - h0 + halo[1], span_w, cin)
+            copy = _slab_copy(start, length, (batch, *in_spatial))
+            if copy is None:  # the window sees only zero padding: the output stays 0
+                continue
+            slab_spec = (length, *copy)
             offset = 0
-        sn, sd, sh, sw, sc = slab.strides
-        window = _strided(slab, offset,
-                          (n1 - n0, depth, n_out[1], n_out[2], *n_taps, cin),
-                          (sn, sd, sh, sw, sd * steps[0], sh * steps[1], sw * steps[2], sc))
-        cols = window.reshape(-1, taps * cin)
-        dst[n0:n1, d0:d1] = (cols @ fmat).reshape(n1 - n0, depth, n_out[1], n_out[2], cout)
+            base_strides = _c_strides(length, itemsize)
+        sn, sd, sh, sw, sc = base_strides
+        shape = (n1 - n0, d1 - d0, h1 - h0, n_out[2], *n_taps, cin)
+        window_strides = (sn, sd, sh, sw, sd * steps[0], sh * steps[1], sw * steps[2], sc)
+        dst_index = (slice(n0, n1), slice(d0, d1), slice(h0, h1))
+        chunks.append((slab_spec, offset, shape, window_strides, dst_index,
+                       (n1 - n0, d1 - d0, h1 - h0, n_out[2], cout), taps * cin))
+    return tuple(chunks)
+
+
+def _slab_copy(start, length, sizes):
+    """Index tuples ``(into_slab, from_value)`` filling the box ``start + [0, length)`` (over N, D,
+    H, W) from the input; positions outside ``[0, size)`` stay zero. ``None`` if nothing overlaps.
+    """
+    into, source = [], []
+    for a in range(4):
+        low, high = max(start[a], 0), min(start[a] + length[a], sizes[a])
+        if high <= low:
+            return None
+        source.append(slice(low, high))
+        into.append(slice(low - start[a], high - start[a]))
+    return tuple(into), tuple(source)
+
+
+def _c_strides(shape, itemsize):
+    strides, step = [], itemsize
+    for size in reversed(shape):
+        strides.append(step)
+        step *= max(size, 1)
+    return tuple(reversed(strides))
 
 
 def transposed_conv_ndhwc(value, filter, output_spatial, strides, dilations, pad_before,
@@ -144,22 +188,28 @@ def transposed_conv_ndhwc(value, filter, output_spatial, strides, dilations, pad
     callers validate (see ``impl.args.normalize_call``). Returns ``(N, *output_spatial, Cout)``.
     """
     accum_dtype = np.dtype(accum_dtype)
-    value = np.asarray(value).astype(accum_dtype, copy=False)
-    filter = np.asarray(filter).astype(accum_dtype, copy=False)
-    n_batch, cin = value.shape[0], value.shape[4]
+    value = np.ascontiguousarray(value, dtype=accum_dtype)
+    filter = np.asarray(filter, dtype=accum_dtype)
+    batch, cin = value.shape[0], value.shape[4]
     cout = filter.shape[3]
-    out = np.zeros((n_batch, *output_spatial, cout), accum_dtype)
-    if out.size == 0 or cin == 0 or 0 in value.shape[1:4]:
+    out = np.zeros((batch, *output_spatial, cout), accum_dtype)
+    if out.size == 0 or value.size == 0:
         return out
-    if not value.flags.c_contiguous:
-        value = np.ascontiguousarray(value)
-    axis_plans = [
-        [p + (strides[a],) for p in axis_phases(value.shape[1 + a], output_spatial[a],
-                                                 filter.shape[a], strides[a], dilations[a],
-                                                 pad_before[a])]
-        for a in range(3)]
-    budget = out.nbytes // 2
-    for plan in itertools.product(*axis_plans):
-        fmat = _phase_filter(filter, [p[2] for p in plan], cin, cout)
-        _run_phase(value, fmat, out, plan, budget)
+    phases = _geometry_plan(batch, value.shape[1:4], cin, tuple(output_spatial), cout,
+                            filter.shape[:3], tuple(strides), tuple(dilations),
+                            tuple(pad_before), accum_dtype.itemsize)
+    # (KD, KH, KW, Cin, Cout): a phase's taps then flatten in window order (tap-major, Cin-minor).
+    filter_t = filter.transpose(0, 1, 2, 4, 3)
+    for filter_index, out_index, chunks in phases:
+        fmat = filter_t[filter_index].reshape(-1, cout)
+        dst = out[out_index]
+        for slab_spec, offset, shape, window_strides, dst_index, result_shape, width in chunks:
+            if slab_spec is None:
+                base = value
+            else:  # zero-extended copy of the input box this chunk reads
+                length, into, source = slab_spec
+                base = np.zeros(length, accum_dtype)
+                base[into] = value[source]
+            window = np.ndarray(shape, accum_dtype, base, offset, window_strides)
+            dst[dst_index] = (window.reshape(-1, width) @ fmat).reshape(result_shape)
     return out

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import impl
+import impl.kernel as kernel_module
 from impl.kernel import transposed_conv_ndhwc
 from tests.unit.loop_reference import DTYPES, error_bound, loop_conv3d_transpose, random_valid_case
 
@@ -168,13 +169,33 @@ def test_kernel_accumulates_in_the_requested_dtype(accum):
     assert np.all(np.abs(result.astype(np.float64) - y_star) <= bound + slack)
 
 
-def test_kernel_chunking_matches_unchunked_result():
-    """A volume whose phases need several chunks (stride 1, 27 taps) agrees with the loops."""
+@pytest.mark.parametrize("geometry", [
+    # (value shape, filter shape, output spatial, strides, dilations, pad_before)
+    ((2, 6, 5, 4, 3), (3, 3, 3, 2, 3), (6, 5, 4), (1, 1, 1), (1, 1, 1), (1, 1, 1)),  # padded
+    ((2, 5, 4, 4, 3), (2, 2, 2, 2, 3), (10, 8, 8), (2, 2, 2), (1, 1, 1), (0, 0, 0)),  # in place
+    ((1, 4, 6, 3, 2), (3, 2, 2, 3, 2), (7, 11, 6), (2, 2, 2), (1, 2, 1), (1, 1, 0)),
+], ids=["stride1-27taps", "stride2-in-place", "mixed"])
+@pytest.mark.parametrize("budget", [0, 600, 4000], ids=lambda b: f"budget{b}")
+def test_kernel_chunking_matches_the_loops(geometry, budget, monkeypatch):
+    """Tiny budgets force chunking by sample, depth and height rows; results must not change."""
+    value_shape, filter_shape, out_spatial, strides, dilations, pads = geometry
+    monkeypatch.setattr(kernel_module, "_MIN_BUDGET", budget)
+    monkeypatch.setattr(kernel_module, "_BUDGET_FRACTION", 0.0)
+    kernel_module._geometry_plan.cache_clear()
     rng = np.random.default_rng(11)
-    value = rng.standard_normal((2, 6, 5, 4, 3))
-    filter = rng.standard_normal((3, 3, 3, 2, 3))
-    chunked = transposed_conv_ndhwc(value, filter, (6, 5, 4), (1, 1, 1), (1, 1, 1), (1, 1, 1),
-                                    np.float64)
-    y_star, _ = loop_conv3d_transpose(value, filter, (2, 6, 5, 4, 2), (1, 1, 1), (1, 1, 1),
-                                      "SAME")
-    np.testing.assert_allclose(chunked, y_star, rtol=1e-13, atol=1e-13)
+    value = rng.standard_normal(value_shape)
+    filter = rng.standard_normal(filter_shape)
+    try:
+        result = transposed_conv_ndhwc(value, filter, out_spatial, strides, dilations, pads,
+                                       np.float64)
+        plan = kernel_module._geometry_plan(value_shape[0], value_shape[1:4], value_shape[4],
+                                            out_spatial, filter_shape[3], filter_shape[:3],
+                                            strides, dilations, pads, 8)
+    finally:
+        kernel_module._geometry_plan.cache_clear()
+    if budget < 4000:
+        assert max(len(phase[2]) for phase in plan) > value_shape[0]  # really chunked
+    output_shape = (value_shape[0], *out_spatial, filter_shape[3])
+    # the loop reference derives SAME padding itself; these pads are TF's SAME pads
+    y_star, _ = loop_conv3d_transpose(value, filter, output_shape, strides, dilations, "SAME")
+    np.testing.assert_allclose(result, y_star, rtol=1e-12, atol=1e-12)

@@ -1,0 +1,190 @@
+"""Benchmark: impl.conv3d_transpose vs TensorFlow's conv3d_transpose, float32, NDHWC.
+
+Both run side by side in one process, interleaved (impl, TF, impl, TF, ...), median of repeats.
+Both take NumPy arrays and return NumPy arrays (TF's time includes its conversions: this is what a
+NumPy user pays). TF runs eager (``tf.compat.v1.nn.conv3d_transpose``) except for dilated shapes,
+which TF 2.21's CPU eager kernel rejects: those run under ``tf.function(jit_compile=True)`` (XLA,
+marked ``xla``). Memory: peak bytes traced by tracemalloc during one impl call (NumPy reports its
+buffers; the output itself is included) divided by the output's bytes. Correctness: both results
+must lie within ``u*|y| + gamma_n * (|value| (*) |filter|)`` of a float64 result.
+
+Usage: ``python -m conv3dt.bench_impl [--repeats N] [--quick]`` or ``conv3dt bench impl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+
+import impl
+from impl.kernel import transposed_conv_ndhwc
+
+# (label, batch, input spatial, Cin, Cout, kernel, stride, dilation, padding)
+SHAPES = [
+    ("unet-up k2s2 8^3 64->32", 1, 8, 64, 32, 2, 2, 1, "SAME"),
+    ("unet-up k2s2 16^3 32->16 n2", 2, 16, 32, 16, 2, 2, 1, "SAME"),
+    ("unet-up k3s2 16^3 64->32", 1, 16, 64, 32, 3, 2, 1, "SAME"),
+    ("decoder k2s2 8^3 128->64 n4 valid", 4, 8, 128, 64, 2, 2, 1, "VALID"),
+    ("decoder k4s2 4^3 128->64 n8", 8, 4, 128, 64, 4, 2, 1, "SAME"),
+    ("decoder k4s2 8^3 32->16 valid", 1, 8, 32, 16, 4, 2, 1, "VALID"),
+    ("refine k3s1 32^3 16->8", 1, 32, 16, 8, 3, 1, 1, "SAME"),
+    ("refine k3s1 16^3 32->32 n2", 2, 16, 32, 32, 3, 1, 1, "SAME"),
+    ("refine k3s1 8^3 64->64 n2 valid", 2, 8, 64, 64, 3, 1, 1, "VALID"),
+    ("decoder k3s2 8^3 64->32 n4 valid", 4, 8, 64, 32, 3, 2, 1, "VALID"),
+    ("dilated k3s1d2 16^3 16->16", 1, 16, 16, 16, 3, 1, 2, "SAME"),
+    ("dilated k2s2d2 8^3 32->16 n2", 2, 8, 32, 16, 2, 2, 2, "SAME"),
+]
+TINY = ("tiny 1x2x2x2x1 k2s1", 1, 2, 1, 1, 2, 1, 1, "SAME")
+QUICK = [0, 3, 6, 10]
+GOALS = dict(median_ratio=1.0, worst_ratio=2.0, tiny_speedup=10.0, memory_ratio=2.0)
+
+
+def _output_size(size, kernel, stride, dilation, padding):
+    if padding == "SAME":
+        return size * stride
+    return (size - 1) * stride + (kernel - 1) * dilation + 1
+
+
+def make_case(shape, rng):
+    """Arrays and keyword arguments for one benchmark shape."""
+    _, batch, size, cin, cout, kernel, stride, dilation, padding = shape
+    out = _output_size(size, kernel, stride, dilation, padding)
+    value = rng.standard_normal((batch, size, size, size, cin), dtype=np.float32)
+    filter = rng.standard_normal((kernel, kernel, kernel, cout, cin), dtype=np.float32)
+    return dict(value=value, filter=filter, output_shape=[batch, out, out, out, cout],
+                strides=stride, padding=padding, dilations=dilation)
+
+
+def _tf_runner(tf, kwargs):
+    """A zero-argument callable running TF on the case (eager, or XLA when dilated)."""
+    if kwargs["dilations"] == 1:
+        return "eager", lambda: tf.compat.v1.nn.conv3d_transpose(**kwargs).numpy()
+    static = {k: v for k, v in kwargs.items() if k not in ("value", "filter")}
+    compiled = tf.function(jit_compile=True)(
+        lambda value, filter: tf.compat.v1.nn.conv3d_transpose(value, filter, **static))
+    return "xla", lambda: compiled(kwargs["value"], kwargs["filter"]).numpy()
+
+
+def _time_per_call(function, min_seconds):
+    """Seconds per call, timing a loop long enough to be measurable."""
+    calls = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(calls):
+            function()
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds or calls >= 1 << 16:
+            return elapsed / calls
+        calls *= 4 if elapsed < min_seconds / 8 else 2
+
+
+def peak_memory_ratio(kwargs):
+    """Peak traced bytes during one impl call / output bytes."""
+    out_bytes = int(np.prod(kwargs["output_shape"])) * 4
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    impl.conv3d_transpose(**kwargs)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak / max(out_bytes, 1)
+
+
+def within_bound(kwargs, *results):
+    """Every result within the float32 error bound of a float64 evaluation."""
+    value64 = kwargs["value"].astype(np.float64)
+    filter64 = kwargs["filter"].astype(np.float64)
+    call = impl.normalize_call(**kwargs)
+    geometry = (call.output_spatial, call.strides, call.dilations, call.pad_before, np.float64)
+    truth = transposed_conv_ndhwc(value64, filter64, *geometry)
+    magnitude = transposed_conv_ndhwc(np.abs(value64), np.abs(filter64), *geometry)
+    n_terms = int(np.prod(kwargs["filter"].shape[:3])) * kwargs["filter"].shape[4]
+    unit = 2.0 ** -24
+    gamma = n_terms * unit / (1 - n_terms * unit)
+    # the float64 evaluation's own error (gamma_n at 2**-53) is added to be rigorous
+    bound = unit * np.abs(truth) + (gamma + 2 * n_terms * 2.0 ** -53) * magnitude
+    return all(bool(np.all(np.abs(r.astype(np.float64) - truth) <= bound)) for r in results)
+
+
+def run_shape(tf, shape, repeats, rng, min_seconds):
+    kwargs = make_case(shape, rng)
+    _, batch, size, cin, cout, kernel, stride, dilation, padding = shape
+    path, tf_call = _tf_runner(tf, kwargs)
+    ours = impl.conv3d_transpose(**kwargs)
+    theirs = tf_call()
+    ok = within_bound(kwargs, ours, theirs)
+
+    def impl_call():
+        return impl.conv3d_transpose(**kwargs)
+
+    impl_times, tf_times = [], []
+    for _ in range(repeats):
+        impl_times.append(_time_per_call(impl_call, min_seconds))
+        tf_times.append(_time_per_call(tf_call, min_seconds))
+    t_impl, t_tf = statistics.median(impl_times), statistics.median(tf_times)
+    flops = 2.0 * batch * size ** 3 * cin * cout * kernel ** 3
+    return dict(label=shape[0], path=path, t_impl=t_impl, t_tf=t_tf, ratio=t_impl / t_tf,
+                gflops_impl=flops / t_impl / 1e9, gflops_tf=flops / t_tf / 1e9,
+                memory=peak_memory_ratio(kwargs), ok=ok)
+
+
+def _fmt_time(seconds):
+    return f"{seconds * 1e3:9.3f} ms" if seconds >= 1e-3 else f"{seconds * 1e6:9.1f} us"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="conv3dt bench impl", description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per shape (median)")
+    parser.add_argument("--quick", action="store_true", help="4 shapes, 3 repeats, short loops")
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be >= 1")
+    repeats = min(args.repeats, 3) if args.quick else args.repeats
+    min_seconds = 0.02 if args.quick else 0.1
+    shapes = [SHAPES[i] for i in QUICK] if args.quick else SHAPES
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    print(f"impl vs TF {tf.__version__} conv3d_transpose, float32 NDHWC, median of {repeats}")
+    header = (f"{'shape':36s} {'tf':5s} {'impl':>12s} {'TF':>12s} {'ratio':>6s} "
+              f"{'GF/s impl':>9s} {'GF/s TF':>8s} {'mem/out':>7s} bound")
+    print(header)
+    rows = []
+    for shape in shapes + [TINY]:
+        row = run_shape(tf, shape, repeats, rng, min_seconds)
+        rows.append(row)
+        print(f"{row['label']:36s} {row['path']:5s} {_fmt_time(row['t_impl'])} "
+              f"{_fmt_time(row['t_tf'])} {row['ratio']:6.2f} {row['gflops_impl']:9.1f} "
+              f"{row['gflops_tf']:8.1f} {row['memory']:7.2f} {'ok' if row['ok'] else 'FAIL'}",
+              flush=True)
+    realistic, tiny = rows[:-1], rows[-1]
+    ratios = [r["ratio"] for r in realistic]
+    summary = dict(median_ratio=statistics.median(ratios), worst_ratio=max(ratios),
+                   tiny_speedup=tiny["t_tf"] / tiny["t_impl"],
+                   memory_ratio=max(r["memory"] for r in realistic))
+    met = dict(median_ratio=summary["median_ratio"] <= GOALS["median_ratio"],
+               worst_ratio=summary["worst_ratio"] <= GOALS["worst_ratio"],
+               tiny_speedup=summary["tiny_speedup"] >= GOALS["tiny_speedup"],
+               memory_ratio=summary["memory_ratio"] <= GOALS["memory_ratio"])
+    print(f"median ratio impl/TF: {summary['median_ratio']:.2f} "
+          f"(goal <= {GOALS['median_ratio']}: {'met' if met['median_ratio'] else 'NOT met'})")
+    print(f"worst ratio impl/TF:  {summary['worst_ratio']:.2f} "
+          f"(goal <= {GOALS['worst_ratio']}: {'met' if met['worst_ratio'] else 'NOT met'})")
+    print(f"tiny-shape speedup:   {summary['tiny_speedup']:.1f}x "
+          f"(goal >= {GOALS['tiny_speedup']}x: {'met' if met['tiny_speedup'] else 'NOT met'})")
+    print(f"worst peak memory / output bytes (realistic shapes): {summary['memory_ratio']:.2f} "
+          f"(goal <= {GOALS['memory_ratio']}: {'met' if met['memory_ratio'] else 'NOT met'}; "
+          f"tiny shape: {tiny['memory']:.0f}, dominated by array headers)")
+    all_ok = all(r["ok"] for r in rows)
+    print(f"results within the error bound: {'all' if all_ok else 'NOT all'}")
+    return 0 if all_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
