@@ -43,8 +43,7 @@ import numpy as np
 __all__ = ["transposed_conv_ndhwc", "axis_phases"]
 
 
-@functools.lru_cache(maxsize=4096)
-def axis_phases(in_size: int, out_size: int, kernel: int, stride: int, dilation: int, pad: int):
+def _axis_phases(in_size: int, out_size: int, kernel: int, stride: int, dilation: int, pad: int):
     """Per-axis phase plan: a tuple of ``(o_first, n_out, taps, step, lo)`` per reachable phase.
 
     ``o_first`` is the first output index of the phase and ``n_out`` how many outputs it has (they
@@ -67,12 +66,16 @@ def axis_phases(in_size: int, out_size: int, kernel: int, stride: int, dilation:
     return tuple(plans)
 
 
+# Caches over plain ints (the functions are pure); wrapped here rather than decorated so that
+# mutation testing can reach the functions themselves.
+axis_phases = functools.lru_cache(maxsize=4096)(_axis_phases)
+
+
 _MIN_BUDGET = 64 * 1024  # bytes per chunk at least
 _BUDGET_FRACTION = 0.75  # of the output's bytes per chunk at most (unless under _MIN_BUDGET)
 
 
-@functools.lru_cache(maxsize=1024)
-def _geometry_plan(batch, in_spatial, cin, out_spatial, cout, kernel, strides, dilations,
+def _plan_geometry(batch, in_spatial, cin, out_spatial, cout, kernel, strides, dilations,
                    pad_before, itemsize):
     """Cached work list: per phase ``(filter_index, out_index, chunks, taps)``.
 
@@ -94,6 +97,9 @@ def _geometry_plan(batch, in_spatial, cin, out_spatial, cout, kernel, strides, d
         phases.append((filter_index, out_index,
                        _chunks(batch, in_spatial, cin, cout, plan, budget, itemsize)))
     return tuple(phases)
+
+
+_geometry_plan = functools.lru_cache(maxsize=1024)(_plan_geometry)
 
 
 def _taps_slice(taps):

@@ -18,6 +18,7 @@ from fractions import Fraction
 
 import ml_dtypes
 import numpy as np
+import pytest
 
 UNIT_ROUNDOFF = {
     np.dtype(np.float16): 2.0 ** -11,
@@ -144,3 +145,17 @@ def random_valid_case(rng, dtype=None, data_format=None, max_in=3, max_kernel=3,
     kwargs = dict(value=value, filter=filter, output_shape=output_shape, strides=list(strides),
                   padding=padding, data_format=data_format, dilations=list(dilations))
     return kwargs, tuple(strides), tuple(dilations)
+
+
+@pytest.fixture(autouse=True)
+def fresh_plan_caches():
+    """Clear impl's geometry caches around each test (import this fixture into a test module).
+
+    The caches are correct in normal use; clearing them makes every test exercise the planning
+    code, which matters under mutation testing where forked runs inherit a warm cache.
+    """
+    import impl.kernel
+
+    impl.kernel.axis_phases.cache_clear()
+    impl.kernel._geometry_plan.cache_clear()
+    yield

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import impl
+from tests.unit.loop_reference import fresh_plan_caches  # noqa: F401  (autouse fixture)
 
 
 def _random_geometry(rng):

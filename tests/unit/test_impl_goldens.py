@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import impl
-from tests.unit.loop_reference import DTYPES
+from tests.unit.loop_reference import DTYPES, fresh_plan_caches  # noqa: F401  (autouse)
 
 
 def _interior_count(index, size):

@@ -8,7 +8,8 @@ import pytest
 import impl
 import impl.kernel as kernel_module
 from impl.kernel import transposed_conv_ndhwc
-from tests.unit.loop_reference import DTYPES, error_bound, loop_conv3d_transpose, random_valid_case
+from tests.unit.loop_reference import (  # noqa: F401  (fresh_plan_caches: autouse fixture)
+    DTYPES, error_bound, fresh_plan_caches, loop_conv3d_transpose, random_valid_case)
 
 
 def _check_against_reference(kwargs, strides, dilations):

@@ -9,10 +9,8 @@ import os
 import numpy as np
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-import tensorflow as tf  # noqa: E402  (hard test dependency; never skipped)
-
-import impl  # noqa: E402
+import impl
+from tests.unit.loop_reference import fresh_plan_caches  # noqa: F401  (autouse fixture)
 
 X = np.ones((1, 2, 2, 2, 3), np.float32)
 W = np.ones((2, 2, 2, 4, 3), np.float32)
@@ -121,6 +119,22 @@ def test_invalid_call_is_rejected_with_a_helpful_message(rule, monkeypatch):
     for fragment in fragments:
         assert fragment in message, (fragment, message)
     assert "expected" in message
+
+
+@pytest.fixture(scope="module")
+def tf():
+    """TensorFlow (a hard test dependency, never skipped), imported only by the tests using it so
+    that the impl-only tests stay TF-free (fast, and safe to fork under mutation testing)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow
+
+    return tensorflow
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[rule[0] for rule in RULES])
+def test_tensorflow_behaves_as_recorded_for_the_same_call(rule, tf):
+    _, overrides, _, _, tf_behaviour = rule
+    kwargs = dict(BASE, **overrides)
     if tf_behaviour is None:
         tf.compat.v1.nn.conv3d_transpose(**kwargs)  # TF accepts: impl is deliberately stricter
     else:

@@ -21,7 +21,7 @@ import tensorflow as tf  # noqa: E402  (hard test dependency; never skipped)
 
 import impl  # noqa: E402
 from tests.unit.loop_reference import (  # noqa: E402
-    error_bound, loop_conv3d_transpose, random_valid_case)
+    error_bound, fresh_plan_caches, loop_conv3d_transpose, random_valid_case)
 
 
 def _tf_eager(kwargs):
