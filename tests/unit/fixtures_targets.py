@@ -76,3 +76,8 @@ def prints(*args, **kwargs):
     """Writes to stdout (must not corrupt the worker protocol)."""
     print("noise on stdout " * 100)
     return fine(*args, **kwargs)
+
+
+def returns_object(*args, **kwargs):
+    """Returns something that is not an array."""
+    return {"not": "an array"}
