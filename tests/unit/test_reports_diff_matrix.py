@@ -1,0 +1,102 @@
+"""``conv3dt report diff | matrix | render`` on records built from realistic sessions."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from reports import record as rec
+from reports.diff import diff_records
+from reports.matrix import build_matrix
+from reports.merge import headroom_cell
+from tests.unit.test_reports_record import make_record
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def report(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "conv3dt", "report", *argv], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def two_records(tmp: Path) -> tuple[Path, Path]:
+    oldr = make_record(tmp / "o", with_new=False, tf="2.20.0")
+    oldr["headroom"]["tf-graph"]["float16"] = headroom_cell([0.3, 0.5, 0.9])   # within the bound
+    old = rec.write(tmp / "old" / "report.json", oldr)
+    newr = make_record(tmp / "n", with_new=True, tf="2.21.0", scale=2)
+    newr["coverage"]["cells"]["dilation>1"] = 7
+    newr["coverage"]["cells"].pop("invalid:padding")
+    # the known error-class finding now raises another class
+    for f in newr["findings"]:
+        if f["kind"] == "error-class":
+            f["observed"] = "raised AbortedError: oneDNN failed"
+    new = rec.write(tmp / "new" / "report.json", newr)
+    return old, new
+
+
+def test_diff_new_fixed_changed_headroom_coverage(tmp_path: Path) -> None:
+    old, new = two_records(tmp_path)
+    d = diff_records(rec.load(old), rec.load(new))
+    assert d["regressed"]
+    assert sorted(f["kind"] for f in d["new_findings"]) == ["crash", "value-mismatch"]
+    assert d["fixed"] == [] and d["not_rerun"] == []
+    [changed] = d["changed"]
+    assert (changed["old_error_class"], changed["new_error_class"]) == ("InvalidArgumentError", "AbortedError")
+    crossed = [r for r in d["headroom"] if r["flag"] == "crossed the bound"]
+    assert [(r["target"], r["dtype"]) for r in crossed] == [("tf-graph", "float16")]
+    assert d["coverage"]["cells_added"] == ["dilation>1"]
+    assert d["coverage"]["cells_lost"] == ["invalid:padding"]
+    assert {"property": "differential", "target": "impl", "old": 600, "new": 1200} in d["coverage"]["examples"]
+    back = diff_records(rec.load(new), rec.load(old))          # and the other way round
+    assert not back["regressed"] and back["new_findings"] == []
+    assert [f["kind"] for f in back["fixed"]] == ["value-mismatch"]       # tf-graph ran in OLD
+    assert [f["target"] for f in back["not_rerun"]] == ["tf-eager-stock"]  # no examples there: not "fixed"
+
+
+def test_report_diff_cli_exit_codes_and_text(tmp_path: Path) -> None:
+    old, new = two_records(tmp_path)
+    res = report("diff", str(old), str(new))
+    assert res.returncode == 1, res.stderr
+    assert res.stdout.startswith("# conv3dt report diff — REGRESSED")
+    for text in ("## New findings (2)", "## Fixed (0)", "InvalidArgumentError → AbortedError",
+                 "crossed the bound", "cell added: dilation>1", "cell lost: invalid:padding"):
+        assert text in res.stdout, text
+    res = report("diff", str(new), str(old), "--json")
+    assert res.returncode == 0 and json.loads(res.stdout)["regressed"] is False
+    res = report("diff", str(old), str(tmp_path / "nope.json"))
+    assert res.returncode == 2 and "nope.json: no such file" in res.stderr and res.stderr.count("\n") == 1
+    (tmp_path / "wrong.json").write_text(json.dumps({"schema": "conv3dt-report/2"}))
+    res = report("diff", str(old), str(tmp_path / "wrong.json"))
+    assert res.returncode == 2 and "schema is 'conv3dt-report/2'" in res.stderr
+
+
+def test_matrix_targets_by_tf_version(tmp_path: Path) -> None:
+    old, new = two_records(tmp_path)
+    m = build_matrix([(str(new), rec.load(new)), (str(old), rec.load(old))])
+    assert [c["tf"] for c in m["columns"]] == ["2.20.0", "2.21.0"]             # sorted by version
+    assert m["cells"]["tf-graph"]["2.21.0"]["new"] == 1
+    assert m["cells"]["tf-graph"]["2.20.0"]["new"] == 0
+    assert m["cells"]["impl"]["2.21.0"]["examples"] == 1200
+    res = report("matrix", str(old), str(new), "--out", str(tmp_path / "m"))
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert "| target | TF 2.20.0 | TF 2.21.0 |" in lines
+    graph = next(line for line in lines if line.startswith("| tf-graph |"))
+    assert "ok 0 new" in graph and "FAIL 1 new" in graph
+    assert (tmp_path / "m" / "matrix.html").read_text().count("<tr>") >= 6
+    same = report("matrix", str(new), str(new))
+    assert same.returncode == 0 and "TF 2.21.0 (new)" in same.stdout      # same version twice
+
+
+def test_render_rewrites_md_html_plots_from_a_record(tmp_path: Path) -> None:
+    _, new = two_records(tmp_path)
+    res = report("render", str(new), "--out", str(tmp_path / "html"))
+    assert res.returncode == 0, res.stderr
+    for name in ("report.md", "report.html", "matrix.png", "headroom.png", "report.json"):
+        assert (tmp_path / "html" / name).exists(), name
+    assert rec.load(tmp_path / "html" / "report.json") == rec.load(new)
+    res = report("render", str(tmp_path / "missing.json"))
+    assert res.returncode == 2 and "missing.json: no such file" in res.stderr
+    assert report("frobnicate").returncode == 2
+    assert report("--help").returncode == 0
