@@ -1,0 +1,189 @@
+"""Every TF path through the oracle's workers: known-good Cases match the reference within the
+rigorous bound (``fuzz.truth``: impl's kernel in float64 / longdouble), invalid Cases are
+rejected and the rejection is recorded. TF is a hard dependency: nothing here is skipped.
+"""
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from fuzz.truth import truth_of
+from oracle.arrays import ArraySpec
+from oracle.case import Case
+from oracle.pool import TargetPool
+
+TF_TARGETS = ("tf-eager", "tf-eager-stock", "tf-eager-onednn", "tf-graph", "tf-function",
+              "tf-xla", "tf-v2", "tf-grad")
+
+
+@pytest.fixture(scope="module")
+def pools():
+    with ThreadPoolExecutor(3) as ex:  # three environments start in parallel
+        opened = dict(zip(TF_TARGETS, ex.map(lambda t: TargetPool(t, timeout=60), TF_TARGETS)))
+    yield opened
+    for pool in opened.values():
+        pool.close()
+
+
+def spec(dtype, shape, seed, recipe="normal", **params):
+    return ArraySpec(dtype, shape, recipe, seed=seed, params=tuple(params.items()))
+
+
+GOOD = {
+    "f32-stride2-same": Case(spec("float32", (1, 2, 3, 2, 3), 1), spec("float32", (2, 3, 2, 2, 3), 2),
+                             output_shape=[1, 4, 5, 4, 2], strides=[1, 2, 2, 2, 1]),
+    "f64-valid-int-stride": Case(spec("float64", (2, 2, 2, 2, 2), 3), spec("float64", (2, 2, 2, 3, 2), 4),
+                                 output_shape=(2, 3, 3, 3, 3), strides=1, strides_form="int",
+                                 padding="VALID", output_shape_form="tuple"),
+    "f16-stride3-list3": Case(spec("float16", (1, 2, 2, 2, 4), 5), spec("float16", (3, 2, 2, 2, 4), 6),
+                              output_shape=[1, 6, 3, 4, 2], strides=[3, 2, 2], padding="SAME"),
+    "bf16-scaled": Case(spec("bfloat16", (1, 2, 2, 3, 2), 7, scale=100.0), spec("bfloat16", (2, 2, 2, 2, 2), 8),
+                        output_shape=[1, 4, 4, 6, 2], strides=[1, 2, 2, 2, 1]),
+    "f32-forms": Case(spec("float32", (1, 2, 2, 2, 3), 11), spec("float32", (2, 2, 2, 2, 3), 12),
+                      output_shape=[1, 4, 4, 4, 2], strides=(1, 2, 2, 2, 1), strides_form="tuple",
+                      value_arg="positional", filter_arg="positional", output_shape_form="tensor-int64"),
+    "f32-filters-alias-ndarray": Case(spec("float32", (1, 2, 2, 2, 3), 13), spec("float32", (2, 2, 2, 2, 3), 14),
+                                      output_shape=[1, 3, 4, 3, 2], strides=[2], filter_arg="filters",
+                                      output_shape_form="ndarray-int32", name="x"),
+    "f32-ones-exact": Case(ArraySpec("float32", (1, 4, 4, 4, 2), "ones"), ArraySpec("float32", (3, 3, 3, 2, 2), "ones"),
+                           output_shape=[1, 4, 4, 4, 2], strides=[1, 1, 1, 1, 1], exact=True),
+}
+
+
+@pytest.mark.parametrize("target", TF_TARGETS)
+def test_known_good_cases_within_the_bound(pools, target):
+    names = list(GOOD)
+    outcomes = pools[target].run([GOOD[n] for n in names])
+    assert len(outcomes) == len(names)
+    for name, out in zip(names, outcomes):
+        case = GOOD[name]
+        assert out.kind == "value", f"{target} {name}: {out.describe()}"
+        assert out.value.dtype.name == case.dtype and list(out.value.shape) == list(case.output_shape)
+        truth = truth_of(case)
+        err = np.abs(out.value.astype(np.float64) - truth.y_ref)
+        assert np.all(err <= truth.bound), f"{target} {name}: max err/bound {np.max(err / truth.bound)}"
+        if case.exact:
+            assert out.value.tobytes() == truth.exact_value.astype(out.value.dtype).tobytes()
+
+
+def test_ones_closed_form(pools):
+    """TF's own test: stride 1, SAME, 3x3x3 ones: 27, 18, 12 or 8 times Cin by interior count."""
+    value = pools["tf-eager"].run([GOOD["f32-ones-exact"]])[0].value
+    interior = [(1 <= i <= 2) for i in range(4)]
+    for d in range(4):
+        for h in range(4):
+            for w in range(4):
+                k = interior[d] + interior[h] + interior[w]
+                assert np.all(value[0, d, h, w] == {3: 27, 2: 18, 1: 12, 0: 8}[k] * 2)
+
+
+# Cases some TF CPU paths compute and others reject, with the set of targets observed to
+# compute them on TF 2.21 (CPU without AVX-512; oneDNN off unless forced).
+PARTIAL = {
+    "ncdhw": (Case(spec("float32", (1, 3, 2, 3, 2), 15), spec("float32", (2, 3, 2, 2, 3), 16),
+                   output_shape=[1, 2, 4, 5, 4], strides=[1, 1, 2, 2, 2], data_format="NCDHW"),
+              {"tf-xla", "tf-eager-onednn"}, r"NDHWC|NHWC"),
+    "dilated": (Case(spec("float32", (1, 3, 3, 3, 2), 9), spec("float32", (2, 2, 2, 2, 2), 10),
+                     output_shape=[1, 3, 3, 3, 2], strides=[1, 1, 1, 1, 1],
+                     dilations=[1, 2, 2, 2, 1], dilations_form="list"),
+                {"tf-xla", "tf-eager-onednn"}, r"[Dd]ilat"),
+    # v1's `value` is a required positional parameter in TF 2.21: `input=` alone is a TypeError
+    # (tf-v2 maps `input` to its own `input` and computes it).
+    "input-alias-only": (Case(spec("float32", (1, 2, 2, 2, 3), 13), spec("float32", (2, 2, 2, 2, 3), 14),
+                              output_shape=[1, 3, 4, 3, 2], strides=[2], value_arg="input"),
+                         {"tf-v2", "tf-grad"}, "positional argument"),
+}
+
+
+@pytest.mark.parametrize("name", list(PARTIAL))
+def test_partially_supported_cases_are_computed_right_or_rejected(pools, name):
+    case, observed, words = PARTIAL[name]
+    truth = truth_of(case)
+    computed = set()
+    for target, pool in pools.items():
+        out = pool.run([case])[0]
+        if out.kind == "value":
+            assert list(out.value.shape) == case.output_shape
+            assert np.all(np.abs(out.value.astype(np.float64) - truth.y_ref) <= truth.bound), target
+            computed.add(target)
+        else:
+            assert out.kind == "raised", f"{target}: {out.describe()}"
+            assert out.is_instance_of("OpError") or out.is_instance_of("TypeError"), out.describe()
+            assert re.search(words, out.message), f"{target}: {out.message[:300]}"
+    import tensorflow as tf
+
+    if tf.__version__.startswith("2.21."):
+        assert computed == observed
+
+
+def _base():
+    return Case(spec("float32", (1, 2, 2, 2, 3), 1), spec("float32", (2, 2, 2, 4, 3), 2),
+                output_shape=[1, 4, 4, 4, 4], strides=[1, 2, 2, 2, 1])
+
+
+INVALID = {
+    "padding-case": _base().with_(padding="same", label="invalid:padding"),
+    "channels": _base().with_(filter=spec("float32", (2, 2, 2, 4, 5), 2), label="invalid:channels"),
+    "strides-len4": _base().with_(strides=[1, 2, 2, 2], label="invalid:strides"),
+    "stride-zero": _base().with_(strides=[1, 0, 2, 2, 1], label="invalid:strides"),
+    "dilation-zero": _base().with_(dilations=[1, 0, 1, 1, 1], dilations_form="list", label="invalid:dilations"),
+    "output-negative": _base().with_(output_shape=[1, -4, 4, 4, 4], label="invalid:output_shape"),
+    "output-rank4": _base().with_(output_shape=[1, 4, 4, 4], label="invalid:output_shape"),
+    "output-mismatch": _base().with_(output_shape=[1, 5, 4, 4, 4], label="invalid:output_shape"),
+    "batch-stride": _base().with_(strides=[2, 2, 2, 2, 1], label="invalid:strides"),
+    "both-aliases": _base().with_(value_arg="both", label="invalid:alias"),
+    "missing-filter": _base().with_(filter_arg="missing", label="invalid:alias"),
+    "data-format": _base().with_(data_format="NHWC", label="invalid:data_format"),
+}
+
+# Observed on TF 2.21: graph construction (tf-graph, tf-function, tf-xla tracing) raises
+# ValueError where eager raises InvalidArgumentError at run time.
+GRAPH_VALUE_ERRORS = {"padding-case", "output-negative", "output-rank4", "data-format"}
+
+
+# Invalid calls a path was observed to *accept* on TF 2.21 (findings for the report, kept here
+# so this test still fails on any other acceptance): the oneDNN kernel takes a rank-4
+# output_shape and returns a 5-D result.
+OBSERVED_ACCEPTED = {("tf-eager-onednn", "output-rank4")}
+
+
+@pytest.mark.parametrize("target", TF_TARGETS)
+def test_invalid_cases_are_rejected_and_recorded(pools, target):
+    names = list(INVALID)
+    outcomes = pools[target].run([INVALID[n] for n in names])
+    assert len(outcomes) == len(names)
+    for name, out in zip(names, outcomes):
+        if (target, name) in OBSERVED_ACCEPTED and out.kind == "value":
+            continue
+        assert out.kind in ("raised", "crashed"), f"{target} accepted {name}: {out.describe()}"
+        if out.kind == "raised":
+            assert out.error_class and out.message and out.error_bases
+            assert out.to_json()["error_class"] == out.error_class
+        if target in ("tf-graph", "tf-function", "tf-xla") and name in GRAPH_VALUE_ERRORS:
+            assert out.short_class == "ValueError", f"{target} {name}: {out.describe()}"
+        if target in ("tf-eager", "tf-eager-stock") and name == "channels":
+            assert out.short_class == "InvalidArgumentError"
+
+
+def test_info_reports_versions_onednn_and_xla(pools):
+    shipped, stock, forced = (pools[t].info() for t in ("tf-eager", "tf-eager-stock", "tf-eager-onednn"))
+    import tensorflow as tf  # the test process may import TF; the oracle package does not
+
+    for info in (shipped, stock, forced):
+        assert info["worker"]["tensorflow"] == tf.__version__
+        assert info["worker"]["xla_available"] is True
+        assert info["environment"]["cpu"]["logical_cpus"] >= 1
+    assert stock["onednn"] == {"TF_ENABLE_ONEDNN_OPTS": "0", "enabled": False}
+    assert forced["onednn"] == {"TF_ENABLE_ONEDNN_OPTS": "1", "enabled": True}
+    assert shipped["worker"]["pid"] == pools["tf-graph"].info()["worker"]["pid"]  # one worker per env
+    assert shipped["worker"]["pid"] != stock["worker"]["pid"]
+
+
+def test_bfloat16_result_is_ml_dtypes(pools):
+    import ml_dtypes
+
+    out = pools["tf-function"].run([GOOD["bf16-scaled"]])[0]
+    assert out.value.dtype == np.dtype(ml_dtypes.bfloat16)
