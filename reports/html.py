@@ -21,7 +21,8 @@ main{max-width:1200px;margin:0 auto;padding:0 1.2rem 3rem}
 .partial{background:#8a6d00;color:#fff;padding:.5rem 1.5rem}
 h2{margin-top:2rem;border-bottom:1px solid #cfd4dc;padding-bottom:.3rem}
 pre{background:#fff;border:1px solid #d9dde3;padding:.6rem;overflow-x:auto;font-size:.8rem}
-table{border-collapse:collapse;background:#fff;font-size:.8rem;margin:.5rem 0}
+table{border-collapse:collapse;background:#fff;font-size:.8rem;margin:.5rem 0;display:block;overflow-x:auto;max-width:100%}
+pre{white-space:pre-wrap}
 th,td{border:1px solid #d9dde3;padding:.25rem .45rem;text-align:left;vertical-align:top}
 th{background:#eef0f4}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
