@@ -26,6 +26,7 @@ setting. A lock serialises batches on a shared worker.
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import signal
@@ -166,6 +167,14 @@ _SLOTS: dict[tuple, _SharedWorker] = {}
 _SLOTS_LOCK = threading.Lock()
 
 
+@atexit.register
+def _kill_workers_at_exit() -> None:
+    """Workers run in their own sessions: never leave one behind (e.g. a hung call)."""
+    for slot in list(_SLOTS.values()):
+        if slot.worker is not None:
+            slot.worker.kill()
+
+
 def _preload_of(spec: TargetSpec) -> str:
     return {"tf": "tf", "jax": "jax"}.get(spec.kind, "none")
 
@@ -234,14 +243,18 @@ class TargetPool:
     def _load(self, worker: _Worker) -> None:
         if self.name in worker.loaded:
             return
-        worker.conn.send_bytes(json.dumps({"op": "load", "target": self.name}).encode())
-        if not worker.conn.poll(self.startup_timeout):
-            raise TargetUnavailable(f"{self.name}: worker did not answer the load request")
         try:
-            reply = json.loads(worker.conn.recv_bytes())
+            worker.conn.send_bytes(json.dumps({"op": "load", "target": self.name}).encode())
+            answered = worker.conn.poll(self.startup_timeout)
+            reply = json.loads(worker.conn.recv_bytes()) if answered else None
         except (EOFError, OSError):
-            raise TargetUnavailable(f"{self.name}: worker died loading the target: "
-                                    f"{worker.stderr_since(0)[-2000:]}") from None
+            answered, reply = True, None
+        if reply is None:  # hung or died importing the target: the worker is useless
+            tail = worker.stderr_since(0)[-2000:]
+            worker.kill()
+            self._slot.replace()
+            what = "died loading the target" if answered else "did not answer the load request"
+            raise TargetUnavailable(f"{self.name}: worker {what}: {tail}")
         if not reply["ok"]:
             raise TargetUnavailable(f"{self.name}: {reply['error']}")
         worker.loaded.add(self.name)

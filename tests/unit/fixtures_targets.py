@@ -81,3 +81,4 @@ def prints(*args, **kwargs):
 def returns_object(*args, **kwargs):
     """Returns something that is not an array."""
     return {"not": "an array"}
+

@@ -138,6 +138,18 @@ def test_unavailable_and_unknown_targets():
         TargetPool("tf-nonsense")
 
 
+def test_target_whose_import_hangs_or_dies_is_unavailable(tmp_path, monkeypatch):
+    (tmp_path / "conv3dt_hangs_at_import.py").write_text("import time\nwhile True:\n    time.sleep(0.05)\n")
+    (tmp_path / "conv3dt_dies_at_import.py").write_text("import os\nos.abort()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(TargetUnavailable, match="did not answer"):
+        TargetPool("conv3dt_hangs_at_import:fn", startup_timeout=2)
+    with pytest.raises(TargetUnavailable, match="died loading"):
+        TargetPool("conv3dt_dies_at_import:fn", startup_timeout=20)
+    with TargetPool(f"{FIX}:fine", timeout=10) as pool:  # the shared slot recovers
+        assert_fine(pool.run([case()])[0])
+
+
 def test_impl_runs_in_process_or_isolated_with_the_same_outcomes():
     cases = [case(seed=1), case(seed=2).with_(padding="same")]
     with TargetPool("impl") as local, TargetPool("impl", isolate=True, timeout=20) as isolated:
