@@ -51,6 +51,8 @@ def _base(draw, **kw) -> tuple[Geometry, Case]:
     value = draw(float_spec(g.dtype, g.value_shape))
     filt = draw(float_spec(g.dtype, g.filter_shape))
     case = build_case(draw, g, value, filt, exact=False)
+    if case.value_arg == "input":  # TF v1 mishandles input= alone (ledger): keep one violation
+        case = case.with_(value_arg="value")
     return g, case
 
 

@@ -50,7 +50,7 @@ def examples_for(prop: str, profile: str | None = None, override: int | None = N
 
 
 # ----------------------------------------------------------------------------- active run
-ACTIVE = {"profile": "ci", "examples": None, "seed": None}
+ACTIVE = {"profile": "ci", "examples": None, "seed": None, "corpus_dir": None}
 
 
 def configure(profile: str | None, examples: int | None = None, seed: int | None = None) -> None:

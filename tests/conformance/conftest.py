@@ -58,6 +58,7 @@ def pytest_configure(config):
             stale.unlink()
     STATE["recorder"] = Recorder(out, worker_id())
     STATE["corpus_dir"] = Path(config.getoption("conv3dt_corpus", default=None) or corpus.DEFAULT_DIR)
+    profiles.ACTIVE["corpus_dir"] = STATE["corpus_dir"]
 
 
 def selected_targets(config) -> list[str]:

@@ -4,10 +4,10 @@ Still deviating and not in the ledger → the test fails (the regression is stil
 deviation → reported as fixed in ``stats["corpus"]``; target not selected → skipped."""
 import pytest
 
-from fuzz import corpus
+from fuzz import corpus, profiles
 from fuzz.properties import FindingError, check_invalid, check_valid
 
-ENTRIES = corpus.load(corpus.DEFAULT_DIR)
+ENTRIES = corpus.load(profiles.ACTIVE["corpus_dir"] or corpus.DEFAULT_DIR)
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[e["finding_id"] for e in ENTRIES])

@@ -9,7 +9,7 @@ from hypothesis import example
 
 def _with_corpus(test):
     """Replay every valid corpus Case as an explicit example (fixed ones then simply pass)."""
-    for entry in corpus.load(corpus.DEFAULT_DIR):
+    for entry in corpus.load(profiles.ACTIVE["corpus_dir"] or corpus.DEFAULT_DIR):
         if entry["case_obj"].label == "valid" and not entry["case_obj"].exact:
             test = example(case=entry["case_obj"])(test)
     return test
