@@ -23,12 +23,14 @@ For SAME, ``pad_after = P - pad_before`` (an odd extra pad goes after). For VALI
 ``O - ((I - 1) * s + eff)`` output positions (if any) are reached by no tap and are 0.
 
 Dtype rule (``SUPPORTED_DTYPES`` = float16, bfloat16, float32, float64): an operand that carries a
-dtype (NumPy array, tensor, anything with ``__array__`` or ``dtype``) must have a supported dtype,
+dtype (anything but plain Python lists, tuples and scalars: NumPy arrays, tensors, objects with
+``__array__``) must have a supported dtype,
 and if both operands carry one they must be equal (TensorFlow silently casts ``value`` to
 ``filter``'s dtype when given NumPy arrays, even downcasting float64 to float16 - an
-order-dependent rule we do not copy). A plain Python sequence or scalar takes the other operand's
-dtype; if neither carries a dtype the result is float32 when any element is a float (TF's rule),
-and integer-only, boolean or complex data is rejected (TF rejects int32 too).
+order-dependent rule we do not copy). A plain Python sequence or scalar of ints/floats takes the
+other operand's dtype; if neither carries a dtype the result is float32 when any element is a float
+(TF's rule) and integer-only data is rejected (TF makes it int32, which it rejects); boolean or
+complex Python data is rejected.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import dataclasses
 import ml_dtypes
 import numpy as np
 
-__all__ = ["NormalizedCall", "normalize_call", "SUPPORTED_DTYPES"]
+__all__ = ["NormalizedCall", "normalize_call", "SUPPORTED_DTYPES", "windowed_size", "same_padding"]
 
 SUPPORTED_DTYPES = (
     np.dtype(np.float16),
@@ -78,8 +80,6 @@ def _fail(kind, name, received, expected):
 
 def _as_int(item, name, whole):
     """A Python/NumPy integer (not bool) as ``int``, else TypeError naming ``name``."""
-    if type(item) is int:  # fast path for the common case
-        return item
     if isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, np.integer)):
         raise _fail(TypeError, name, whole, "integers")
     return int(item)
@@ -116,7 +116,7 @@ def _output_shape(arg):
         shape = [_as_int(item, "output_shape", arg) for item in arg]
     else:
         array = np.asarray(arg)
-        if array.dtype.kind not in "iu":
+        if array.dtype.kind not in ("i", "u"):
             raise _fail(TypeError, "output_shape", arg, "an integer sequence or int array")
         if array.ndim != 1:
             raise _fail(ValueError, "output_shape", arg, "a 1-D integer sequence of length 5")
@@ -129,7 +129,8 @@ def _output_shape(arg):
 
 
 def _carries_dtype(obj):
-    return isinstance(obj, np.ndarray) or hasattr(obj, "__array__") or hasattr(obj, "dtype")
+    """Everything but plain Python data (lists, tuples, scalars) carries its own dtype."""
+    return not isinstance(obj, (list, tuple, int, float, complex))
 
 
 def _arrays(value, filter):
@@ -140,7 +141,7 @@ def _arrays(value, filter):
     for name, array, typed in (("value", value, typed_value), ("filter", filter, typed_filter)):
         if typed and array.dtype not in SUPPORTED_DTYPES:
             raise _fail(TypeError, f"{name}.dtype", array.dtype.name, _SUPPORTED_NAMES)
-        if not typed and array.dtype.kind not in "iuf":
+        if not typed and array.dtype.kind not in ("i", "f"):
             raise _fail(TypeError, f"{name} element type", array.dtype.name, "real numbers")
     if typed_value and typed_filter:
         if value.dtype != filter.dtype:
@@ -155,15 +156,26 @@ def _arrays(value, filter):
         raise _fail(TypeError, "value and filter element types",
                     (value.dtype.name, filter.dtype.name),
                     "floating point data (integer-only lists are int32 in TF, which it rejects)")
-    return value.astype(dtype, copy=False), filter.astype(dtype, copy=False), dtype
+    return np.asarray(value, dtype), np.asarray(filter, dtype), dtype
 
 
-def _expected_input_size(out_size, eff, stride, padding):
+def windowed_size(size, effective, stride, padding):
+    """Number of windows of a strided (dilated) convolution over ``size`` input elements.
+
+    SAME: ``ceil(size / stride)``; VALID: ``trunc((size - effective + stride) / stride)``, TF's
+    truncating division (towards zero, unlike floor; exact here since sizes are far below 2**52).
+    For the transposed op, ``size`` is the output size and the result the input size.
+    """
     if padding == "SAME":
-        return -(-out_size // stride)
-    # TF's truncating integer division (towards zero), not floor.
-    numerator = out_size - eff + stride
-    return numerator // stride if numerator >= 0 else -(-numerator // stride)
+        return -(-size // stride)
+    return int((size - effective + stride) / stride)
+
+
+def same_padding(size, windows, effective, stride):
+    """TF's SAME padding ``(before, after)``: total ``max(0, (windows-1)*stride + effective -
+    size)``, the odd extra element after."""
+    total = max((windows - 1) * stride + effective - size, 0)
+    return total // 2, total - total // 2
 
 
 def normalize_call(value=None, filter=None, output_shape=None, strides=None, padding="SAME",
@@ -174,10 +186,11 @@ def normalize_call(value=None, filter=None, output_shape=None, strides=None, pad
     ``name`` is accepted and ignored (it only names a TF graph node).
     """
     if value is not None and input is not None:
-        raise _fail(ValueError, "input", "<array>", "only one of 'value' and its alias 'input'")
+        raise ValueError("conv3d_transpose: value and input were both given; expected only one "
+                         "of 'value' and its alias 'input'")
     if filter is not None and filters is not None:
-        raise _fail(ValueError, "filters", "<array>",
-                    "only one of 'filter' and its alias 'filters'")
+        raise ValueError("conv3d_transpose: filter and filters were both given; expected only "
+                         "one of 'filter' and its alias 'filters'")
     value = input if value is None else value
     filter = filters if filter is None else filter
     if value is None:
@@ -217,14 +230,15 @@ def normalize_call(value=None, filter=None, output_shape=None, strides=None, pad
     for axis in range(3):
         out_size, in_size = out_shape[first + axis], value.shape[first + axis]
         eff = (filter.shape[axis] - 1) * dilations[axis] + 1
-        expected = _expected_input_size(out_size, eff, strides[axis], padding)
+        expected = windowed_size(out_size, eff, strides[axis], padding)
         if in_size != expected:
             raise _fail(ValueError, "output_shape", out_shape,
                         f"spatial axis {axis} (size {out_size}) consistent with value's size "
                         f"{in_size} for stride {strides[axis]}, effective kernel {eff} and "
                         f"{padding} (value's size would have to be {expected})")
-        total = max(0, (in_size - 1) * strides[axis] + eff - out_size) if padding == "SAME" else 0
-        pad_before.append(total // 2)
-        pad_after.append(total - total // 2)
+        before, after = (same_padding(out_size, in_size, eff, strides[axis])
+                         if padding == "SAME" else (0, 0))
+        pad_before.append(before)
+        pad_after.append(after)
     return NormalizedCall(value, filter, out_shape, strides, dilations, padding, data_format,
                           tuple(pad_before), tuple(pad_after), dtype)

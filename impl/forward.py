@@ -19,22 +19,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from impl.args import _fail, _spatial_triple
+from impl.args import _fail, _spatial_triple, same_padding, windowed_size
 
 __all__ = ["conv3d"]
 
 
 def _output_and_pad(in_size, kernel, stride, dilation, padding):
-    eff = (kernel - 1) * dilation + 1
-    if padding == "SAME":
-        out_size = -(-in_size // stride)
-        return out_size, max(0, (out_size - 1) * stride + eff - in_size) // 2
-    numerator = in_size - eff + stride
-    out_size = numerator // stride if numerator >= 0 else -(-numerator // stride)
+    """``(output size, leading pad)`` of one axis, by the same rules as the transposed op."""
+    effective = (kernel - 1) * dilation + 1
+    out_size = windowed_size(in_size, effective, stride, padding)
     if out_size < 0:
         raise _fail(ValueError, "input.shape", in_size,
-                    f"a spatial size >= {eff - stride} for VALID with effective kernel {eff}")
-    return out_size, 0
+                    f"a spatial size >= {effective - stride} for VALID with effective kernel "
+                    f"{effective}")
+    pad = same_padding(in_size, out_size, effective, stride)[0] if padding == "SAME" else 0
+    return out_size, pad
 
 
 def conv3d(input, filters, strides, padding, data_format="NDHWC", dilations=None):
@@ -48,8 +47,10 @@ def conv3d(input, filters, strides, padding, data_format="NDHWC", dilations=None
     dilations = _spatial_triple(dilations, "dilations", channel_index)
     x = np.asarray(input)
     w = np.asarray(filters)
-    if x.ndim != 5 or w.ndim != 5:
-        raise _fail(ValueError, "input/filters shapes", (x.shape, w.shape), "5-D arrays")
+    if x.ndim != 5:
+        raise _fail(ValueError, "input.shape", x.shape, "a 5-D shape")
+    if w.ndim != 5:
+        raise _fail(ValueError, "filters.shape", w.shape, "a 5-D shape [KD, KH, KW, Cin, Cout]")
     if data_format == "NCDHW":
         x = x.transpose(0, 2, 3, 4, 1)
     if x.shape[4] != w.shape[3]:
@@ -58,18 +59,16 @@ def conv3d(input, filters, strides, padding, data_format="NDHWC", dilations=None
     plans = [_output_and_pad(x.shape[1 + a], w.shape[a], strides[a], dilations[a], padding)
              for a in range(3)]
     out_spatial = [p[0] for p in plans]
-    # Zero-pad so that every index m*s + k*d - P used below is inside the padded array.
-    widths = [(0, 0)]
-    for a, (out_size, pad) in enumerate(plans):
-        needed = max(0, (out_size - 1) * strides[a] + (w.shape[a] - 1) * dilations[a] + 1)
-        widths.append((pad, max(0, needed - pad - x.shape[1 + a])))
-    padded = np.pad(x, widths + [(0, 0)])
+    # Zero-pad so that every index m*s + k*d - P used below is inside the padded array (the
+    # trailing pad may exceed what the windows reach: the extra zeros are never read).
+    widths = [(0, 0)] + [(pad, out_size * strides[a] + (w.shape[a] - 1) * dilations[a])
+                         for a, (out_size, pad) in enumerate(plans)] + [(0, 0)]
+    padded = np.pad(x, widths)
     sn, sd, sh, sw, sc = padded.strides
     window = np.lib.stride_tricks.as_strided(
         padded,
         (x.shape[0], *out_spatial, *w.shape[:3], x.shape[4]),
         (sn, sd * strides[0], sh * strides[1], sw * strides[2],
-         sd * dilations[0], sh * dilations[1], sw * dilations[2], sc),
-        writeable=False)
+         sd * dilations[0], sh * dilations[1], sw * dilations[2], sc))
     out = np.tensordot(window, w, axes=([4, 5, 6, 7], [0, 1, 2, 3]))
     return out.transpose(0, 4, 1, 2, 3) if data_format == "NCDHW" else out

@@ -55,11 +55,48 @@ def test_conv3d_forward_integer_golden():
     np.testing.assert_array_equal(same.ravel(), [20, 31, 42, 3])
 
 
-@pytest.mark.parametrize("bad", [dict(padding="same"), dict(data_format="NHWC"),
-                                 dict(filters=np.ones((2, 2, 2, 3, 1)))])
-def test_conv3d_rejects_invalid_arguments(bad):
-    kwargs = dict(input=np.ones((1, 4, 4, 4, 2)), filters=np.ones((2, 2, 2, 2, 1)), strides=1,
-                  padding="SAME")
-    kwargs.update(bad)
-    with pytest.raises(ValueError):
-        impl.conv3d(**kwargs)
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(padding="same"), "padding='same' is invalid; expected exactly 'SAME' or 'VALID'"),
+    (dict(data_format="NHWC"),
+     "data_format='NHWC' is invalid; expected exactly 'NDHWC' or 'NCDHW'"),
+    (dict(input=np.ones((1, 4, 4, 2))), "input.shape=(1, 4, 4, 2) is invalid; expected a 5-D shape"),
+    (dict(filters=np.ones((2, 2, 2, 1))),
+     "filters.shape=(2, 2, 2, 1) is invalid; expected a 5-D shape [KD, KH, KW, Cin, Cout]"),
+    (dict(filters=np.ones((2, 2, 2, 3, 1))),
+     "filters.shape=(2, 2, 2, 3, 1) is invalid; expected in_channels (entry 3) == input's "
+     "channel count 2"),
+    (dict(input=np.ones((1, 1, 4, 4, 2)), filters=np.ones((3, 1, 1, 2, 1)), padding="VALID"),
+     "input.shape=1 is invalid; expected a spatial size >= 2 for VALID with effective kernel 3"),
+])
+def test_conv3d_rejects_invalid_arguments_with_exact_messages(kwargs, message):
+    call = dict(input=np.ones((1, 4, 4, 4, 2)), filters=np.ones((2, 2, 2, 2, 1)), strides=1,
+                padding="SAME")
+    call.update(kwargs)
+    with pytest.raises(ValueError) as caught:
+        impl.conv3d(**call)
+    assert str(caught.value) == "conv3d_transpose: " + message
+
+
+@pytest.mark.parametrize("size, kernel, stride, windows", [
+    (0, 3, 2, 0),  # trunc((0 - 3 + 2) / 2) = trunc(-0.5) = 0 (floor would be -1)
+    (1, 5, 3, 0),  # trunc(-1 / 3) = 0
+    (1, 3, 3, 0),  # 1 / 3 -> 0
+    (4, 3, 3, 1),
+    (7, 3, 2, 3),
+])
+def test_conv3d_valid_output_size_uses_truncating_division(size, kernel, stride, windows):
+    x = np.ones((1, size, 1, 1, 1))
+    w = np.ones((kernel, 1, 1, 1, 1))
+    out = impl.conv3d(x, w, [stride, 1, 1], "VALID")
+    assert out.shape == (1, windows, 1, 1, 1)
+    assert np.all(out == kernel)
+
+
+def test_conv3d_ncdhw_is_transposed_ndhwc():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 5, 4, 3, 3))
+    w = rng.standard_normal((2, 3, 2, 3, 2))
+    ndhwc = impl.conv3d(x, w, [1, 2, 1], "SAME", dilations=[2, 1, 1])
+    ncdhw = impl.conv3d(np.moveaxis(x, 4, 1), w, [1, 1, 1, 2, 1], "SAME", "NCDHW",
+                        dilations=[1, 1, 2, 1, 1])
+    np.testing.assert_allclose(ncdhw, np.moveaxis(ndhwc, 4, 1), rtol=1e-14, atol=1e-14)

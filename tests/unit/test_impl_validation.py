@@ -85,8 +85,8 @@ RULES = [
     ("data_format_not_str", dict(data_format=3), TypeError, ["data_format=3"], "AttributeError"),
     ("value_missing", dict(value=None), ValueError, ["value=None"], "ValueError"),
     ("filter_missing", dict(filter=None), ValueError, ["filter=None"], "ValueError"),
-    ("both_value_and_input", dict(input=X), ValueError, ["input=", "'value'"], "ValueError"),
-    ("both_filter_and_filters", dict(filters=W), ValueError, ["filters=", "'filter'"],
+    ("both_value_and_input", dict(input=X), ValueError, ["value and input", "'value'"], "ValueError"),
+    ("both_filter_and_filters", dict(filters=W), ValueError, ["filter and filters", "'filter'"],
      "ValueError"),
     ("integer_arrays", dict(value=X.astype(np.int32), filter=W.astype(np.int32)), TypeError,
      ["value.dtype='int32'", "float32"], "InvalidArgumentError"),
@@ -101,9 +101,163 @@ RULES = [
 ]
 
 
+# The exact messages (the user-facing contract; reviewed for naming the argument, the value
+# received and what was expected).
+EXACT_MESSAGES = {
+    'value_not_5d': (
+        'conv3d_transpose: value.shape=(2, 2, 2, 3) is invalid; expected a 5-D shape'
+    ),
+    'filter_not_5d': (
+        'conv3d_transpose: filter.shape=(2, 2, 4, 3) is invalid; expected a 5-D shape'
+        ' [KD, KH, KW, Cout, Cin]'
+    ),
+    'in_channels_mismatch': (
+        'conv3d_transpose: filter.shape=(2, 2, 2, 4, 5) is invalid; expected in_channels'
+        " (last entry) == value's channel count 3 (NDHWC)"
+    ),
+    'out_channels_mismatch': (
+        'conv3d_transpose: output_shape=(1, 4, 4, 4, 5) is invalid; expected channel'
+        " entry (index 4) == filter's out_channels 4"
+    ),
+    'output_shape_length': (
+        'conv3d_transpose: output_shape=[1, 4, 4, 4] is invalid; expected a 1-D integer'
+        ' sequence of length 5'
+    ),
+    'output_shape_not_1d': (
+        'conv3d_transpose: output_shape=array([[1, 4, 4, 4, 4]]) is invalid; expected a'
+        ' 1-D integer sequence of length 5'
+    ),
+    'output_shape_negative': (
+        'conv3d_transpose: output_shape=[1, -4, 4, 4, 4] is invalid; expected'
+        ' non-negative entries'
+    ),
+    'output_shape_inconsistent_same': (
+        'conv3d_transpose: output_shape=(1, 6, 4, 4, 4) is invalid; expected spatial'
+        " axis 0 (size 6) consistent with value's size 2 for stride 2, effective kernel"
+        " 2 and SAME (value's size would have to be 3)"
+    ),
+    'output_shape_inconsistent_valid': (
+        'conv3d_transpose: output_shape=(1, 7, 4, 4, 4) is invalid; expected spatial'
+        " axis 0 (size 7) consistent with value's size 2 for stride 2, effective kernel"
+        " 2 and VALID (value's size would have to be 3)"
+    ),
+    'valid_negative_input_size': (
+        'conv3d_transpose: output_shape=(1, 1, 1, 1, 4) is invalid; expected spatial'
+        " axis 0 (size 1) consistent with value's size 1 for stride 1, effective kernel"
+        " 3 and VALID (value's size would have to be -1)"
+    ),
+    'batch_mismatch': (
+        'conv3d_transpose: output_shape=(2, 4, 4, 4, 4) is invalid; expected batch entry'
+        " == value's batch 1"
+    ),
+    'output_shape_missing': (
+        'conv3d_transpose: output_shape=None is invalid; expected a 1-D integer sequence'
+        ' of length 5'
+    ),
+    'output_shape_floats': (
+        'conv3d_transpose: output_shape=[1.0, 4.0, 4.0, 4.0, 4.0] is invalid; expected'
+        ' integers'
+    ),
+    'output_shape_float_array': (
+        'conv3d_transpose: output_shape=array([1., 4., 4., 4., 4.]) is invalid; expected'
+        ' an integer sequence or int array'
+    ),
+    'strides_length': (
+        'conv3d_transpose: strides=[2, 2] is invalid; expected an int or a list of'
+        ' length 1, 3 or 5'
+    ),
+    'strides_zero': (
+        'conv3d_transpose: strides=[2, 0, 2] is invalid; expected every spatial entry >='
+        ' 1'
+    ),
+    'strides_negative': (
+        'conv3d_transpose: strides=-1 is invalid; expected every spatial entry >= 1'
+    ),
+    'strides_batch_entry': (
+        'conv3d_transpose: strides=[2, 2, 2, 2, 1] is invalid; expected 1 in the batch'
+        ' and channel entries of a length-5 list'
+    ),
+    'strides_channel_entry': (
+        'conv3d_transpose: strides=[1, 2, 2, 2, 2] is invalid; expected 1 in the batch'
+        ' and channel entries of a length-5 list'
+    ),
+    'strides_floats': (
+        'conv3d_transpose: strides=[2.0, 2.0, 2.0] is invalid; expected integers'
+    ),
+    'strides_string': (
+        "conv3d_transpose: strides='2' is invalid; expected integers"
+    ),
+    'dilations_length': (
+        'conv3d_transpose: dilations=[1, 1, 1, 1] is invalid; expected an int or a list'
+        ' of length 1, 3 or 5'
+    ),
+    'dilations_zero': (
+        'conv3d_transpose: dilations=0 is invalid; expected every spatial entry >= 1'
+    ),
+    'dilations_channel_entry': (
+        'conv3d_transpose: dilations=[1, 1, 1, 1, 2] is invalid; expected 1 in the batch'
+        ' and channel entries of a length-5 list'
+    ),
+    'dilations_float': (
+        'conv3d_transpose: dilations=1.0 is invalid; expected integers'
+    ),
+    'padding_wrong_case': (
+        "conv3d_transpose: padding='same' is invalid; expected exactly 'SAME' or 'VALID'"
+    ),
+    'padding_not_str': (
+        "conv3d_transpose: padding=5 is invalid; expected the string 'SAME' or 'VALID'"
+    ),
+    'padding_explicit_list': (
+        'conv3d_transpose: padding=[[0, 0], [0, 0], [0, 0], [0, 0], [0, 0]] is invalid;'
+        " expected the string 'SAME' or 'VALID'"
+    ),
+    'data_format_unknown': (
+        "conv3d_transpose: data_format='NHWC' is invalid; expected exactly 'NDHWC' or"
+        " 'NCDHW'"
+    ),
+    'data_format_not_str': (
+        "conv3d_transpose: data_format=3 is invalid; expected the string 'NDHWC' or"
+        " 'NCDHW'"
+    ),
+    'value_missing': (
+        'conv3d_transpose: value=None is invalid; expected a 5-D array (or its alias'
+        " 'input')"
+    ),
+    'filter_missing': (
+        'conv3d_transpose: filter=None is invalid; expected a 5-D array (or its alias'
+        " 'filters')"
+    ),
+    'both_value_and_input': (
+        "conv3d_transpose: value and input were both given; expected only one of 'value'"
+        " and its alias 'input'"
+    ),
+    'both_filter_and_filters': (
+        'conv3d_transpose: filter and filters were both given; expected only one of'
+        " 'filter' and its alias 'filters'"
+    ),
+    'integer_arrays': (
+        "conv3d_transpose: value.dtype='int32' is invalid; expected float16, bfloat16,"
+        ' float32, float64'
+    ),
+    'complex_arrays': (
+        "conv3d_transpose: value.dtype='complex64' is invalid; expected float16,"
+        ' bfloat16, float32, float64'
+    ),
+    'integer_lists': (
+        "conv3d_transpose: value and filter element types=('int64', 'int64') is invalid;"
+        ' expected floating point data (integer-only lists are int32 in TF, which it'
+        ' rejects)'
+    ),
+    'mismatched_dtypes': (
+        "conv3d_transpose: filter.dtype='float64' is invalid; expected the same dtype as"
+        ' value (float32); cast one explicitly'
+    ),
+}
+
+
 @pytest.mark.parametrize("rule", RULES, ids=[rule[0] for rule in RULES])
 def test_invalid_call_is_rejected_with_a_helpful_message(rule, monkeypatch):
-    _, overrides, error_class, fragments, tf_behaviour = rule
+    rule_id, overrides, error_class, fragments, _ = rule
     kwargs = dict(BASE, **overrides)
     # Nothing may be computed before validation fails: make the kernel explode if reached.
     import impl.transpose as transpose_module
@@ -119,6 +273,7 @@ def test_invalid_call_is_rejected_with_a_helpful_message(rule, monkeypatch):
     for fragment in fragments:
         assert fragment in message, (fragment, message)
     assert "expected" in message
+    assert message == EXACT_MESSAGES[rule_id]
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +326,50 @@ def test_normalize_call_padding_split_puts_the_odd_pad_after():
                                 output_shape=[1, 4, 5, 3, 1], strides=[2, 2, 1],
                                 padding="VALID")
     assert valid.pad_before == (0, 0, 0) and valid.pad_after == (0, 0, 0)
+
+
+class _ArrayLike:
+    """Carries a dtype through ``__array__`` only (like a TF EagerTensor)."""
+
+    def __init__(self, array):
+        self._array = array
+
+    def __array__(self, dtype=None, copy=None):
+        return self._array if dtype is None else self._array.astype(dtype)
+
+
+def test_accumulation_dtype_is_float32_except_for_float64():
+    from impl.transpose import accum_dtype_for
+
+    assert [accum_dtype_for(d) for d in impl.SUPPORTED_DTYPES] == [
+        np.float32, np.float32, np.float32, np.float64]
+
+
+def test_python_data_takes_the_dtype_of_a_typed_partner():
+    as_list = X.astype(int).tolist()
+    call = impl.normalize_call(value=as_list, filter=W, output_shape=[1, 4, 4, 4, 4], strides=2)
+    assert call.dtype == call.value.dtype == call.filter.dtype == np.float32
+    call = impl.normalize_call(value=X.astype(np.float16), filter=W.tolist(),
+                               output_shape=[1, 4, 4, 4, 4], strides=2)
+    assert call.dtype == call.value.dtype == call.filter.dtype == np.float16
+    call = impl.normalize_call(value=X.tolist(), filter=W.tolist(),
+                               output_shape=[1, 4, 4, 4, 4], strides=2)
+    assert call.dtype == call.value.dtype == call.filter.dtype == np.float32
+
+
+def test_objects_with_array_protocol_carry_their_dtype():
+    with pytest.raises(TypeError, match="filter.dtype='float32'"):
+        impl.normalize_call(value=_ArrayLike(X.astype(np.float64)), filter=W,
+                            output_shape=[1, 4, 4, 4, 4], strides=2)
+    call = impl.normalize_call(value=_ArrayLike(X), filter=_ArrayLike(W),
+                               output_shape=[1, 4, 4, 4, 4], strides=2)
+    assert call.dtype == call.value.dtype == np.float32
+
+
+@pytest.mark.parametrize("element, name", [(True, "bool"), (1j, "complex128")])
+def test_boolean_or_complex_python_data_is_rejected(element, name):
+    data = np.full(X.shape, element).tolist()
+    with pytest.raises(TypeError) as caught:
+        impl.normalize_call(value=data, filter=W, output_shape=[1, 4, 4, 4, 4], strides=2)
+    assert str(caught.value) == (f"conv3d_transpose: value element type={name!r} is invalid; "
+                                 "expected real numbers")
