@@ -11,6 +11,7 @@ Exactly one of four kinds, so that nothing a target does is ever lost:
 """
 from __future__ import annotations
 
+import re
 import signal as _signal
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -18,6 +19,8 @@ from typing import Any, Literal
 import numpy as np
 
 OutcomeKind = Literal["value", "raised", "crashed", "timeout"]
+
+_FATAL_LINE = re.compile(r"^F\d{4} ")  # glog/absl FATAL prefix, e.g. "F0000 00:00:17... file.cc:610]"
 
 
 def qualified_name(cls: type) -> str:
@@ -76,6 +79,16 @@ class Outcome:
         except ValueError:
             return f"signal {self.signal}"
 
+    @property
+    def fatal_line(self) -> str | None:
+        """The stderr line that best explains a crash: the last FATAL / CHECK-failure line
+        (glog ``F....`` or ``Check failed``), else the last non-empty line."""
+        lines = [ln.strip() for ln in self.stderr_tail.splitlines() if ln.strip()]
+        for ln in reversed(lines):
+            if _FATAL_LINE.match(ln) or "Check failed" in ln:
+                return ln
+        return lines[-1] if lines else None
+
     def describe(self) -> str:
         """One line for reports and messages."""
         if self.kind == "value":
@@ -85,8 +98,8 @@ class Outcome:
             return f"raised {self.short_class}: {first[0][:300] if first else ''}"
         if self.kind == "crashed":
             cause = self.signal_name or f"exit code {self.exit_code}"
-            tail = self.stderr_tail.strip().splitlines()[-1:] if self.stderr_tail else []
-            return f"crashed ({cause})" + (f": {tail[0][:300]}" if tail else "")
+            line = self.fatal_line
+            return f"crashed ({cause})" + (f": {line[:300]}" if line else "")
         return f"timed out after {self.seconds:.1f}s"
 
     def to_json(self) -> dict[str, Any]:

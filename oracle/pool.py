@@ -29,6 +29,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -296,7 +297,9 @@ class TargetPool:
         except OSError:
             return [self._crashed(worker, offset, 0.0)]
         outcomes: list[Outcome] = []
-        for _ in cases:
+        for index in range(len(cases)):
+            if index:  # this case's stderr starts where the previous case's reply left it
+                offset = worker.stderr_size()
             start = time.perf_counter()
             status = self._wait(worker, start)
             if status == "timeout":
@@ -343,7 +346,7 @@ class TargetPool:
 
     def _crashed(self, worker: _Worker, offset: int, seconds: float) -> Outcome:
         status = worker.kill()
-        tail = worker.stderr_since(offset)[-TAIL_CHARS:]
+        tail = crash_tail(worker.stderr_since(offset))
         self._slot.replace()
         self.counters["crashes"] += 1
         if status is not None and status < 0:
@@ -371,6 +374,21 @@ class TargetPool:
                 out["onednn"] = {"TF_ENABLE_ONEDNN_OPTS": onednn,
                                  "enabled": worker.info.get("onednn_notice", False)}
         return out
+
+
+def crash_tail(text: str, limit: int = TAIL_CHARS) -> str:
+    """The last ``limit`` characters of a crashed worker's stderr, keeping the FATAL /
+    CHECK-failure line even when a long stack trace follows it."""
+    if len(text) <= limit:
+        return text
+    fatal = None
+    for match in re.finditer(r"(?m)^(F\d{4} .*|.*Check failed.*)$", text):
+        fatal = match
+    tail = text[-limit:]
+    if fatal is None or fatal.start() >= len(text) - limit:
+        return tail
+    head = text[fatal.start():fatal.end()][:1000] + "\n[...]\n"
+    return head + text[-(limit - len(head)):]
 
 
 def _decode(header: dict, raw: bytes | None) -> Outcome:

@@ -160,6 +160,20 @@ def test_impl_runs_in_process_or_isolated_with_the_same_outcomes():
     assert a[1].error_class == b[1].error_class and a[1].message == b[1].message
 
 
+def test_crash_tail_keeps_the_fatal_line_before_a_long_stack():
+    from oracle.outcome import Outcome
+    from oracle.pool import crash_tail
+
+    text = "noise\n" * 50 + "F0000 00:00:1.0 1 op.cc:610] Check failed: x is OK\n" + "    @ frame\n" * 2000
+    tail = crash_tail(text, limit=4000)
+    assert len(tail) <= 4000 and tail.startswith("F0000") and tail.endswith("    @ frame\n")
+    assert crash_tail("short", 4000) == "short"
+    crashed = Outcome.of_crash(signal=6, stderr_tail=tail)
+    assert crashed.fatal_line.startswith("F0000") and "Check failed" in crashed.describe()
+    assert Outcome.of_crash(signal=11, stderr_tail="a\nlast line\n\n").fatal_line == "last line"
+    assert Outcome.of_crash(signal=11).describe() == "crashed (SIGSEGV)"
+
+
 def test_closed_pool_refuses_work():
     pool = TargetPool(f"{FIX}:fine", timeout=10)
     pool.close()

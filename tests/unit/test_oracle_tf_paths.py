@@ -187,3 +187,32 @@ def test_bfloat16_result_is_ml_dtypes(pools):
 
     out = pools["tf-function"].run([GOOD["bf16-scaled"]])[0]
     assert out.value.dtype == np.dtype(ml_dtypes.bfloat16)
+
+
+# Real TensorFlow crashes found through the oracle (TF 2.21 CPU). The pool must pin each on
+# its case, keep the CHECK-failure line, replace the worker and carry on with the batch.
+XLA_ZERO_COUT = _base().with_(filter=spec("float32", (2, 2, 2, 0, 3), 2), output_shape=[1, 4, 4, 4, 0],
+                              label="valid")
+ONEDNN_HUGE_SHAPE = _base().with_(output_shape=[2**20, 2**20, 2**20, 2**20, 4],
+                                  output_shape_form="tensor-int64", label="invalid:output_shape")
+
+
+def test_real_tf_crashes_are_pinned_and_survived(pools):
+    import tensorflow as tf
+
+    pinned = tf.__version__.startswith("2.21.")
+    good = GOOD["f32-stride2-same"]
+    for target, crasher, sig, words in (("tf-xla", XLA_ZERO_COUT, "SIGFPE", None),
+                                        ("tf-eager-onednn", ONEDNN_HUGE_SHAPE, "SIGABRT", "Check failed")):
+        pool = pools[target]
+        before = pool.counters["crashes"]
+        outs = pool.run([good, crasher, good])
+        assert [outs[0].kind, outs[2].kind] == ["value", "value"], [o.describe() for o in outs]
+        assert outs[0].value.tobytes() == outs[2].value.tobytes()
+        if pinned:
+            assert outs[1].kind == "crashed" and outs[1].signal_name == sig, outs[1].describe()
+            assert pool.counters["crashes"] == before + 1 and pool.counters["restarts"] >= 1
+            if words:
+                assert words in outs[1].describe() and "mkl_conv_grad_input_ops" in outs[1].stderr_tail
+        else:
+            assert outs[1].kind in ("crashed", "raised")
