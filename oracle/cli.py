@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from oracle.targets import KNOWN_TARGETS, default_targets, jax_installed, resolve, tf_installed
@@ -59,13 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     names = list(KNOWN_TARGETS) + list(args.extra)
     defaults = set(default_targets())
-    rows = []
     with contextlib.ExitStack() as stack:
-        for name in names:
-            row = _row(name, args, defaults, stack)
-            if row is None:
-                return 2
-            rows.append(row)
+        # worker environments start in parallel (each TF import takes seconds)
+        with ThreadPoolExecutor(3) as ex:
+            rows = list(ex.map(lambda n: _row(n, args, defaults, stack), names))
+        if any(row is None for row in rows):
+            return 2
     return _print(rows, args.json)
 
 
