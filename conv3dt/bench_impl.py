@@ -8,7 +8,14 @@ marked ``xla``). Memory: peak bytes traced by tracemalloc during one impl call (
 buffers; the output itself is included) divided by the output's bytes. Correctness: both results
 must lie within ``u*|y| + gamma_n * (|value| (*) |filter|)`` of a float64 result.
 
-Usage: ``python -m conv3dt.bench_impl [--repeats N] [--quick]`` or ``conv3dt bench impl``.
+BLAS threads: on a shared, oversubscribed machine OpenBLAS's threaded GEMM can be 100x slower
+than single-threaded (its threads spin-wait for cores other processes hold). ``--blas-threads N``
+re-runs the benchmark in a child process with ``OPENBLAS_NUM_THREADS=N`` (and the OMP/MKL
+equivalents; they are read once, at NumPy import, so they cannot be changed in-process). TF's own
+thread pools are left at their defaults either way.
+
+Usage: ``python -m conv3dt.bench_impl [--repeats N] [--quick] [--blas-threads N]`` or
+``conv3dt bench impl ...``.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -141,9 +149,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="conv3dt bench impl", description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per shape (median)")
     parser.add_argument("--quick", action="store_true", help="4 shapes, 3 repeats, short loops")
+    parser.add_argument("--blas-threads", type=int, default=None,
+                        help="run with OPENBLAS/OMP/MKL_NUM_THREADS=N (in a child process)")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
+    if args.blas_threads is not None:
+        if args.blas_threads < 1:
+            parser.error("--blas-threads must be >= 1")
+        threads = str(args.blas_threads)
+        if os.environ.get("OPENBLAS_NUM_THREADS") != threads:
+            env = dict(os.environ, OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads,
+                       MKL_NUM_THREADS=threads)
+            child = [sys.executable, "-m", "conv3dt.bench_impl", "--repeats", str(args.repeats),
+                     "--blas-threads", threads] + (["--quick"] if args.quick else [])
+            return subprocess.call(child, env=env)
     repeats = min(args.repeats, 3) if args.quick else args.repeats
     min_seconds = 0.02 if args.quick else 0.1
     shapes = [SHAPES[i] for i in QUICK] if args.quick else SHAPES
@@ -151,7 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     import tensorflow as tf
 
     rng = np.random.default_rng(0)
-    print(f"impl vs TF {tf.__version__} conv3d_transpose, float32 NDHWC, median of {repeats}")
+    blas = os.environ.get("OPENBLAS_NUM_THREADS", "default")
+    print(f"impl vs TF {tf.__version__} conv3d_transpose, float32 NDHWC, median of {repeats}, "
+          f"OPENBLAS_NUM_THREADS={blas}, load average {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} cores")
     header = (f"{'shape':36s} {'tf':5s} {'impl':>12s} {'TF':>12s} {'ratio':>6s} "
               f"{'GF/s impl':>9s} {'GF/s TF':>8s} {'mem/out':>7s} bound")
     print(header)

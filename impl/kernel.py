@@ -20,7 +20,8 @@ its few microseconds of Python overhead) reshaped to a matrix
 
 Memory: the work is split into chunks over (batch, output depth, output height) so that the
 zero-padded input slab, its im2col copy and the GEMM result of one chunk stay under 3/4 of the
-output's bytes (or 64 KiB, whichever is larger; at least one output row of one sample). When a phase
+output's bytes minus the filter matrix's bytes (or 64 KiB, whichever is larger; at least one output
+row of one sample). When a phase
 needs no padding its windows read the input in place, and with one tap per axis the GEMM then reads
 the input without any copy.
 
@@ -88,7 +89,9 @@ def _plan_geometry(batch, in_spatial, cin, out_spatial, cout, kernel, strides, d
     axis_plans = [axis_phases(in_spatial[a], out_spatial[a], kernel[a], strides[a],
                               dilations[a], pad_before[a]) for a in range(3)]
     out_bytes = batch * out_spatial[0] * out_spatial[1] * out_spatial[2] * cout * itemsize
-    budget = max(int(out_bytes * _BUDGET_FRACTION), _MIN_BUDGET)
+    # A phase's filter matrix is a copy too (at most the whole filter): leave room for it.
+    filter_bytes = kernel[0] * kernel[1] * kernel[2] * cin * cout * itemsize
+    budget = max(int(out_bytes * _BUDGET_FRACTION) - filter_bytes, _MIN_BUDGET)
     phases = []
     for plan in itertools.product(*axis_plans):
         filter_index = tuple(_taps_slice(p[2]) for p in plan)
