@@ -19,7 +19,9 @@ must not flush, such as ``impl``), per product:
 
 ``F = F_daz + F_ftz + (n + 1)·η`` (gradual underflow, ``fuzz.bound.underflow_term``, always). Elements where ``A·(1 + γ_n(u)) ≥`` the dtype's largest finite value may
 overflow in an intermediate of a dtype-precision path: there a non-finite result is allowed
-(``overflow`` mask), a finite one must still meet the bound.
+(``overflow`` mask), a finite one must still meet the bound. Elements that a non-finite input
+reaches are left unjudged (mask and infinite bound): a limitation, since the reference kernel's
+nan/inf propagation is not exact.
 """
 from __future__ import annotations
 
@@ -79,8 +81,15 @@ def truth_of(case: Case, arrays=None) -> Truth:
                                               call.pad_before, ref)
     n = int(call.filter.shape[4] * math.prod(call.filter.shape[:3]))
     with np.errstate(all="ignore"):
-        y = conv(v, w)
         fin_v, fin_w = np.isfinite(v), np.isfinite(w)
+        y = conv(np.where(fin_v, v, 0), np.where(fin_w, w, 0))
+        # Elements a non-finite input reaches are not judged (marked free below): the kernel's
+        # zero-extended GEMMs may multiply an unreached non-finite input by 0, so its nan/inf
+        # propagation is not an exact reference.
+        free = None
+        if not (fin_v.all() and fin_w.all()):
+            free = (conv((~fin_v).astype(ref), np.ones_like(w)) +
+                    conv(np.ones_like(v), (~fin_w).astype(ref))) > 0
         av = np.where(fin_v, np.abs(v), 0)
         aw = np.where(fin_w, np.abs(w), 0)
         mag = conv(av, aw)
@@ -99,6 +108,11 @@ def truth_of(case: Case, arrays=None) -> Truth:
         bound = error_bound(dtype, y64.astype(np.float64), mag64, n, u_ref, ftz_l)
         strict = error_bound(dtype, y64.astype(np.float64), mag64, n, u_ref, strict_term)
         overflow = mag64 * (1.0 + gamma(max(n, 1), UNIT_ROUNDOFF[dtype])) >= LARGEST_FINITE[dtype]
+        if free is not None:
+            free_l = _layout(free, call.data_format)
+            overflow = overflow | free_l
+            bound = np.where(free_l, np.inf, bound)
+            strict = np.where(free_l, np.inf, strict)
         exact_value = y64.astype(call.dtype)
     return Truth(dtype, tuple(call.output_shape), y64.astype(np.float64), mag64,
                  np.asarray(bound, np.float64), np.asarray(strict, np.float64), overflow, n, exact_value)
