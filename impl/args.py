@@ -89,8 +89,6 @@ def _spatial_triple(arg, name, channel_index):
     """strides/dilations -> (D, H, W) ints >= 1; accepts None, int, length 1, 3 or 5."""
     if arg is None:
         return (1, 1, 1)
-    if type(arg) is int and arg >= 1:  # fast path for the common case
-        return (arg, arg, arg)
     if isinstance(arg, (list, tuple)) or (isinstance(arg, np.ndarray) and arg.ndim == 1):
         items = [_as_int(item, name, arg) for item in arg]
     else:
@@ -111,7 +109,7 @@ def _spatial_triple(arg, name, channel_index):
 
 def _output_shape(arg):
     if arg is None:
-        raise _fail(ValueError, "output_shape", arg, "a 1-D integer sequence of length 5")
+        raise _fail(ValueError, "output_shape", None, "a 1-D integer sequence of length 5")
     if isinstance(arg, (list, tuple)):
         shape = [_as_int(item, "output_shape", arg) for item in arg]
     else:

@@ -32,8 +32,9 @@ def _output_and_pad(in_size, kernel, stride, dilation, padding):
         raise _fail(ValueError, "input.shape", in_size,
                     f"a spatial size >= {effective - stride} for VALID with effective kernel "
                     f"{effective}")
-    pad = same_padding(in_size, out_size, effective, stride)[0] if padding == "SAME" else 0
-    return out_size, pad
+    # VALID needs no pad: with out_size >= 1 the SAME formula gives 0; with out_size == 0 the
+    # result is empty whatever the pad.
+    return out_size, same_padding(in_size, out_size, effective, stride)[0]
 
 
 def conv3d(input, filters, strides, padding, data_format="NDHWC", dilations=None):
@@ -59,10 +60,12 @@ def conv3d(input, filters, strides, padding, data_format="NDHWC", dilations=None
     plans = [_output_and_pad(x.shape[1 + a], w.shape[a], strides[a], dilations[a], padding)
              for a in range(3)]
     out_spatial = [p[0] for p in plans]
-    # Zero-pad so that every index m*s + k*d - P used below is inside the padded array (the
-    # trailing pad may exceed what the windows reach: the extra zeros are never read).
-    widths = [(0, 0)] + [(pad, out_size * strides[a] + (w.shape[a] - 1) * dilations[a])
-                         for a, (out_size, pad) in enumerate(plans)] + [(0, 0)]
+    # Zero-pad so that every index m*s + k*d - P read below is inside the padded array.
+    widths = [(0, 0)]
+    for a, (out_size, pad) in enumerate(plans):
+        last = (out_size - 1) * strides[a] + (w.shape[a] - 1) * dilations[a] - pad
+        widths.append((pad, max(last + 1 - x.shape[1 + a], 0)))
+    widths.append((0, 0))
     padded = np.pad(x, widths)
     sn, sd, sh, sw, sc = padded.strides
     window = np.lib.stride_tricks.as_strided(

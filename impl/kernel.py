@@ -15,15 +15,14 @@ of one phase form an arithmetic progression in ``k`` with step ``s/g`` (``g = gc
 input with the phase's sub-kernel dilated by ``d/g``. In 3-D there are ``s_d*s_h*s_w`` phases; each
 one is a strided window view (the ``numpy.lib.stride_tricks.as_strided`` trick, done with the
 ``np.ndarray(shape, dtype, buffer, offset, strides)`` constructor that ``as_strided`` wraps, to skip
-its few microseconds of Python overhead) reshaped to a matrix
-``(positions, taps*Cin)`` times the phase filter matrix ``(taps*Cin, Cout)``: one GEMM.
+its few microseconds of Python overhead) reshaped to a matrix ``(positions, taps*Cin)`` times the
+phase filter matrix ``(taps*Cin, Cout)``: one GEMM.
 
 Memory: the work is split into chunks over (batch, output depth, output height) so that the
 zero-padded input slab, its im2col copy and the GEMM result of one chunk stay under 3/4 of the
 output's bytes minus the filter matrix's bytes (or 64 KiB, whichever is larger; at least one output
-row of one sample). When a phase
-needs no padding its windows read the input in place, and with one tap per axis the GEMM then reads
-the input without any copy.
+row of one sample). When a phase needs no padding its windows read the input in place, and with one
+tap per axis the GEMM then reads the input without any copy.
 
 Speed: everything that depends only on the geometry (phases, filter slices, chunk list, window
 shapes and byte strides) is computed once per geometry and cached (``functools.lru_cache`` over
@@ -44,7 +43,7 @@ import numpy as np
 __all__ = ["transposed_conv_ndhwc", "axis_phases"]
 
 
-def _axis_phases(in_size: int, out_size: int, kernel: int, stride: int, dilation: int, pad: int):
+def _axis_phases(out_size: int, kernel: int, stride: int, dilation: int, pad: int):
     """Per-axis phase plan: a tuple of ``(o_first, n_out, taps, step, lo)`` per reachable phase.
 
     ``o_first`` is the first output index of the phase and ``n_out`` how many outputs it has (they
@@ -86,8 +85,8 @@ def _plan_geometry(batch, in_spatial, cin, out_spatial, cout, kernel, strides, d
     slab to build. Strides are in bytes of the accumulation dtype. Chunks whose windows see only
     padding are dropped (their outputs stay 0).
     """
-    axis_plans = [axis_phases(in_spatial[a], out_spatial[a], kernel[a], strides[a],
-                              dilations[a], pad_before[a]) for a in range(3)]
+    axis_plans = [axis_phases(out_spatial[a], kernel[a], strides[a], dilations[a], pad_before[a])
+                  for a in range(3)]
     out_bytes = batch * out_spatial[0] * out_spatial[1] * out_spatial[2] * cout * itemsize
     # A phase's filter matrix is a copy too (at most the whole filter): leave room for it.
     filter_bytes = kernel[0] * kernel[1] * kernel[2] * cin * cout * itemsize

@@ -40,5 +40,5 @@ def conv3d_transpose(value=None, filter=None, output_shape=None, strides=None, p
     result = transposed_conv_ndhwc(source, call.filter, call.output_spatial, call.strides,
                                    call.dilations, call.pad_before, accum_dtype_for(call.dtype))
     if ncdhw:
-        return result.transpose(0, 4, 1, 2, 3).astype(call.dtype, order="C")
-    return result.astype(call.dtype, copy=False)
+        result = np.ascontiguousarray(result.transpose(0, 4, 1, 2, 3))
+    return result if result.dtype == call.dtype else result.astype(call.dtype)

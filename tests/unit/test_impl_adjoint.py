@@ -100,3 +100,14 @@ def test_conv3d_ncdhw_is_transposed_ndhwc():
     ncdhw = impl.conv3d(np.moveaxis(x, 4, 1), w, [1, 1, 1, 2, 1], "SAME", "NCDHW",
                         dilations=[1, 1, 2, 1, 1])
     np.testing.assert_allclose(ncdhw, np.moveaxis(ndhwc, 4, 1), rtol=1e-14, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["strides", "dilations"])
+def test_conv3d_names_a_bad_stride_or_dilation(name):
+    kwargs = dict(input=np.ones((1, 4, 4, 4, 1)), filters=np.ones((2, 2, 2, 1, 1)), strides=1,
+                  padding="SAME")
+    kwargs[name] = [1, 2]
+    with pytest.raises(ValueError) as caught:
+        impl.conv3d(**kwargs)
+    assert str(caught.value) == (f"conv3d_transpose: {name}=[1, 2] is invalid; expected an int "
+                                 "or a list of length 1, 3 or 5")

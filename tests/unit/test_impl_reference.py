@@ -200,3 +200,129 @@ def test_kernel_chunking_matches_the_loops(geometry, budget, monkeypatch):
     # the loop reference derives SAME padding itself; these pads are TF's SAME pads
     y_star, _ = loop_conv3d_transpose(value, filter, output_shape, strides, dilations, "SAME")
     np.testing.assert_allclose(result, y_star, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype, accum", [(np.float16, np.float32), (DTYPES[1], np.float32),
+                                          (np.float32, np.float32), (np.float64, np.float64)],
+                         ids=["float16", "bfloat16", "float32", "float64"])
+def test_conv3d_transpose_accumulates_in_float32_or_float64(dtype, accum, monkeypatch):
+    import impl.transpose as transpose_module
+
+    seen = []
+
+    def recording_kernel(*args):
+        seen.append(np.dtype(args[-1]))
+        return transposed_conv_ndhwc(*args)
+
+    monkeypatch.setattr(transpose_module, "transposed_conv_ndhwc", recording_kernel)
+    result = impl.conv3d_transpose(np.ones((1, 2, 2, 2, 1), dtype), np.ones((1, 1, 1, 1, 1), dtype),
+                                   [1, 2, 2, 2, 1], 1)
+    assert seen == [np.dtype(accum)] and result.dtype == np.dtype(dtype)
+
+
+def test_window_that_overruns_only_the_end_is_padded():
+    # Axis D: I=6, K=5, s=4, d=3, SAME, O=24: a phase whose window starts inside the input but
+    # runs past its end (must be zero-extended, not read in place).
+    rng = np.random.default_rng(21)
+    value = rng.standard_normal((2, 6, 2, 2, 2))
+    filter = rng.standard_normal((5, 1, 1, 3, 2))
+    kwargs = dict(value=value, filter=filter, output_shape=[2, 24, 2, 2, 3], strides=[4, 1, 1],
+                  padding="SAME", data_format="NDHWC", dilations=[3, 1, 1])
+    _check_against_reference(kwargs, (4, 1, 1), (3, 1, 1))
+
+
+def test_kernel_equal_to_stride_reads_the_input_in_place():
+    # U-Net up-sampling (K = s = 2, SAME): every phase is one GEMM on the input itself.
+    plan = kernel_module._geometry_plan(2, (4, 4, 4), 8, (8, 8, 8), 4, (2, 2, 2), (2, 2, 2),
+                                        (1, 1, 1), (0, 0, 0), 4)
+    assert len(plan) == 8
+    assert all(chunk[0] is None for phase in plan for chunk in phase[2])
+
+
+def _chunk_cost(chunk, cout, itemsize):
+    slab_spec, _, shape, _, _, _, width = chunk
+    samples, depth, height, width_out, taps_d, taps_h, taps_w, cin = shape
+    taps = taps_d * taps_h * taps_w
+    gemm = samples * depth * height * width_out * (cout + (taps * cin if taps > 1 else 0))
+    slab = int(np.prod(slab_spec[0])) if slab_spec is not None else 0
+    return (gemm + slab) * itemsize, slab * itemsize
+
+
+@pytest.mark.parametrize("geometry", [
+    # (batch, in spatial, cin, out spatial, cout, kernel, strides, dilations, pads)
+    (2, (8, 8, 8), 16, (8, 8, 8), 8, (3, 3, 3), (1, 1, 1), (1, 1, 1), (1, 1, 1)),
+    (2, (8, 8, 8), 64, (10, 10, 10), 64, (3, 3, 3), (1, 1, 1), (1, 1, 1), (0, 0, 0)),
+    (1, (16, 16, 16), 8, (32, 32, 32), 8, (3, 3, 3), (2, 2, 2), (1, 1, 1), (0, 0, 0)),
+    (3, (6, 6, 6), 32, (18, 18, 18), 16, (4, 4, 4), (3, 3, 3), (1, 1, 1), (1, 1, 1)),
+    (1, (12, 12, 12), 16, (12, 12, 12), 16, (3, 3, 3), (1, 1, 1), (2, 2, 2), (2, 2, 2)),
+])
+@pytest.mark.parametrize("fraction, minimum", [(0.75, 64 * 1024), (0.0, 4096), (0.1, 20000)])
+def test_chunk_plan_tiles_the_output_within_the_budget_and_maximally(geometry, fraction, minimum,
+                                                                     monkeypatch):
+    monkeypatch.setattr(kernel_module, "_BUDGET_FRACTION", fraction)
+    monkeypatch.setattr(kernel_module, "_MIN_BUDGET", minimum)
+    batch, in_spatial, cin, out_spatial, cout, kernel, strides, dilations, pads = geometry
+    itemsize = 4
+    plan = kernel_module._plan_geometry(*geometry, itemsize)
+    out_bytes = batch * int(np.prod(out_spatial)) * cout * itemsize
+    filter_bytes = int(np.prod(kernel)) * cin * cout * itemsize
+    budget = max(int(out_bytes * fraction) - filter_bytes, minimum)
+    covered = np.zeros((batch, *out_spatial), np.int64)
+    for filter_index, out_index, chunks in plan:
+        phase_view = covered[out_index]
+        for position, chunk in enumerate(chunks):
+            cost, slab = _chunk_cost(chunk, cout, itemsize)
+            samples, depth, height = chunk[2][:3]
+            assert cost <= budget or (samples, depth, height) == (1, 1, 1)
+            phase_view[chunk[4]] += 1
+            whole_rows = height == phase_view.shape[2]
+            first_of_sample = chunk[4][1].start == 0 and chunk[4][2].start == 0
+            if len(chunks) > 1 and first_of_sample and whole_rows:
+                # one more depth row would not have fitted (or the sample is complete)
+                gemm = cost - slab
+                slab_rows = chunk[0][0][1] if chunk[0] is not None else 1
+                bigger = gemm * (depth + 1) // depth + slab * (slab_rows + 1) // slab_rows
+                assert bigger > budget or depth == phase_view.shape[1]
+            if len(chunks) > 1 and first_of_sample and not whole_rows:
+                # one more output row would not have fitted
+                gemm = cost - slab
+                slab_rows = chunk[0][0][2] if chunk[0] is not None else 1
+                bigger = gemm * (height + 1) // height + slab * (slab_rows + 1) // slab_rows
+                assert bigger > budget
+        assert len(chunks) == 1 or cost > 0
+    # every output position reached by some tap is written exactly once
+    reached = np.zeros_like(covered)
+    for _, out_index, chunks in plan:
+        reached[out_index] = 1
+    assert np.array_equal(covered[reached == 1], np.ones(int(reached.sum()), np.int64))
+    assert np.all(covered <= 1)
+
+
+@pytest.mark.parametrize("shape", [
+    # (batch, size, cin, cout, kernel, stride, padding)
+    (1, 16, 16, 8, 3, 1, "SAME"),
+    (2, 6, 32, 16, 2, 2, "SAME"),
+    (1, 6, 16, 16, 3, 2, "VALID"),
+    (4, 6, 16, 16, 4, 2, "SAME"),
+])
+def test_peak_memory_stays_within_twice_the_output(shape):
+    """Steady-state peak, for outputs well above the 64 KiB minimum chunk and filters well below
+    the output (the phase filter matrix is a copy: when the filter outweighs the output, so does
+    the peak). The first call of a geometry also builds and caches its plan (Python objects)."""
+    import tracemalloc
+
+    batch, size, cin, cout, kernel, stride, padding = shape
+    out = size * stride if padding == "SAME" else (size - 1) * stride + kernel
+    rng = np.random.default_rng(5)
+    value = rng.standard_normal((batch, size, size, size, cin), dtype=np.float32)
+    filter = rng.standard_normal((kernel,) * 3 + (cout, cin), dtype=np.float32)
+    arguments = (value, filter, [batch, out, out, out, cout], stride, padding)
+    impl.conv3d_transpose(*arguments)  # steady state: the geometry's plan is cached (and kept)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        result = impl.conv3d_transpose(*arguments)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= 2 * result.nbytes

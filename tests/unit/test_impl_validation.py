@@ -373,3 +373,40 @@ def test_boolean_or_complex_python_data_is_rejected(element, name):
         impl.normalize_call(value=data, filter=W, output_shape=[1, 4, 4, 4, 4], strides=2)
     assert str(caught.value) == (f"conv3d_transpose: value element type={name!r} is invalid; "
                                  "expected real numbers")
+
+
+def test_normalize_call_expands_every_strides_and_dilations_form():
+    value = np.ones((1, 2, 3, 4, 1))
+    filter = np.ones((1, 1, 1, 1, 1))
+    out = [1, 4, 6, 8, 1]
+    for strides in (2, [2], (2,), np.array([2]), [2, 2, 2], [1, 2, 2, 2, 1]):
+        call = impl.normalize_call(value=value, filter=filter, output_shape=out, strides=strides)
+        assert call.strides == (2, 2, 2) and call.dilations == (1, 1, 1)
+    call = impl.normalize_call(value=value, filter=filter, output_shape=[1, 2, 6, 4, 1],
+                               strides=[1, 1, 2, 1, 1], dilations=[1, 3, 2, 1, 1])
+    assert call.strides == (1, 2, 1) and call.dilations == (3, 2, 1)
+    ncdhw = impl.normalize_call(value=value.reshape(1, 1, 2, 3, 4), filter=filter,
+                                output_shape=[1, 1, 2, 6, 4], strides=[1, 1, 1, 2, 1],
+                                dilations=[1, 1, 3, 2, 1], data_format="NCDHW")
+    assert ncdhw.strides == (1, 2, 1) and ncdhw.dilations == (3, 2, 1)
+
+
+def test_unsigned_output_shape_is_accepted():
+    call = impl.normalize_call(value=X, filter=W, output_shape=np.array([1, 4, 4, 4, 4], np.uint16),
+                               strides=2)
+    assert call.output_shape == (1, 4, 4, 4, 4)
+
+
+def test_unsupported_filter_dtype_names_the_filter():
+    with pytest.raises(TypeError) as caught:
+        impl.normalize_call(value=X, filter=W.astype(np.int8), output_shape=[1, 4, 4, 4, 4],
+                            strides=2)
+    assert str(caught.value) == ("conv3d_transpose: filter.dtype='int8' is invalid; expected "
+                                 "float16, bfloat16, float32, float64")
+
+
+def test_valid_with_empty_input_has_no_padding():
+    # I=0, K=5, s=3, O=1: accepted by the truncating rule; the SAME formula would give a pad.
+    call = impl.normalize_call(value=np.ones((1, 0, 1, 1, 1)), filter=np.ones((5, 1, 1, 1, 1)),
+                               output_shape=[1, 1, 1, 1, 1], strides=3, padding="VALID")
+    assert call.pad_before == (0, 0, 0) and call.pad_after == (0, 0, 0)
