@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 from multiprocessing.connection import Connection
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -81,6 +81,7 @@ class _Worker:
         child_sock.close()
         self.conn = Connection(parent_sock.detach())
         self.loaded: set[str] = set()
+        self.load_error: str | None = None
         if not self.conn.poll(startup_timeout):
             self.kill()
             raise TargetUnavailable(f"worker did not start within {startup_timeout:.0f}s: "
@@ -141,7 +142,14 @@ class _Worker:
 
 
 class _SharedWorker:
-    """A refcounted slot holding the current worker for one environment."""
+    """A refcounted slot holding the current worker for one environment, and its warm spare.
+
+    Spare policy (``spare_mode``): ``False`` none; ``True`` one spare, started in the background
+    after the first lost worker (crash, timeout, memory kill or recycle) in this environment;
+    ``"always"`` one spare from the start. A lost worker is replaced by the spare at once (when
+    it is still starting, the caller waits for it: it has a head start) and a new spare is
+    started in the background, with every target the slot has loaded already loaded.
+    """
 
     def __init__(self, env: dict[str, str | None], preload: str) -> None:
         self.env, self.preload = env, preload
@@ -149,19 +157,112 @@ class _SharedWorker:
         self.lock = threading.RLock()
         self.refs = 0
         self.starts = 0
+        self.lost = 0
+        self.spare_mode: bool | str = False
+        self.spare: _Worker | None = None
+        self.spare_swaps = 0
+        self.spare_error: str | None = None
+        self.targets: dict[str, float] = {}   # target -> startup timeout: what a spare preloads
+        self.closed = False
+        self._spare_thread: threading.Thread | None = None
+        self._spare_lock = threading.Lock()
 
     def get(self, startup_timeout: float) -> _Worker:
         if self.worker is None or not self.worker.alive():
             if self.worker is not None:
                 self.worker.close()
-            self.worker = _Worker(self.env, self.preload, startup_timeout)
+                self.lost += 1
+            self.worker = self._take_spare(startup_timeout) or _Worker(self.env, self.preload, startup_timeout)
             self.starts += 1
+            self.want_spare(startup_timeout)
         return self.worker
 
-    def replace(self) -> None:
+    def replace(self, lost: bool = True) -> None:
         if self.worker is not None:
             self.worker.close()
             self.worker = None
+            if lost:
+                self.lost += 1
+        if lost:
+            self.want_spare(STARTUP_TIMEOUT)
+
+    # ---------------------------------------------------------------- spare
+    def want_spare(self, startup_timeout: float) -> None:
+        """Start a spare in the background if the policy asks for one and none exists."""
+        if not self.spare_mode or self.closed or (self.spare_mode != "always" and self.lost == 0):
+            return
+        with self._spare_lock:
+            if self.spare is not None or (self._spare_thread is not None and self._spare_thread.is_alive()):
+                return
+            self._spare_thread = threading.Thread(target=self._start_spare, args=(startup_timeout,),
+                                                  name="conv3dt-oracle-spare", daemon=True)
+            self._spare_thread.start()
+
+    def _start_spare(self, startup_timeout: float) -> None:
+        worker: _Worker | None = None
+        try:
+            worker = _Worker(self.env, self.preload, startup_timeout)
+            for name, timeout in list(self.targets.items()):
+                if _load_into(worker, name, timeout) != "ok":
+                    raise TargetUnavailable(f"spare worker could not load {name}")
+            self.spare_error = None
+        except BaseException as exc:  # noqa: BLE001 - the caller then starts a worker itself
+            self.spare_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+            if worker is not None:
+                worker.kill()
+            worker = None
+        with self._spare_lock:
+            if self.closed and worker is not None:
+                worker.close()
+            else:
+                self.spare = worker
+
+    def _take_spare(self, startup_timeout: float) -> _Worker | None:
+        thread = self._spare_thread
+        if thread is not None:
+            thread.join(startup_timeout)
+        with self._spare_lock:
+            worker, self.spare = self.spare, None
+        if worker is not None and not worker.alive():
+            worker.close()
+            worker = None
+        if worker is not None:
+            self.spare_swaps += 1
+        return worker
+
+    def spare_ready(self) -> bool:
+        return self.spare is not None and self.spare.alive()
+
+    def shutdown(self) -> None:
+        self.closed = True
+        self.replace(lost=False)
+        with self._spare_lock:
+            spare, self.spare = self.spare, None
+        if spare is not None:
+            spare.close()
+
+    def kill_all(self) -> None:
+        for worker in (self.worker, self.spare):
+            if worker is not None:
+                worker.kill()
+
+
+def _load_into(worker: _Worker, name: str, timeout: float) -> str:
+    """Ask a worker to load a target: 'ok', 'refused' (``worker.load_error``), 'hung' or 'died'."""
+    if name in worker.loaded:
+        return "ok"
+    try:
+        worker.conn.send_bytes(json.dumps({"op": "load", "target": name}).encode())
+        if not worker.conn.poll(timeout):
+            return "hung"
+        reply = json.loads(worker.conn.recv_bytes())
+    except (EOFError, OSError):
+        return "died"
+    if reply["ok"]:
+        worker.loaded.add(name)
+        return "ok"
+    worker.load_error = reply["error"]
+    return "refused"
 
 
 _SLOTS: dict[tuple, _SharedWorker] = {}
@@ -172,8 +273,8 @@ _SLOTS_LOCK = threading.Lock()
 def _kill_workers_at_exit() -> None:
     """Workers run in their own sessions: never leave one behind (e.g. a hung call)."""
     for slot in list(_SLOTS.values()):
-        if slot.worker is not None:
-            slot.worker.kill()
+        slot.closed = True
+        slot.kill_all()
 
 
 def _preload_of(spec: TargetSpec) -> str:
@@ -187,13 +288,20 @@ class TargetPool:
     recycled (``None``: never). ``rss_kill_mb`` (default twice ``rss_limit_mb``): a call that
     pushes the worker past it is killed and recorded as ``crashed`` (SIGKILL). ``isolate``: run ``impl`` in a worker too (TF, jax and ``module:`` targets
     are always isolated). ``startup_timeout``: seconds a worker may take to start.
+    ``spare``: keep a warm spare worker for this pool's environment so a crash costs no
+    restart — ``True`` (default): started in the background after the first lost worker;
+    ``"always"``: from the start; ``False``: never (the environment's slot takes the strongest
+    policy of the pools sharing it). In-process pools (``impl``) have no worker and no spare.
     """
 
     def __init__(self, name: str, timeout: float = 30.0, *, rss_limit_mb: float | None = DEFAULT_RSS_LIMIT_MB,
                  rss_kill_mb: float | None = None, isolate: bool = False,
-                 startup_timeout: float = STARTUP_TIMEOUT) -> None:
+                 startup_timeout: float = STARTUP_TIMEOUT, spare: bool | str = True) -> None:
+        if spare not in (True, False, "always"):
+            raise ValueError(f"spare must be True, False or 'always', not {spare!r}")
         self.spec = resolve(name, isolate_impl=isolate)
         self.name, self.timeout, self.startup_timeout = name, float(timeout), startup_timeout
+        self.spare = spare
         self.rss_limit = None if rss_limit_mb is None else int(rss_limit_mb * 2**20)
         kill_mb = rss_kill_mb if rss_kill_mb is not None else (
             None if rss_limit_mb is None else 2 * rss_limit_mb)
@@ -215,9 +323,12 @@ class TargetPool:
         with _SLOTS_LOCK:
             self._slot = _SLOTS.setdefault(key, _SharedWorker(self.spec.env_dict(), key[1]))
             self._slot.refs += 1
+            if spare == "always" or (spare and not self._slot.spare_mode):
+                self._slot.spare_mode = spare
         try:
             with self._slot.lock:
                 self._load(self._slot.get(startup_timeout))
+            self._slot.want_spare(startup_timeout)
         except BaseException:
             self.close()
             raise
@@ -238,100 +349,32 @@ class TargetPool:
             self._slot.refs -= 1
             if self._slot.refs <= 0:
                 with self._slot.lock:
-                    self._slot.replace()
+                    self._slot.shutdown()
                 _SLOTS.pop((self.spec.env_key, _preload_of(self.spec)), None)
 
     def _load(self, worker: _Worker) -> None:
         if self.name in worker.loaded:
             return
-        try:
-            worker.conn.send_bytes(json.dumps({"op": "load", "target": self.name}).encode())
-            answered = worker.conn.poll(self.startup_timeout)
-            reply = json.loads(worker.conn.recv_bytes()) if answered else None
-        except (EOFError, OSError):
-            answered, reply = True, None
-        if reply is None:  # hung or died importing the target: the worker is useless
+        loaded = _load_into(worker, self.name, self.startup_timeout)
+        if loaded in ("hung", "died"):  # importing the target: the worker is useless
+            answered = loaded == "died"
             tail = worker.stderr_since(0)[-2000:]
             worker.kill()
-            self._slot.replace()
+            self._slot.replace(lost=False)
             what = "died loading the target" if answered else "did not answer the load request"
             raise TargetUnavailable(f"{self.name}: worker {what}: {tail}")
-        if not reply["ok"]:
-            raise TargetUnavailable(f"{self.name}: {reply['error']}")
-        worker.loaded.add(self.name)
+        if loaded == "refused":
+            raise TargetUnavailable(f"{self.name}: {worker.load_error}")
+        self._slot.targets.setdefault(self.name, self.startup_timeout)
 
     # ------------------------------------------------------------------ running
     def run(self, cases: Sequence[Case]) -> list[Outcome]:
         """One Outcome per Case, in order, whatever the target does."""
-        if self._closed:
-            raise RuntimeError(f"TargetPool({self.name!r}) is closed")
-        cases = list(cases)
-        self.counters["calls"] += len(cases)
-        if self._fn is not None:
-            return [self._in_process(c) for c in cases]
-        outcomes: list[Outcome] = []
-        with self._slot.lock:
-            while len(outcomes) < len(cases):
-                outcomes += self._run_batch(cases[len(outcomes):])
-        return outcomes
+        return run_on_targets({self.name: self}, cases)[self.name]
 
     def _in_process(self, case: Case) -> Outcome:
         header, raw = run_one(self._fn, case.to_json())
         return _decode(header, raw)
-
-    def _worker(self) -> _Worker:
-        before = self._slot.starts
-        worker = self._slot.get(self.startup_timeout)
-        if self._slot.starts > before and before > 0:
-            self.counters["restarts"] += 1
-        self._load(worker)
-        return worker
-
-    def _run_batch(self, cases: list[Case]) -> list[Outcome]:
-        """Run until the batch ends or the worker is lost; return the outcomes obtained."""
-        worker = self._worker()
-        offset = worker.stderr_size()
-        message = {"op": "run", "target": self.name, "cases": [c.to_json() for c in cases]}
-        try:
-            worker.conn.send_bytes(json.dumps(message).encode())
-        except OSError:
-            return [self._crashed(worker, offset, 0.0)]
-        outcomes: list[Outcome] = []
-        for index in range(len(cases)):
-            if index:  # this case's stderr starts where the previous case's reply left it
-                offset = worker.stderr_size()
-            start = time.perf_counter()
-            status = self._wait(worker, start)
-            if status == "timeout":
-                worker.kill()
-                tail = worker.stderr_since(offset)[-TAIL_CHARS:]
-                self._slot.replace()
-                self.counters["timeouts"] += 1
-                outcomes.append(Outcome.of_timeout(time.perf_counter() - start, tail))
-                return outcomes
-            if status == "memory":
-                worker.kill()
-                note = (f"\nconv3dt oracle: worker RSS exceeded rss_kill_mb="
-                        f"{self.rss_kill / 2**20:.0f} during the call; killed (SIGKILL)")
-                tail = (worker.stderr_since(offset) + note)[-TAIL_CHARS:]
-                self._slot.replace()
-                self.counters["memory_kills"] += 1
-                self.counters["crashes"] += 1
-                outcomes.append(Outcome.of_crash(signal=signal.SIGKILL, stderr_tail=tail,
-                                                 seconds=time.perf_counter() - start))
-                return outcomes
-            try:
-                header = json.loads(worker.conn.recv_bytes())
-                raw = worker.conn.recv_bytes() if header["kind"] == "value" else None
-            except (EOFError, OSError):
-                outcomes.append(self._crashed(worker, offset, time.perf_counter() - start))
-                return outcomes
-            outcomes.append(_decode(header, raw))
-            if self.rss_limit is not None and header.get("rss", 0) > self.rss_limit:
-                self.counters["recycles"] += 1
-                self._slot.replace()
-                return outcomes
-        return outcomes
 
     def _wait(self, worker: _Worker, start: float) -> str:
         """Wait for the next reply: 'ready', 'timeout' or 'memory'."""
@@ -366,14 +409,136 @@ class TargetPool:
                                "counters": dict(self.counters), "environment": capture_environment()}
         if self._slot is not None:
             with self._slot.lock:
-                worker = self._worker()
+                worker = self._slot.get(self.startup_timeout)
+                self._load(worker)
                 out["worker"] = dict(worker.info)
                 out["worker_starts"] = self._slot.starts
+                out["spare"] = {"mode": self._slot.spare_mode, "ready": self._slot.spare_ready(),
+                                "swaps": self._slot.spare_swaps, "error": self._slot.spare_error}
             if self.spec.kind == "tf":
                 onednn = dict(self.spec.env).get("TF_ENABLE_ONEDNN_OPTS")
                 out["onednn"] = {"TF_ENABLE_ONEDNN_OPTS": onednn,
                                  "enabled": worker.info.get("onednn_notice", False)}
         return out
+
+
+def run_on_targets(pools: Mapping[str, TargetPool], cases: Sequence[Case]) -> dict[str, list[Outcome]]:
+    """Run the same Cases on every pool: ``{key: [Outcome per case, in order]}``.
+
+    Pools sharing a worker (same environment) get ONE message carrying (target, case) items;
+    different workers are driven concurrently (one thread each: send, then collect), in-process
+    pools run in the calling thread meanwhile. Every ``TargetPool.run`` guarantee holds per
+    item: its pool's time limit and memory limits, a crash pinned on exactly one (target, case)
+    with the rest of the message re-sent to a fresh worker (the warm spare when there is one),
+    nothing lost. Raises only what ``TargetPool.run`` raises (a closed pool; a target that can
+    no longer be loaded in a fresh worker: ``TargetUnavailable``).
+    """
+    cases = list(cases)
+    groups: dict[int, list[tuple[str, TargetPool]]] = {}
+    local: list[tuple[str, TargetPool]] = []
+    for key, pool in pools.items():
+        if pool._closed:
+            raise RuntimeError(f"TargetPool({pool.name!r}) is closed")
+        pool.counters["calls"] += len(cases)
+        if pool._fn is not None:
+            local.append((key, pool))
+        else:
+            groups.setdefault(id(pool._slot), []).append((key, pool))
+    results: dict[str, list[Outcome]] = {}
+    if not cases:
+        return {key: [] for key in pools}
+    errors: list[BaseException] = []
+
+    def drive(members: list[tuple[str, TargetPool]]) -> None:
+        try:
+            flat = _drive(members[0][1]._slot, [(pool, case) for case in cases for _, pool in members])
+            for j, (key, _) in enumerate(members):
+                results[key] = flat[j::len(members)]
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=drive, args=(members,), name="conv3dt-oracle-drive", daemon=True)
+               for members in list(groups.values())[1:]]
+    for thread in threads:
+        thread.start()
+    if groups:
+        drive(next(iter(groups.values())))
+    try:
+        for key, pool in local:
+            results[key] = [pool._in_process(c) for c in cases]
+    finally:
+        for thread in threads:
+            thread.join()
+    if errors:
+        raise errors[0]
+    return {key: results[key] for key in pools}
+
+
+def _drive(slot: _SharedWorker, items: list[tuple[TargetPool, Case]]) -> list[Outcome]:
+    """One Outcome per (pool, case) item, in order, on one environment's worker."""
+    outcomes: list[Outcome] = []
+    jsons: dict[int, dict] = {}
+    with slot.lock:
+        while len(outcomes) < len(items):
+            outcomes += _run_batch(slot, items[len(outcomes):], jsons)
+    return outcomes
+
+
+def _run_batch(slot: _SharedWorker, items: list[tuple[TargetPool, Case]], jsons: dict[int, dict]) -> list[Outcome]:
+    """Run until the items end or the worker is lost; return the outcomes obtained."""
+    first = items[0][0]
+    before = slot.starts
+    worker = slot.get(first.startup_timeout)
+    if slot.starts > before and before > 0:
+        first.counters["restarts"] += 1
+    for pool in dict.fromkeys(pool for pool, _ in items):
+        pool._load(worker)
+    payload = []
+    for pool, case in items:
+        if id(case) not in jsons:
+            jsons[id(case)] = case.to_json()
+        payload.append([pool.name, jsons[id(case)]])
+    offset = worker.stderr_size()
+    try:
+        worker.conn.send_bytes(json.dumps({"op": "run", "items": payload}).encode())
+    except OSError:
+        return [first._crashed(worker, offset, 0.0)]
+    outcomes: list[Outcome] = []
+    for index, (pool, _) in enumerate(items):
+        if index:  # this item's stderr starts where the previous item's reply left it
+            offset = worker.stderr_size()
+        start = time.perf_counter()
+        status = pool._wait(worker, start)
+        if status == "timeout":
+            worker.kill()
+            tail = worker.stderr_since(offset)[-TAIL_CHARS:]
+            slot.replace()
+            pool.counters["timeouts"] += 1
+            outcomes.append(Outcome.of_timeout(time.perf_counter() - start, tail))
+            return outcomes
+        if status == "memory":
+            worker.kill()
+            note = (f"\nconv3dt oracle: worker RSS exceeded rss_kill_mb="
+                    f"{pool.rss_kill / 2**20:.0f} during the call; killed (SIGKILL)")
+            tail = (worker.stderr_since(offset) + note)[-TAIL_CHARS:]
+            slot.replace()
+            pool.counters["memory_kills"] += 1
+            pool.counters["crashes"] += 1
+            outcomes.append(Outcome.of_crash(signal=signal.SIGKILL, stderr_tail=tail,
+                                             seconds=time.perf_counter() - start))
+            return outcomes
+        try:
+            header = json.loads(worker.conn.recv_bytes())
+            raw = worker.conn.recv_bytes() if header["kind"] == "value" else None
+        except (EOFError, OSError):
+            outcomes.append(pool._crashed(worker, offset, time.perf_counter() - start))
+            return outcomes
+        outcomes.append(_decode(header, raw))
+        if pool.rss_limit is not None and header.get("rss", 0) > pool.rss_limit:
+            pool.counters["recycles"] += 1
+            slot.replace()
+            return outcomes
+    return outcomes
 
 
 def crash_tail(text: str, limit: int = TAIL_CHARS) -> str:
@@ -401,4 +566,4 @@ def _decode(header: dict, raw: bytes | None) -> Outcome:
                    seconds=header["seconds"])
 
 
-__all__ = ["TargetPool", "TargetUnavailable", "call_v1"]
+__all__ = ["TargetPool", "TargetUnavailable", "call_v1", "run_on_targets"]

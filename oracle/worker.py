@@ -9,8 +9,10 @@ Protocol (``multiprocessing.connection.Connection`` framing; every message is JS
 travel as raw bytes — the parent never unpickles anything from an untrusted target):
 
     worker -> parent  {"ready": true, "pid", "info"}                 once, after preloading
-    parent -> worker  {"op": "run", "target": NAME, "cases": [case JSON, ...]}
-    worker -> parent  per case, in order, as soon as it is done:
+    parent -> worker  {"op": "run", "items": [[NAME, case JSON], ...]}   (target per item: one
+                      message runs one batch on every target sharing this worker)
+                      {"op": "run", "target": NAME, "cases": [case JSON, ...]}  (one target; kept)
+    worker -> parent  per item, in order, as soon as it is done:
                       {"kind": "value", "dtype", "shape", "seconds", "rss"} + raw bytes
                       {"kind": "raised", "error_class", "error_bases", "message", "seconds", "rss"}
     parent -> worker  {"op": "load", "target": NAME} -> {"ok": bool, "error"?}
@@ -138,13 +140,14 @@ def serve(conn, preload: str) -> None:
                 conn.send_bytes(json.dumps({"ok": False, "error": f"{qualified_name(type(exc))}: {exc}"}).encode())
             continue
         if op == "run":
-            name = msg["target"]
-            try:
-                fn = callables.get(name) or callables.setdefault(name, _load_callable(name))
-            except BaseException as exc:  # noqa: BLE001 - every case then records the load error
-                err = exc
-                fn = lambda case, arrays, _e=err: (_ for _ in ()).throw(_e)  # noqa: E731
-            for case_json in msg["cases"]:
+            items = msg["items"] if "items" in msg else [[msg["target"], c] for c in msg["cases"]]
+            for name, case_json in items:
+                fn = callables.get(name)
+                if fn is None:
+                    try:
+                        fn = callables[name] = _load_callable(name)
+                    except BaseException as exc:  # noqa: BLE001 - the item records the load error
+                        fn = lambda case, arrays, _e=exc: (_ for _ in ()).throw(_e)  # noqa: E731
                 header, raw = run_one(fn, case_json)
                 conn.send_bytes(json.dumps(header).encode())
                 if raw is not None:

@@ -216,3 +216,26 @@ def test_real_tf_crashes_are_pinned_and_survived(pools):
                 assert words in outs[1].describe() and "mkl_conv_grad_input_ops" in outs[1].stderr_tail
         else:
             assert outs[1].kind in ("crashed", "raised")
+
+
+def test_run_on_targets_one_message_per_environment_with_real_crashes(pools):
+    """Every TF target, one case list: the XLA SIGFPE and the oneDNN SIGABRT are pinned on their
+    (target, case); every other item keeps its outcome; good cases agree with single runs."""
+    import tensorflow as tf
+
+    from oracle.pool import run_on_targets
+
+    good, other = GOOD["f32-stride2-same"], GOOD["f64-valid-int-stride"]
+    cases = [good, XLA_ZERO_COUT, ONEDNN_HUGE_SHAPE, other]
+    out = run_on_targets(pools, cases)
+    assert list(out) == list(pools) and all(len(v) == 4 for v in out.values())
+    for target, outs in out.items():
+        for i in (0, 3):
+            alone = pools[target].run([cases[i]])[0]
+            assert outs[i].kind == alone.kind == "value", (target, outs[i].describe())
+            assert outs[i].value.tobytes() == alone.value.tobytes(), target
+    if tf.__version__.startswith("2.21."):
+        assert out["tf-xla"][1].kind == "crashed" and out["tf-xla"][1].signal_name == "SIGFPE"
+        assert out["tf-eager-onednn"][2].kind == "crashed" and out["tf-eager-onednn"][2].signal_name == "SIGABRT"
+        for target in ("tf-eager", "tf-eager-stock", "tf-graph", "tf-function", "tf-v2"):
+            assert out[target][1].kind != "crashed" and out[target][2].kind != "crashed", target
