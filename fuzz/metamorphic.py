@@ -489,7 +489,7 @@ def power_of_two_judge(case, cases, outs, target, strict=False) -> Verdict:
     verdict = Verdict("power-of-two", judged=True, bit_identical=ok)
     if not ok:
         verdict.findings.append(_finding(
-            "power-of-two", cases[1], target, cases,
+            "power-of-two", case, target, cases,
             f"'exact:', np.array_equal(r1, r0 * 2.0**{SCALE_EXP}, equal_nan=True)",
             f"result of value*2^{SCALE_EXP} == result*2^{SCALE_EXP}", "not exactly scaled"))
     return verdict

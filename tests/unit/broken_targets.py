@@ -97,3 +97,27 @@ def wrong_dtype(*args, **kwargs):
 def correct(*args, **kwargs):
     """impl itself, through the module:function route (must yield no Finding)."""
     return impl.conv3d_transpose(*args, **kwargs)
+
+
+def nonlinear(*args, **kwargs):
+    """Adds 2^-6·y² to the correct result y (not linear, not homogeneous)."""
+    out = impl.conv3d_transpose(*args, **kwargs)
+    y = out.astype(np.float64)
+    return (y + 2.0**-6 * y * y).astype(out.dtype)
+
+
+def nondeterministic(*args, **kwargs):
+    """Adds one unseeded ulp-scale perturbation per call (a racy reduction's signature)."""
+    out = impl.conv3d_transpose(*args, **kwargs).astype(np.float64)
+    rng = np.random.default_rng()
+    return (out * (1 + rng.choice([-1.0, 1.0], out.shape) * 2.0**-20)).astype(
+        impl.conv3d_transpose(*args, **kwargs).dtype)
+
+
+def ncdhw_scaled(*args, **kwargs):
+    """Correct in NDHWC; in NCDHW the result is 2^-10 (relatively) too large."""
+    out = impl.conv3d_transpose(*args, **kwargs)
+    c = _call(*args, **kwargs)
+    if c.data_format == "NCDHW":
+        out = (out.astype(np.float64) * (1 + 2.0**-10)).astype(out.dtype)
+    return out
