@@ -1,0 +1,156 @@
+"""fuzz.judge: valid Cases judged against the truth's bound, invalid ones by accept/reject and
+error class; crashes and timeouts always Findings."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import impl
+from fuzz.judge import expected_error_class, judge_rejection, judge_value
+from fuzz.truth import truth_of
+from oracle.arrays import ArraySpec
+from oracle.case import Case
+from oracle.outcome import Outcome
+
+
+def valid(dtype="float32", exact=False, recipe="normal"):
+    params = (("scale", 1.0),) if recipe == "normal" else (("low", -2), ("high", 2))
+    return Case(value=ArraySpec(dtype, (1, 2, 2, 2, 2), recipe, 1, params),
+                filter=ArraySpec(dtype, (2, 2, 2, 3, 2), recipe, 2, params),
+                output_shape=[1, 4, 4, 4, 3], strides=[2, 2, 2], padding="SAME", exact=exact)
+
+
+def run_impl(case):
+    args, kwargs = case.call_args(tensor=lambda v, d: np.asarray(v, d))
+    try:
+        return Outcome.of_value(impl.conv3d_transpose(*args, **kwargs))
+    except Exception as exc:  # noqa: BLE001
+        return Outcome.of_exception(exc)
+
+
+def judge(case, y, strict=False):
+    return judge_value(case, Outcome.of_value(y), truth_of(case), "t", "differential", strict)
+
+
+def test_correct_result_is_within_bound_with_headroom():
+    case = valid()
+    findings, head = judge(case, run_impl(case).value)
+    assert findings == [] and 0 <= head <= 1
+
+
+@pytest.mark.parametrize("factor,ok", [(0.9, True), (3.0, False)])
+def test_value_just_inside_and_outside_the_bound(factor, ok):
+    case = valid("float64")
+    t = truth_of(case)
+    y = t.y_ref.copy()
+    y[0, 1, 2, 3, 1] += factor * t.bound[0, 1, 2, 3, 1]
+    findings, head = judge(case, y)
+    if ok:
+        assert findings == [] and 0.8 < head <= 1  # rounding y to float64 moves it by <= 1/2 ulp
+    else:
+        (f,) = findings
+        assert f.kind == "value-mismatch" and f.details["index"] == [0, 1, 2, 3, 1]
+        assert f.details["violations"] == 1 and f.headroom == pytest.approx(3.0, rel=0.1)
+
+
+def test_shape_and_dtype_mismatch():
+    case = valid()
+    y = run_impl(case).value
+    assert [f.kind for f in judge(case, y[:, :3])[0]] == ["shape"]
+    assert [f.kind for f in judge(case, y.astype(np.float64))[0]] == ["dtype"]
+
+
+def test_nan_and_inf_handling():
+    case = valid()
+    y = run_impl(case).value.copy()
+    y[0, 0, 0, 0, 0] = np.nan
+    assert [f.kind for f in judge(case, y)[0]] == ["value-mismatch"]
+    y[0, 0, 0, 0, 0] = np.inf
+    assert [f.kind for f in judge(case, y)[0]] == ["value-mismatch"]
+    # a nan input: the elements it reaches are not judged, the others still are
+    v = valid().value.materialize().copy()
+    v[0, 0, 0, 0, 0] = np.nan
+    nan_case = valid().with_(value=ArraySpec.inline(v))
+    out = run_impl(nan_case).value
+    assert judge(nan_case, out)[0] == []
+    reached = np.isnan(out.astype(np.float64))
+    assert reached.any() and (~reached).any()
+    bad = out.copy()
+    bad[~reached] = bad[~reached] + 1.0
+    assert [f.kind for f in judge(nan_case, bad)[0]] == ["value-mismatch"]
+
+
+def test_overflow_allows_nonfinite_only_where_possible():
+    big = np.full((1, 2, 2, 2, 2), 6e4, np.float16)
+    case = valid("float16").with_(value=ArraySpec.inline(big))
+    t = truth_of(case)
+    assert t.overflow.any()
+    y = np.where(t.overflow, np.float16(np.inf), t.exact_value)
+    assert judge(case, y)[0] == []
+
+
+def test_exact_case_is_judged_bit_for_bit():
+    case = valid("float32", exact=True, recipe="integers")
+    y = run_impl(case).value
+    assert judge(case, y) == ([], 0.0)
+    y2 = y.copy()
+    y2.flat[5] = np.nextafter(y2.flat[5], np.float32(np.inf))
+    (f,) = judge(case, y2)[0]
+    assert f.kind == "exactness"
+
+
+def test_rejection_of_a_valid_case_and_crash_and_timeout():
+    case = valid()
+    t = truth_of(case)
+    raised = Outcome.of_exception(ValueError("nope"))
+    (f,) = judge_value(case, raised, t, "t", "differential")[0]
+    assert f.kind == "accept-reject" and f.details["error_class"] == "builtins.ValueError"
+    (f,) = judge_value(case, Outcome.of_crash(signal=11), t, "t", "differential")[0]
+    assert f.kind == "crash" and f.details["signal"] == "SIGSEGV"
+    (f,) = judge_value(case, Outcome.of_timeout(30.0), t, "t", "differential")[0]
+    assert f.kind == "timeout"
+
+
+def test_strict_bound_has_no_flush_to_zero_allowance():
+    tiny = np.full((1, 2, 2, 2, 2), 2.0**-100, np.float32)      # normal inputs whose
+    small = np.full((2, 2, 2, 3, 2), 2.0**-40, np.float32)      # products (2^-140) are subnormal
+    case = valid().with_(value=ArraySpec.inline(tiny), filter=ArraySpec.inline(small))
+    t = truth_of(case)
+    flushed = np.zeros(t.shape, np.float32)          # FTZ: every product underflows to 0
+    assert judge(case, flushed)[0] == []
+    assert [f.kind for f in judge(case, flushed, strict=True)[0]] == ["value-mismatch"]
+
+
+def invalid(label, **changes):
+    return valid().with_(label=label, **changes)
+
+
+def test_invalid_accepted_is_accept_reject():
+    case = invalid("invalid:channel-out", output_shape=[1, 4, 4, 4, 5])
+    (f,) = judge_rejection(case, Outcome.of_value(np.zeros((1, 4, 4, 4, 5), np.float32)), None,
+                           "t", "invalid")
+    assert f.kind == "accept-reject" and f.details["family"] == "channel-out"
+
+
+def test_error_class_doc_rules_demand_valueerror():
+    case = invalid("invalid:padding-value", padding="same")
+    impl_out = run_impl(case)
+    assert expected_error_class(case, impl_out) == "ValueError"
+    assert judge_rejection(case, Outcome.of_exception(ValueError("x")), impl_out, "t", "invalid") == []
+    (f,) = judge_rejection(case, Outcome.of_exception(TypeError("x")), impl_out, "t", "invalid")
+    assert f.kind == "error-class"
+
+
+def test_error_class_other_rules_follow_impl_and_accept_subclasses():
+    case = invalid("invalid:strides-length", strides=[1, 2])
+    impl_out = run_impl(case)
+    assert impl_out.kind == "raised"
+    cls = impl_out.short_class
+    assert expected_error_class(case, impl_out) == cls
+
+    class Sub(ValueError if cls == "ValueError" else TypeError):
+        pass
+    assert judge_rejection(case, Outcome.of_exception(Sub("x")), impl_out, "t", "invalid") == []
+    other = RuntimeError("x")
+    assert [f.kind for f in judge_rejection(case, Outcome.of_exception(other), impl_out, "t",
+                                            "invalid")] == ["error-class"]

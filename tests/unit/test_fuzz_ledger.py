@@ -1,0 +1,113 @@
+"""fuzz.ledger: narrow predicates (a near miss does not match), hit counts, stale entries, and
+load errors that name the file."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fuzz.judge import make_finding
+from fuzz.ledger import DEFAULT_LEDGER, Entry, Ledger
+from oracle.arrays import ArraySpec
+from oracle.case import Case
+
+NCDHW = "cpu-ncdhw-unsupported"
+MSG = "Conv3DBackpropInputOpV2 only supports NDHWC on the CPU."
+
+
+def ncdhw_case(**changes):
+    base = Case(value=ArraySpec("float32", (1, 2, 2, 2, 2), "normal", 1, (("scale", 1.0),)),
+                filter=ArraySpec("float32", (2, 2, 2, 3, 2), "normal", 2, (("scale", 1.0),)),
+                output_shape=[1, 3, 4, 4, 4], strides=[2, 2, 2], padding="SAME",
+                data_format="NCDHW")
+    return base.with_(**changes)
+
+
+def finding(case=None, target="tf-eager", kind="accept-reject", cls="tensorflow.python.framework."
+            "errors_impl.InvalidArgumentError", message=MSG, prop="differential"):
+    return make_finding(kind, case or ncdhw_case(), target, prop, "a result",
+                        f"raised {cls.rsplit('.', 1)[-1]}: {message}", error_class=cls,
+                        message=message)
+
+
+@pytest.fixture()
+def ledger():
+    return Ledger.load(DEFAULT_LEDGER, "2.21.0")
+
+
+def test_the_real_finding_matches(ledger):
+    assert ledger.classify(finding()).known_deviation == NCDHW
+    assert ledger.hits[NCDHW] == 1
+
+
+@pytest.mark.parametrize("near_miss", [
+    dict(target="tf-xla"),                                     # XLA computes NCDHW
+    dict(kind="error-class"),
+    dict(cls="builtins.ValueError"),
+    dict(message="Conv3DBackpropInputOpV2 failed for another reason"),
+    dict(case=ncdhw_case(data_format="NDHWC", output_shape=[1, 4, 4, 4, 3])),
+    dict(case=ncdhw_case(label="invalid:channel-out")),
+])
+def test_a_near_miss_does_not_match(ledger, near_miss):
+    f = ledger.classify(finding(**near_miss))
+    assert f.known_deviation is None
+    assert ledger.hits[NCDHW] == 0
+
+
+def test_tf_version_is_part_of_the_predicate():
+    assert Ledger.load(DEFAULT_LEDGER, "2.20.0").classify(finding()).known_deviation is None
+    assert Ledger.load(DEFAULT_LEDGER, None).classify(finding()).known_deviation is None
+
+
+def test_hits_counted_and_stale_listed(ledger):
+    for _ in range(3):
+        ledger.classify(finding())
+    ledger.classify(finding(target="tf-xla"))
+    assert ledger.hits[NCDHW] == 3
+    stale = ledger.stale()
+    assert NCDHW not in stale
+    assert set(stale) == {e.id for e in ledger.entries} - {NCDHW}
+
+
+def test_first_matching_entry_wins_and_none_ledger_is_empty():
+    a = Entry(id="a", reason="r", targets=["tf-eager"], kinds=["accept-reject"])
+    b = Entry(id="b", reason="r", targets=["tf-*"], kinds=["accept-reject"])
+    led = Ledger([a, b])
+    assert led.classify(finding()).known_deviation == "a" and led.hits == {"a": 1, "b": 0}
+    assert Ledger.load("none").classify(finding()).known_deviation is None
+
+
+def test_blanket_entries_are_refused():
+    with pytest.raises(ValueError, match="too broad"):
+        Entry(id="x", reason="r", targets=["tf-*"])
+    with pytest.raises(ValueError, match="too broad"):
+        Entry(id="x", reason="r", targets=[], kinds=["crash"])
+
+
+def test_duplicate_ids_and_unknown_fields_are_refused(tmp_path):
+    e = {"id": "x", "reason": "r", "targets": ["tf-eager"], "kinds": ["crash"]}
+    with pytest.raises(ValueError, match="duplicate"):
+        Ledger([Entry(**e), Entry(**e)])
+    p = tmp_path / "l.json"
+    p.write_text(json.dumps({"entries": [dict(e, colour="red")]}))
+    with pytest.raises(ValueError, match="unknown ledger fields"):
+        Ledger.load(p)
+
+
+@pytest.mark.xfail(strict=True, reason="fuzz/ledger.py (not this file's owner) lets json's "
+                   "JSONDecodeError through without the path; reported. Remove this mark when fixed.")
+def test_corrupt_ledger_file_is_one_clear_error_naming_it(tmp_path):
+    p = tmp_path / "tf.json"
+    p.write_text('{"entries": [ {"id": "x", ')
+    with pytest.raises(ValueError) as info:
+        Ledger.load(p)
+    assert str(p) in str(info.value)
+
+
+def test_every_real_entry_is_narrow_and_has_a_reason():
+    data = json.loads(DEFAULT_LEDGER.read_text())
+    ids = [e["id"] for e in data["entries"]]
+    assert len(ids) == len(set(ids))
+    for e in data["entries"]:
+        assert e["reason"].strip() and e["targets"], e["id"]
+        Entry(**e)  # validates: target globs plus kinds/labels/message
