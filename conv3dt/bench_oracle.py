@@ -5,6 +5,14 @@ Each target gets a warm pool (worker start and the first trace are not timed), t
 SAME; fresh seeds, so every call materialises new arrays) are run in ``pool.run`` batches
 of each ``--batch`` size. Reported: calls/s = calls / wall time of the ``run`` calls, and
 whether the goal (≥ 1,000 calls/s on tf-eager with batching) is met.
+
+``--all N`` adds the row the fuzz properties need: ONE case on EVERY target (``--targets``),
+N times; calls/s counts (case, target) pairs; sequential (one ``pool.run([case])`` per target)
+vs ``oracle.pool.run_on_targets`` (one message per worker environment, environments driven
+concurrently). ``--recovery N`` measures the crash-recovery latency: after a real SIGFPE on
+``tf-xla`` (filter with Cout = 0), the wall time of the next call (``tf-eager``, same worker
+environment), without a spare (``spare=False``: the next call waits for a TF re-import) and
+with a warm spare ready (``spare=True``), N times each; plus the RSS of a warm TF worker.
 """
 from __future__ import annotations
 
@@ -17,8 +25,8 @@ from oracle.arrays import ArraySpec
 from oracle.case import Case
 
 GOAL_TARGET, GOAL_CALLS_PER_S = "tf-eager", 1000.0
-DEFAULT_TARGETS = ("tf-eager", "tf-eager-stock", "tf-graph", "tf-function", "tf-xla", "tf-v2",
-                   "tf-grad", "impl")
+DEFAULT_TARGETS = ("tf-eager", "tf-eager-stock", "tf-eager-onednn", "tf-graph", "tf-function", "tf-xla",
+                   "tf-v2", "tf-grad", "impl")
 
 
 def tiny_case(seed: int) -> Case:
@@ -49,19 +57,118 @@ def measure(target: str, calls: int, batches: list[int], timeout: float = 30.0) 
     return out
 
 
+def open_pools(targets: list[str], timeout: float = 30.0, **kwargs) -> dict:
+    """Pools for every target, the worker environments started in parallel."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from oracle.pool import TargetPool
+
+    with ThreadPoolExecutor(4) as ex:
+        return dict(zip(targets, ex.map(lambda t: TargetPool(t, timeout=timeout, **kwargs), targets)))
+
+
+def measure_all(targets: list[str], n: int) -> dict:
+    """One case on every target, n times: (case, target) pairs/s, sequential vs run_on_targets."""
+    from oracle.pool import run_on_targets
+
+    pools = open_pools(targets)
+    try:
+        for t, p in pools.items():  # warm: first trace / compile per target not timed
+            p.run([tiny_case(s) for s in range(2)])
+        out: dict = {"targets": list(pools), "cases": n, "pairs": n * len(pools)}
+        start = time.perf_counter()
+        seq_kinds = set()
+        for i in range(n):
+            for p in pools.values():
+                seq_kinds.update(o.kind for o in p.run([tiny_case(5000 + i)]))
+        out["sequential_pairs_per_s"] = round(n * len(pools) / (time.perf_counter() - start), 1)
+        start = time.perf_counter()
+        multi_kinds = set()
+        for i in range(n):
+            for outs in run_on_targets(pools, [tiny_case(9000 + i)]).values():
+                multi_kinds.update(o.kind for o in outs)
+        out["run_on_targets_pairs_per_s"] = round(n * len(pools) / (time.perf_counter() - start), 1)
+        out["outcome_kinds"] = {"sequential": sorted(seq_kinds), "run_on_targets": sorted(multi_kinds)}
+        out["environments"] = len({id(p._slot) for p in pools.values() if p._slot is not None})
+    finally:
+        for p in pools.values():
+            p.close()
+    return out
+
+
+def _xla_crasher() -> Case:
+    return Case(value=ArraySpec("float32", (1, 2, 2, 2, 3), "normal", seed=1),
+                filter=ArraySpec("float32", (2, 2, 2, 0, 3), "normal", seed=2),
+                output_shape=[1, 4, 4, 4, 0], strides=[1, 2, 2, 2, 1], padding="SAME")
+
+
+def measure_recovery(n: int) -> dict:
+    """Wall time of the call after a real crash, without and with a warm spare."""
+    from oracle.pool import TargetPool
+    from oracle.worker import rss_bytes
+
+    out: dict = {}
+    for spare in (False, True):
+        times, kinds = [], set()
+        with TargetPool("tf-xla", spare=spare) as xla, TargetPool("tf-eager", spare=spare) as eager:
+            eager.run([tiny_case(0)])
+            if not spare:
+                out["tf_worker_rss_mb"] = round(rss_bytes(eager._slot.worker.proc.pid) / 2**20)
+            for i in range(n + (1 if spare else 0)):
+                if spare:  # a spare exists after the first lost worker: wait until it is warm
+                    deadline = time.monotonic() + 300
+                    while i and not xla._slot.spare_ready() and time.monotonic() < deadline:
+                        time.sleep(0.1)
+                kinds.update(o.kind for o in xla.run([_xla_crasher()]))
+                start = time.perf_counter()
+                eager.run([tiny_case(100 + i)])
+                if not spare or i:
+                    times.append(time.perf_counter() - start)
+            if spare and eager._slot.spare is not None:
+                out["spare_rss_mb"] = round(rss_bytes(eager._slot.spare.proc.pid) / 2**20)
+        out["spare" if spare else "no_spare"] = {"next_call_s": [round(t, 3) for t in times],
+                                                 "median_s": round(sorted(times)[len(times) // 2], 3),
+                                                 "crash_outcomes": sorted(kinds)}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="conv3dt bench oracle", description=__doc__.splitlines()[0])
     parser.add_argument("--targets", default=",".join(DEFAULT_TARGETS),
                         help="comma-separated target names (default: %(default)s)")
     parser.add_argument("--calls", type=int, default=1000, help="calls per batch size")
     parser.add_argument("--batch", type=int, action="append", help="batch sizes (default 1 and 64)")
+    parser.add_argument("--all", type=int, default=0, metavar="N",
+                        help="also run ONE case on ALL --targets, N times: sequential vs run_on_targets")
+    parser.add_argument("--recovery", type=int, default=0, metavar="N",
+                        help="also measure the call after a real tf-xla crash, N times without/with a spare")
+    parser.add_argument("--skip-single", action="store_true", help="skip the per-target rows")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     batches = args.batch or [1, 64]
     from oracle.pool import TargetUnavailable
 
-    results = []
-    for target in [t for t in args.targets.split(",") if t]:
+    results: list = []
+    targets = [t for t in args.targets.split(",") if t]
+    extra: dict = {}
+    if args.all:
+        extra["all_targets"] = measure_all(targets, args.all)
+        if not args.json:
+            a = extra["all_targets"]
+            print(f"one case on all {len(a['targets'])} targets ({a['environments']} worker environments), "
+                  f"{a['pairs']} (case, target) pairs: sequential {a['sequential_pairs_per_s']:,.0f} pairs/s, "
+                  f"run_on_targets {a['run_on_targets_pairs_per_s']:,.0f} pairs/s  outcomes {a['outcome_kinds']}")
+            sys.stdout.flush()
+    if args.recovery:
+        extra["recovery"] = measure_recovery(args.recovery)
+        if not args.json:
+            r = extra["recovery"]
+            print(f"call after a tf-xla SIGFPE: no spare median {r['no_spare']['median_s']:.3f} s "
+                  f"{r['no_spare']['next_call_s']}; spare median {r['spare']['median_s']:.3f} s "
+                  f"{r['spare']['next_call_s']}; TF worker RSS {r.get('tf_worker_rss_mb')} MB, "
+                  f"spare RSS {r.get('spare_rss_mb')} MB")
+            sys.stdout.flush()
+    for target in ([] if args.skip_single else targets):
         try:
             results.append(measure(target, args.calls, batches))
         except TargetUnavailable as exc:
@@ -72,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     best = max((v for k, v in goal["calls_per_s"].items() if k != "1"), default=None) if goal else None
     met = best is not None and best >= GOAL_CALLS_PER_S
     if args.json:
-        print(json.dumps({"results": results, "goal": {"target": GOAL_TARGET, "calls_per_s": GOAL_CALLS_PER_S,
+        print(json.dumps({"results": results, **extra, "goal": {"target": GOAL_TARGET, "calls_per_s": GOAL_CALLS_PER_S,
                                                        "best_batched": best, "met": met}}, indent=2))
     else:
         verdict = "MET" if met else ("NOT MET" if best is not None else "not measured")

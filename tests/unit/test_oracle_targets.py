@@ -124,3 +124,12 @@ def test_bench_oracle_runs_and_reports(capsys):
     assert all(v > 0 for v in row["calls_per_s"].values())
     assert row["outcome_kinds"] == {"1": ["value"], "8": ["value"]}
     assert out["goal"]["target"] == "tf-eager" and out["goal"]["met"] is False  # tf-eager not run
+
+
+def test_bench_oracle_all_targets_row(capsys):
+    targets = "impl,tests.unit.fixtures_targets:fine,tests.unit.fixtures_targets:rejecting"
+    assert bench_oracle.main(["--targets", targets, "--all", "20", "--skip-single", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)["all_targets"]
+    assert row["pairs"] == 60 and row["environments"] == 1
+    assert row["sequential_pairs_per_s"] > 0 and row["run_on_targets_pairs_per_s"] > 0
+    assert row["outcome_kinds"]["sequential"] == row["outcome_kinds"]["run_on_targets"] == ["raised", "value"]
