@@ -56,6 +56,10 @@ def case_features(case: dict[str, Any]) -> dict[str, Any]:
         "layout": layout,
         "dilation>1": any(isinstance(d, int) and d > 1 for d in dil),
         "cout=0": len(fshape) == 5 and fshape[3] == 0,
+        "cin=0": len(fshape) == 5 and fshape[4] == 0,
+        "empty-value": 0 in vshape and isinstance(case.get("output_shape"), list)
+        and all(isinstance(x, int) for x in case["output_shape"])
+        and math.prod(case["output_shape"]) > 0,
         "zero-size": 0 in vshape or 0 in fshape or (isinstance(case.get("output_shape"), list)
                                                     and 0 in case["output_shape"]),
         "value_arg": case.get("value_arg"), "filter_arg": case.get("filter_arg"),
