@@ -22,7 +22,17 @@ protocol (``oracle.worker``) over a socketpair with ``multiprocessing.connection
 
 Workers are keyed by environment: every pool whose target has the same environment shares
 one worker (refcounted), so the TF paths cost one TF import per ``TF_ENABLE_ONEDNN_OPTS``
-setting. A lock serialises batches on a shared worker.
+setting. A lock serialises batches on a shared worker. ``run_on_targets`` runs the same Cases
+on several pools: one message of (target, case) items per worker, the workers driven
+concurrently (a thread each; they wait in ``poll``, so the GIL is free), with every guarantee
+above holding per item. ``TargetPool.run`` is its one-pool case.
+
+Warm spare (``spare=``): a crash otherwise costs the next call a full TF re-import (5-10 s on a
+loaded 2-core machine). With a spare, the environment keeps one more warm worker (started in
+the background, its targets loaded) that replaces a lost worker at once; a new spare is then
+started in the background. Default ``True``: the spare is started after the first lost worker
+in that environment (a TF worker is ~600 MB RSS and its start costs a core for seconds, so
+environments that never crash don't pay); ``"always"``: from the start.
 """
 from __future__ import annotations
 
