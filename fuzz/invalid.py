@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from oracle.arrays import ArraySpec
 from oracle.case import Case
-from fuzz.strategies import DTYPES, Geometry, build_case, float_spec, geometries, output_range
+from fuzz.strategies import (DTYPES, LAYOUTS, PADDINGS, VALUE_KINDS, Geometry, _decode_geometry,
+                             _ints, build_case_from, output_range, spec_from)
 
 DOC_RULES = ("channel-in", "channel-out", "padding-value")
 
@@ -44,13 +45,29 @@ def _resize(spec: ArraySpec, shape) -> ArraySpec:
     return replace(spec, shape=tuple(shape))
 
 
-@st.composite
-def _base(draw, **kw) -> tuple[Geometry, Case]:
-    """A small valid Case (no zero-size dims, so that every rule is reachable), in list forms."""
-    g = draw(geometries(zero_dims=False, **kw))
-    value = draw(float_spec(g.dtype, g.value_shape))
-    filt = draw(float_spec(g.dtype, g.filter_shape))
-    case = build_case(draw, g, value, filt, exact=False)
+class _Picker:
+    """Family parameters decoded from one integer (digit by digit; 0 = the first option)."""
+
+    def __init__(self, x: int) -> None:
+        self.x = x
+
+    def one(self, options):
+        self.x, r = divmod(self.x, len(options))
+        return options[r]
+
+    def flag(self) -> bool:
+        return self.one((False, True))
+
+    def int(self, lo: int, hi: int) -> int:
+        return self.one(tuple(range(lo, hi + 1)))
+
+
+def _base(t, dtypes=DTYPES, layouts=LAYOUTS, paddings=PADDINGS) -> tuple[Geometry, Case]:
+    """A small valid Case (no zero-size dims, so that every rule is reachable)."""
+    g, s_form, d_form = _decode_geometry(t, dtypes, layouts, paddings, False, lambda _d: None)
+    vk, fk = divmod(t[7], VALUE_KINDS)
+    case = build_case_from(g, s_form, d_form, t[9], spec_from(g.dtype, g.value_shape, vk, t[8]),
+                           spec_from(g.dtype, g.filter_shape, fk, (t[8] + 1) % 2**32), False)
     if case.value_arg == "input":  # TF v1 mishandles input= alone (ledger): keep one violation
         case = case.with_(value_arg="value")
     return g, case
@@ -61,70 +78,70 @@ def _family(draw, family: str, g: Geometry, c: Case) -> Case:
     spatial_d = [a.d for a in g.axes]
     cidx = 4 if g.layout == "NDHWC" else 1
     if family == "channel-in":
-        cin = g.cin + draw(st.sampled_from((1, 2, -1)))
+        cin = g.cin + draw.one(((1, 2, -1)))
         shape = list(g.filter_shape)
         shape[4] = cin if cin >= 1 else g.cin + 1
         return c.with_(filter=_resize(c.filter, shape))
     if family == "channel-out":
         out = list(g.output_shape)
-        out[cidx] = g.cout + draw(st.sampled_from((1, 2))) if draw(st.booleans()) or g.cout == 1 \
+        out[cidx] = g.cout + draw.one(((1, 2))) if draw.flag() or g.cout == 1 \
             else g.cout - 1
         return c.with_(output_shape=out)
     if family == "padding-value":
-        return c.with_(padding=draw(st.sampled_from(
+        return c.with_(padding=draw.one((
             (g.padding.lower(), "FULL", "EXPLICIT", "", g.padding + " ", "CAUSAL"))))
     if family == "padding-type":
-        return c.with_(padding=draw(st.sampled_from((None, 1, [g.padding]))))
+        return c.with_(padding=draw.one(((None, 1, [g.padding]))))
     if family == "data-format":
-        return c.with_(data_format=draw(st.sampled_from(
+        return c.with_(data_format=draw.one((
             (g.layout.lower(), "NHWC", "NCHW", "NWC", "DHWCN"))))
     if family in ("strides-length", "dilations-length"):
         key, vals = ("strides", spatial_s) if family[0] == "s" else ("dilations", spatial_d)
-        length = draw(st.sampled_from((2, 4, 6)))
+        length = draw.one(((2, 4, 6)))
         seq = (vals + [1, 1, 1])[:length] if length < 6 else _seq5(vals, g.layout) + [1]
         return c.with_(**{key: seq, key + "_form": "list"})
     if family in ("strides-nonpositive", "dilations-nonpositive"):
         key, vals = ("strides", spatial_s) if family[0] == "s" else ("dilations", spatial_d)
         vals = list(vals)
-        vals[draw(st.integers(0, 2))] = draw(st.sampled_from((0, -1)))
+        vals[draw.int(0, 2)] = draw.one(((0, -1)))
         return c.with_(**{key: vals, key + "_form": "list"})
     if family in ("strides-batch-channel", "dilations-batch-channel"):
         key, vals = ("strides", spatial_s) if family[0] == "s" else ("dilations", spatial_d)
         seq = _seq5(vals, g.layout)
-        seq[draw(st.sampled_from((0, cidx)))] = draw(st.sampled_from((2, 3)))
+        seq[draw.one(((0, cidx)))] = draw.one(((2, 3)))
         return c.with_(**{key: seq, key + "_form": "list"})
     if family == "output-shape-spatial":
-        axis = draw(st.integers(0, 2))
+        axis = draw.int(0, 2)
         a = g.axes[axis]
         lo, hi = output_range(a.i, a.k, a.s, a.d, g.padding)
         out = list(g.output_shape)
-        out[_spatial_index(g.layout, axis)] = lo - 1 if (draw(st.booleans()) and lo >= 1) else hi + 1
+        out[_spatial_index(g.layout, axis)] = lo - 1 if (draw.flag() and lo >= 1) else hi + 1
         return c.with_(output_shape=out)
     if family == "output-shape-batch":
         out = list(g.output_shape)
-        out[0] = g.n + draw(st.sampled_from((1, 2)))
+        out[0] = g.n + draw.one(((1, 2)))
         return c.with_(output_shape=out)
     if family == "output-shape-rank":
         out = list(g.output_shape)
-        out = out[:-1] if draw(st.booleans()) else out + [1]
+        out = out[:-1] if draw.flag() else out + [1]
         return c.with_(output_shape=out)
     if family == "output-shape-negative":
         out = list(g.output_shape)
-        out[_spatial_index(g.layout, draw(st.integers(0, 2)))] = -draw(st.integers(1, 4))
+        out[_spatial_index(g.layout, draw.int(0, 2))] = -draw.int(1, 4)
         return c.with_(output_shape=out)
     if family == "value-rank":
         shape = list(g.value_shape)
-        shape = shape[1:] if draw(st.booleans()) else [1, *shape]
+        shape = shape[1:] if draw.flag() else [1, *shape]
         return c.with_(value=_resize(c.value, shape))
     if family == "filter-rank":
         shape = list(g.filter_shape)
-        shape = shape[1:] if draw(st.booleans()) else [1, *shape]
+        shape = shape[1:] if draw.flag() else [1, *shape]
         return c.with_(filter=_resize(c.filter, shape))
     if family == "dtype-mismatch":
-        other = draw(st.sampled_from(tuple(d for d in DTYPES if d != g.dtype)))
+        other = draw.one((tuple(d for d in DTYPES if d != g.dtype)))
         return c.with_(filter=replace(c.filter, dtype=other))
     if family == "dtype-unsupported":
-        dt = draw(st.sampled_from(("int32", "int64", "complex64")))
+        dt = draw.one((("int32", "int64", "complex64")))
         return c.with_(value=replace(c.value, dtype=dt), filter=replace(c.filter, dtype=dt))
     if family == "alias-both-value":
         return c.with_(value_arg="both", filter_arg="filter" if c.filter_arg == "positional"
@@ -139,12 +156,20 @@ def _family(draw, family: str, g: Geometry, c: Case) -> Case:
     raise ValueError(f"unknown invalid family {family!r}; expected one of {FAMILIES}")
 
 
-@st.composite
-def invalid_cases(draw, families=FAMILIES, **geometry_kwargs) -> Case:
-    """A near-miss Case violating exactly one rule; ``label == "invalid:<family>"``."""
-    family = draw(st.sampled_from(families))
-    g, base = draw(_base(**geometry_kwargs))
-    return replace(_family(draw, family, g, base), label=f"invalid:{family}", exact=False)
+def invalid_cases(families=FAMILIES, dtypes=DTYPES, layouts=LAYOUTS, paddings=PADDINGS):
+    """A near-miss Case violating exactly one rule; ``label == "invalid:<family>"``. Drawn as
+    the family index, the base Case's integers (``fuzz.strategies``) and one integer for the
+    family's own choices — no nested draws."""
+    fams = tuple(families)
+
+    def build(t):
+        fi, base_t, pick = t
+        family = fams[fi]
+        g, base = _base(base_t, dtypes, layouts, paddings)
+        return replace(_family(_Picker(pick), family, g, base), label=f"invalid:{family}",
+                       exact=False)
+    return st.tuples(st.sampled_from(range(len(fams))), _ints(dtypes, layouts, paddings),
+                     st.sampled_from(range(2**12))).map(build)
 
 
 def family_of(case: Case) -> str | None:

@@ -129,7 +129,10 @@ class Ledger:
         """``path`` None or ``"none"``: an empty ledger (every deviation is new)."""
         if path is None or str(path) == "none":
             return cls([], tf_version)
-        data = json.loads(Path(path).read_text())
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{path}: cannot read the ledger: {exc}") from exc
         unknown = [k for e in data["entries"] for k in e if k not in FIELDS]
         if unknown:
             raise ValueError(f"{path}: unknown ledger fields {sorted(set(unknown))}; known: {FIELDS}")

@@ -1,6 +1,8 @@
 """The properties as plain functions: one Case (or a metamorphic pair) → judged, recorded.
 
-``Context`` holds the target pools, the ledger, the session recorder and an in-process
+Each Case runs on every target in one ``oracle.pool.run_on_targets`` call (one round trip
+per worker, the workers concurrently), so generation and the truth are paid once per Case for
+all targets. ``Context`` holds the target pools, the ledger, the session recorder and an in-process
 ``impl`` pool (the reference for error classes). ``check_valid`` / ``check_invalid`` run one
 Case on every target, judge each Outcome (``fuzz.judge``), classify Findings with the ledger —
 known deviations are recorded and pass — and raise ``FindingError`` carrying the unknown ones,
@@ -23,6 +25,7 @@ from fuzz.session import Recorder
 from fuzz.truth import truth_of
 from oracle.case import Case
 from oracle.outcome import Outcome
+from oracle.pool import run_on_targets
 
 
 class FindingError(AssertionError):
@@ -49,6 +52,17 @@ class Context:
     def run(self, target: str, cases: list[Case]) -> list[Outcome]:
         t0 = time.perf_counter()
         out = self.pools[target].run(cases)
+        self.timings["oracle"] += time.perf_counter() - t0
+        return out
+
+    def run_all(self, cases: list[Case], extra: dict | None = None) -> dict[str, list[Outcome]]:
+        """``cases`` on every target at once (``oracle.pool.run_on_targets``: one round trip per
+        worker, workers driven concurrently); ``extra`` pools ride along under their own keys."""
+        pools = dict(self.pools)
+        if extra:
+            pools.update({k: v for k, v in extra.items() if k not in pools})
+        t0 = time.perf_counter()
+        out = run_on_targets(pools, cases)
         self.timings["oracle"] += time.perf_counter() - t0
         return out
 
@@ -84,8 +98,9 @@ def check_valid(case: Case, ctx: Context, prop: str = "differential") -> None:
     truth = truth_of(case)
     ctx.timings["truth"] += time.perf_counter() - t0
     unknown, best = [], None
+    outs = ctx.run_all([case])
     for name in ctx.pools:
-        (out,) = ctx.run(name, [case])
+        (out,) = outs[name]
         t1 = time.perf_counter()
         rec.example(prop, name)
         rec.outcome(name, out.kind)
@@ -105,14 +120,17 @@ def check_invalid(case: Case, ctx: Context, prop: str = "invalid") -> None:
     """Every target must reject a near-miss Case with the contract's error class."""
     rec = ctx.recorder
     rec.cover(cells_of(case))
-    (impl_out,) = ctx.impl_pool.run([case])
+    ref = next((k for k, p in ctx.pools.items() if p is ctx.impl_pool), "\0impl-reference")
+    outs = ctx.run_all([case], {ref: ctx.impl_pool})
+    (impl_out,) = outs[ref]
     unknown = []
     if impl_out.kind != "raised":  # the family itself (or impl) is wrong: never silent
         from fuzz.judge import make_finding
         unknown.append(make_finding("accept-reject", case, "impl", prop, "impl rejects the Case",
                                     impl_out.describe(), family=case.label))
     for name in ctx.pools:
-        (out,) = ctx.run(name, [case])
+        (out,) = outs[name]
+        t1 = time.perf_counter()
         rec.example(prop, name)
         rec.outcome(name, out.kind)
         if out.kind == "raised":
@@ -120,4 +138,5 @@ def check_invalid(case: Case, ctx: Context, prop: str = "invalid") -> None:
         findings = judge_rejection(case, out, impl_out, name, prop)
         rec.matrix_cells(name, [case.label], bool(findings))
         unknown += ctx.settle(findings)
+        ctx.timings["judge"] += time.perf_counter() - t1
     _finish(ctx, unknown, None)
