@@ -255,6 +255,8 @@ def _chunk_cost(chunk, cout, itemsize):
     (1, (16, 16, 16), 8, (32, 32, 32), 8, (3, 3, 3), (2, 2, 2), (1, 1, 1), (0, 0, 0)),
     (3, (6, 6, 6), 32, (18, 18, 18), 16, (4, 4, 4), (3, 3, 3), (1, 1, 1), (1, 1, 1)),
     (1, (12, 12, 12), 16, (12, 12, 12), 16, (3, 3, 3), (1, 1, 1), (2, 2, 2), (2, 2, 2)),
+    (2, (6, 9, 12), 16, (6, 9, 12), 8, (2, 3, 4), (1, 1, 1), (1, 1, 1), (0, 1, 1)),
+    (1, (9, 5, 7), 8, (18, 10, 7), 8, (3, 4, 2), (2, 2, 1), (1, 1, 2), (1, 1, 1)),
 ])
 @pytest.mark.parametrize("fraction, minimum", [(0.75, 64 * 1024), (0.0, 4096), (0.1, 20000)])
 def test_chunk_plan_tiles_the_output_within_the_budget_and_maximally(geometry, fraction, minimum,
@@ -326,3 +328,19 @@ def test_peak_memory_stays_within_twice_the_output(shape):
     finally:
         tracemalloc.stop()
     assert peak <= 2 * result.nbytes
+
+
+def test_chunks_that_see_only_padding_are_skipped_not_the_rest(monkeypatch):
+    # D axis: I=1, K=2, s=2, d=3, VALID, O=4: with one-row chunks a phase's first chunk reads only
+    # padding (dropped: its outputs stay 0) while later chunks do read the input.
+    monkeypatch.setattr(kernel_module, "_BUDGET_FRACTION", 0.0)
+    monkeypatch.setattr(kernel_module, "_MIN_BUDGET", 0)
+    rng = np.random.default_rng(8)
+    value = rng.standard_normal((2, 1, 2, 3, 2))
+    filter = rng.standard_normal((2, 2, 1, 3, 2))
+    result = transposed_conv_ndhwc(value, filter, (4, 3, 3), (2, 1, 1), (3, 1, 1), (0, 0, 0),
+                                   np.float64)
+    y_star, _ = loop_conv3d_transpose(value, filter, (2, 4, 3, 3, 3), (2, 1, 1), (3, 1, 1),
+                                      "VALID")
+    np.testing.assert_allclose(result, y_star, rtol=1e-13, atol=1e-13)
+    assert np.any(result[:, 3])  # the row after the dropped chunk was computed
