@@ -94,8 +94,6 @@ def test_duplicate_ids_and_unknown_fields_are_refused(tmp_path):
         Ledger.load(p)
 
 
-@pytest.mark.xfail(strict=True, reason="fuzz/ledger.py (not this file's owner) lets json's "
-                   "JSONDecodeError through without the path; reported. Remove this mark when fixed.")
 def test_corrupt_ledger_file_is_one_clear_error_naming_it(tmp_path):
     p = tmp_path / "tf.json"
     p.write_text('{"entries": [ {"id": "x", ')
