@@ -109,3 +109,19 @@ def test_every_real_entry_is_narrow_and_has_a_reason():
     for e in data["entries"]:
         assert e["reason"].strip() and e["targets"], e["id"]
         Entry(**e)  # validates: target globs plus kinds/labels/message
+
+
+def test_batch_split_nan_entry_is_one_directional(ledger):
+    """stock-batched-unreached-inf-tap-nan: only 'batched nan, split finite' on stock paths."""
+    base = ncdhw_case(data_format="NDHWC", output_shape=[1, 4, 4, 4, 3])
+
+    def f(observed, target="tf-eager", prop="metamorphic-batch-split"):
+        return make_finding("metamorphic", base, target, prop, "T(concat) = concat(T)", observed,
+                            identity="batch-split")
+    hit = "2 of 2 elements differ beyond 2*bound; at [0, 0, 0, 0, 0]: np.float64(nan) vs np.float64(0.0)"
+    assert ledger.classify(f(hit)).known_deviation == "stock-batched-unreached-inf-tap-nan"
+    assert ledger.classify(f(hit.replace("(nan) vs np.float64(0.0)", "(0.0) vs np.float64(nan)"))
+                           ).known_deviation is None
+    assert ledger.classify(f(hit.replace("(0.0)", "(nan)"))).known_deviation is None
+    assert ledger.classify(f(hit, target="tf-xla")).known_deviation is None
+    assert ledger.classify(f(hit, prop="metamorphic-layout")).known_deviation is None
