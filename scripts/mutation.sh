@@ -11,9 +11,9 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/tests/unit"
 cp -r "$repo/impl" "$work/impl"
 cp "$repo/pyproject.toml" "$work/"
-cp "$repo/tests/__init__.py" "$repo/tests/unit/__init__.py" "$repo/tests/unit/loop_reference.py" \
-   "$repo"/tests/unit/test_impl_*.py "$work/tests/unit/"
 cp "$repo/tests/__init__.py" "$work/tests/__init__.py"
+cp "$repo/tests/unit/__init__.py" "$repo/tests/unit/loop_reference.py" \
+   "$repo"/tests/unit/test_impl_*.py "$work/tests/unit/"
 find "$work" -name __pycache__ -prune -exec rm -rf {} +
 cd "$work"
 python -m mutmut run --max-children "$children" > mutmut-run.log 2>&1 || true
