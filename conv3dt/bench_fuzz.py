@@ -1,9 +1,13 @@
-"""``conv3dt bench fuzz``: judged differential examples/s against a target, and where time goes.
+"""``conv3dt bench fuzz``: judged differential examples/s, and where the time goes.
 
-Runs the differential property (``fuzz.properties.check_valid`` on ``fuzz.strategies.valid_cases``)
-for a fixed number of examples in each of ``--jobs`` processes (like pytest-xdist ``-n``), and
-prints examples/s summed over the processes plus the per-example time split into generation
-(Hypothesis draws + materialising the arrays), oracle round trip, truth, judging, and the rest.
+An *example* is one judged (Case, target) pair — what the gate counts. Each process (``--jobs``,
+like pytest-xdist ``-n``) draws Cases with the differential property's strategy
+(``fuzz.strategies.valid_cases``) and judges each one on every selected target at once
+(``fuzz.properties.check_valid``: the truth once per Case, one ``oracle.pool.run_on_targets``
+round trip per worker), exactly as the conformance session does. Default targets: the gate's
+(``oracle.targets.default_targets()``). Printed: examples/s summed over the processes, Cases/s,
+and the per-Case time split into generation (Hypothesis draws + materialising the arrays), oracle
+(all targets, concurrently), truth, judging and the rest.
 """
 from __future__ import annotations
 
@@ -13,8 +17,8 @@ import multiprocessing as mp
 import time
 
 
-def _one(args: tuple[str, int, int]) -> dict:
-    target, n, seed, zero_dims = args
+def _one(args: tuple) -> dict:
+    targets, n, seed, zero_dims = args
     from hypothesis import HealthCheck, given, settings
     from hypothesis import seed as hseed
 
@@ -22,12 +26,16 @@ def _one(args: tuple[str, int, int]) -> dict:
     from fuzz.properties import Context, FindingError, check_valid
     from fuzz.session import Recorder
     from fuzz.strategies import valid_cases
-    from oracle.pool import TargetPool
+    from oracle.pool import TargetPool, run_on_targets
 
-    pool = TargetPool(target)
-    ctx = Context({target: pool}, Recorder(None), Ledger.load(), TargetPool("impl"))
-    pool.run([])  # warm
-    stats = {"examples": 0, "findings": 0, "check": 0.0}
+    pools = {t: TargetPool(t) for t in targets}
+    impl = pools.get("impl") or TargetPool("impl")
+    tf_version = None
+    for p in pools.values():
+        tf_version = (p.info().get("worker") or {}).get("tensorflow") or tf_version
+    ctx = Context(pools, Recorder(None), Ledger.load(tf_version=tf_version), impl)
+    run_on_targets(pools, [])  # warm
+    stats = {"cases": 0, "deviating": 0, "check": 0.0}
 
     @hseed(seed)
     @settings(max_examples=n, deadline=None, database=None, phases=("generate",),
@@ -38,49 +46,59 @@ def _one(args: tuple[str, int, int]) -> dict:
         try:
             check_valid(case, ctx, "differential")
         except FindingError:
-            stats["findings"] += 1
+            stats["deviating"] += 1
         stats["check"] += time.perf_counter() - t0
-        stats["examples"] += 1
+        stats["cases"] += 1
 
     t0 = time.perf_counter()
     prop()
     wall = time.perf_counter() - t0
-    restarts = pool.counters.get("crashes", 0)
-    pool.close()
-    return {**stats, "wall": wall, "restarts": restarts, **ctx.timings}
+    judged = sum(sum(v.values()) for v in ctx.recorder.examples.values())
+    lost = sum(p.counters.get("crashes", 0) + p.counters.get("timeouts", 0) for p in pools.values())
+    for p in pools.values():
+        p.close()
+    return {**stats, "examples": judged, "wall": wall, "crashes": lost, **ctx.timings}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="conv3dt bench fuzz", description=__doc__.splitlines()[0])
-    ap.add_argument("--target", default="tf-eager")
-    ap.add_argument("--examples", type=int, default=2000, help="examples per process")
+    ap.add_argument("--target", action="append", default=None,
+                    help="target (repeatable; default: the gate's default targets)")
+    ap.add_argument("--cases", "--examples", type=int, default=300, dest="cases",
+                    help="Cases per process (each judged on every target)")
     ap.add_argument("--jobs", type=int, default=2, help="processes (like xdist -n)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--no-zero-dims", action="store_true",
-                    help="leave out zero-size dimensions (on TF 2.21 some crash the worker, and "
-                         "each crash costs a ~4 s TF re-import)")
+                    help="leave out zero-size dimensions (drawn in 2%% of Cases: on TF 2.21 some "
+                         "crash a worker; the warm spare replaces it)")
     a = ap.parse_args(argv)
+    from oracle.targets import default_targets
+    targets = list(dict.fromkeys(a.target or default_targets()))
     ctx = mp.get_context("spawn")
     with ctx.Pool(a.jobs) as p:
-        res = p.map(_one, [(a.target, a.examples, 1000 + i, not a.no_zero_dims) for i in range(a.jobs)])
+        res = p.map(_one, [(targets, a.cases, 1000 + i, not a.no_zero_dims) for i in range(a.jobs)])
     ex = sum(r["examples"] for r in res)
+    cases = sum(r["cases"] for r in res)
     wall = max(r["wall"] for r in res)
     parts = {k: sum(r[k] for r in res) for k in ("oracle", "truth", "judge")}
     check = sum(r["check"] for r in res)
-    total = sum(r["wall"] for r in res)
-    parts["generate+hypothesis"] = total - check
+    parts["generate+hypothesis"] = sum(r["wall"] for r in res) - check
     parts["other (coverage, recording)"] = check - parts["oracle"] - parts["truth"] - parts["judge"]
-    out = {"target": a.target, "jobs": a.jobs, "examples": ex, "wall_s": round(wall, 2),
-           "examples_per_s": round(ex / wall, 1),
-           "per_example_ms": {k: round(1000 * v / ex, 3) for k, v in parts.items()},
-           "known_or_new_deviating_examples": sum(r["findings"] for r in res),
-           "worker_crash_restarts": sum(r.get("restarts", 0) for r in res)}
+    out = {"targets": targets, "jobs": a.jobs, "cases": cases, "examples": ex,
+           "example": "one judged (Case, target) pair", "wall_s": round(wall, 2),
+           "examples_per_s": round(ex / wall, 1), "cases_per_s": round(cases / wall, 1),
+           "per_case_ms": {k: round(1000 * v / max(cases, 1), 3) for k, v in parts.items()},
+           "deviating_cases": sum(r["deviating"] for r in res),
+           "worker_crashes": sum(r["crashes"] for r in res)}
     if a.json:
         print(json.dumps(out, indent=1))
     else:
-        print(f"{ex} judged differential examples vs {a.target} in {wall:.1f}s with {a.jobs} "
-              f"processes: {ex / wall:.0f} examples/s")
-        print(f"  worker crashes (each a TF re-import): {out['worker_crash_restarts']}")
-        for k, v in out["per_example_ms"].items():
-            print(f"  {k:30s} {v:7.3f} ms/example (per process)")
+        print(f"{ex} judged differential examples (an example = one (Case, target) judgment; "
+              f"{cases} Cases x {len(targets)} targets) in {wall:.1f}s with {a.jobs} processes: "
+              f"{ex / wall:.0f} examples/s ({cases / wall:.0f} Cases/s)")
+        print(f"  targets: {', '.join(targets)}")
+        print(f"  Cases with an unknown deviation: {out['deviating_cases']}; worker crashes: "
+              f"{out['worker_crashes']}")
+        for k, v in out["per_case_ms"].items():
+            print(f"  {k:30s} {v:8.3f} ms/Case (per process)")
     return 0

@@ -54,11 +54,18 @@ ACTIVE = {"profile": "ci", "examples": None, "seed": None, "corpus_dir": None}
 
 
 def configure(profile: str | None, examples: int | None = None, seed: int | None = None) -> None:
-    """Set the profile the conformance properties use (called by tests/conformance/conftest.py)."""
+    """Set the profile the conformance properties use (called by fuzz/conformance/plugin.py)."""
     register_profiles()
     if profile is not None and profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; expected one of {PROFILES}")
     ACTIVE.update(profile=profile or "ci", examples=examples, seed=seed)
+
+
+def tripwire_applies() -> bool:
+    """The coverage tripwire holds a full ``ci``-sized run (or larger) to every required cell;
+    a smaller ``--examples`` run (a smoke test) or another profile is not held to it."""
+    ex = ACTIVE["examples"]
+    return ACTIVE["profile"] == "ci" and (ex is None or ex >= BASE_EXAMPLES["ci"])
 
 
 def settings_for(prop: str) -> settings:

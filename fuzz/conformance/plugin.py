@@ -131,7 +131,7 @@ def pytest_sessionfinish(session, exitstatus):
     config = session.config
     if not _is_controller(config) or not getattr(config.option, "numprocesses", None):
         return  # a worker, or a single process (there test_coverage.py checks the counts)
-    if profiles.ACTIVE["profile"] != "ci":
+    if not profiles.tripwire_applies():
         return
     stats = merge_stats(sorted(Path(rec.out_dir).glob("stats-*.json")))
     if not REQUIRED_PROPERTIES <= set(stats.get("examples", {})):

@@ -1,0 +1,24 @@
+"""Coverage tripwire (single process): after the properties ran in this process, every required
+cell must have been hit under the ci profile. Under xdist the controller checks the merged
+``stats-*.json`` instead (fuzz/conformance/plugin.py, pytest_sessionfinish)."""
+import os
+
+import pytest
+
+from fuzz import profiles
+from fuzz.coverage import missing
+
+from fuzz.conformance.plugin import REQUIRED_PROPERTIES, STATE
+
+
+def test_coverage_tripwire():
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        pytest.skip("per-worker counts are partial: the xdist controller checks the merged stats")
+    rec = STATE["recorder"]
+    ran = set(rec.examples)
+    if not REQUIRED_PROPERTIES <= ran:
+        pytest.skip(f"properties {sorted(REQUIRED_PROPERTIES - ran)} did not run in this session")
+    if not profiles.tripwire_applies():
+        pytest.skip("the tripwire applies to ci-sized runs (ci profile, --examples >= its count)")
+    gaps = missing(dict(rec.coverage))
+    assert not gaps, f"{len(gaps)} required coverage cells never hit: {gaps}"

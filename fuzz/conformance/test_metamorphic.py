@@ -1,0 +1,43 @@
+"""Metamorphic identities on every selected target (``fuzz.metamorphic``): determinism,
+power-of-two scaling, adjoint with conv3d, layout, linearity in value and in filter, batch
+split. One drawn Case → the variants of every identity, deduplicated, as one batch per target.
+
+Stats: ``examples["metamorphic"][target]`` counts drawn Cases; ``stats["metamorphic"]`` holds
+per identity and target ``{"judged": n, "bit_identical": n}`` (how often the identity could be
+judged, i.e. every variant returned finite values, and how often both sides were bit-identical
+— measured for determinism, power-of-two, layout and batch-split)."""
+import time
+
+from hypothesis import given, settings
+
+from fuzz import metamorphic, profiles
+from fuzz.properties import FindingError
+from oracle.pool import run_on_targets
+
+# One example runs 7 identities (~11 calls per target), so a third of the profile's
+# "metamorphic" count keeps the property within its share of the ci budget.
+SETTINGS = profiles.settings_for("metamorphic")
+SETTINGS = settings(SETTINGS, max_examples=max(1, SETTINGS.max_examples // 3))
+
+
+@SETTINGS
+@given(case=metamorphic.metamorphic_cases())
+def test_metamorphic(ctx, case):
+    plan = metamorphic.plan(case)
+    stats = ctx.recorder.extra.setdefault("metamorphic", {})
+    unknown = []
+    t0 = time.perf_counter()
+    results = run_on_targets(ctx.pools, plan.batch)  # every target at once, workers concurrently
+    ctx.timings["oracle"] += time.perf_counter() - t0
+    for name in ctx.pools:
+        ctx.recorder.example("metamorphic", name)
+        outs = results[name]
+        for o in outs:
+            ctx.recorder.outcome(name, o.kind)
+        for v in plan.judge(outs, name):
+            cell = stats.setdefault(v.identity, {}).setdefault(name, {"judged": 0, "bit_identical": 0})
+            cell["judged"] += int(v.judged)
+            cell["bit_identical"] += int(bool(v.judged and v.bit_identical))
+            unknown += ctx.settle(v.findings)
+    if unknown:
+        raise FindingError(unknown)
