@@ -2,7 +2,7 @@
 
 An *example* is one judged (Case, target) pair — what the gate counts. Each process (``--jobs``,
 like pytest-xdist ``-n``) draws Cases with the differential property's strategy
-(``fuzz.strategies.valid_cases``) and judges each one on every selected target at once
+(``fuzz.strategies.valid_batches``: 4 Cases of one call structure per Hypothesis example) and judges each one on every selected target at once
 (``fuzz.properties.check_valid``: the truth once per Case, one ``oracle.pool.run_on_targets``
 round trip per worker), exactly as the conformance session does. Default targets: the gate's
 (``oracle.targets.default_targets()``). Printed: examples/s summed over the processes, Cases/s,
@@ -23,9 +23,9 @@ def _one(args: tuple) -> dict:
     from hypothesis import seed as hseed
 
     from fuzz.ledger import Ledger
-    from fuzz.properties import Context, FindingError, check_valid
+    from fuzz.properties import Context, FindingError, check_valid_batch
     from fuzz.session import Recorder
-    from fuzz.strategies import valid_cases
+    from fuzz.strategies import valid_batches
     from oracle.pool import TargetPool, run_on_targets
 
     pools = {t: TargetPool(t) for t in targets}
@@ -40,15 +40,15 @@ def _one(args: tuple) -> dict:
     @hseed(seed)
     @settings(max_examples=n, deadline=None, database=None, phases=("generate",),
               suppress_health_check=list(HealthCheck))
-    @given(case=valid_cases(zero_dims=zero_dims))
-    def prop(case):
+    @given(cases=valid_batches(zero_dims=zero_dims))
+    def prop(cases):
         t0 = time.perf_counter()
         try:
-            check_valid(case, ctx, "differential")
+            check_valid_batch(cases, ctx, "differential")
         except FindingError:
             stats["deviating"] += 1
         stats["check"] += time.perf_counter() - t0
-        stats["cases"] += 1
+        stats["cases"] += len(cases)
 
     t0 = time.perf_counter()
     prop()
@@ -64,8 +64,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="conv3dt bench fuzz", description=__doc__.splitlines()[0])
     ap.add_argument("--target", action="append", default=None,
                     help="target (repeatable; default: the gate's default targets)")
-    ap.add_argument("--cases", "--examples", type=int, default=300, dest="cases",
-                    help="Cases per process (each judged on every target)")
+    ap.add_argument("--batches", type=int, default=100,
+                    help="Hypothesis examples per process (each a batch of up to 4 Cases, each "
+                         "Case judged on every target)")
     ap.add_argument("--jobs", type=int, default=2, help="processes (like xdist -n)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--no-zero-dims", action="store_true",
@@ -76,7 +77,7 @@ def main(argv=None) -> int:
     targets = list(dict.fromkeys(a.target or default_targets()))
     ctx = mp.get_context("spawn")
     with ctx.Pool(a.jobs) as p:
-        res = p.map(_one, [(targets, a.cases, 1000 + i, not a.no_zero_dims) for i in range(a.jobs)])
+        res = p.map(_one, [(targets, a.batches, 1000 + i, not a.no_zero_dims) for i in range(a.jobs)])
     ex = sum(r["examples"] for r in res)
     cases = sum(r["cases"] for r in res)
     wall = max(r["wall"] for r in res)
@@ -88,7 +89,7 @@ def main(argv=None) -> int:
            "example": "one judged (Case, target) pair", "wall_s": round(wall, 2),
            "examples_per_s": round(ex / wall, 1), "cases_per_s": round(cases / wall, 1),
            "per_case_ms": {k: round(1000 * v / max(cases, 1), 3) for k, v in parts.items()},
-           "deviating_cases": sum(r["deviating"] for r in res),
+           "deviating_batches": sum(r["deviating"] for r in res),
            "worker_crashes": sum(r["crashes"] for r in res)}
     if a.json:
         print(json.dumps(out, indent=1))
@@ -97,7 +98,7 @@ def main(argv=None) -> int:
               f"{cases} Cases x {len(targets)} targets) in {wall:.1f}s with {a.jobs} processes: "
               f"{ex / wall:.0f} examples/s ({cases / wall:.0f} Cases/s)")
         print(f"  targets: {', '.join(targets)}")
-        print(f"  Cases with an unknown deviation: {out['deviating_cases']}; worker crashes: "
+        print(f"  batches with an unknown deviation: {out['deviating_batches']}; worker crashes: "
               f"{out['worker_crashes']}")
         for k, v in out["per_case_ms"].items():
             print(f"  {k:30s} {v:8.3f} ms/Case (per process)")

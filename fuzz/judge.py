@@ -114,10 +114,14 @@ def _judge_bound(case, y, truth, target, prop, strict):
         return [], head
     bad = ~ok
     idx = tuple(int(i) for i in np.argwhere(bad)[0])
+    # Named in the observation so that a ledger entry can be exactly this narrow: non-finite
+    # results where the truth is finite (a nan/inf input multiplied by 0 where it never reaches).
+    nonfinite_only = bool(np.all(~fin_y[bad] & fin_r[bad]))
+    note = "; every violation is a non-finite result where the truth is finite" if nonfinite_only else ""
     return [make_finding(
         "value-mismatch", case, target, prop,
         f"|y - y_ref| <= bound; at {list(idx)}: y_ref={ref[idx]!r}, bound={bound[idx]:.3g}",
-        f"{int(bad.sum())} of {bad.size} elements out of bound; at {list(idx)}: y={y[idx]!r}",
+        f"{int(bad.sum())} of {bad.size} elements out of bound; at {list(idx)}: y={y[idx]!r}{note}",
         headroom=float(np.nanmax(np.where(bad, ratio, 0.0))), index=list(idx),
         violations=int(bad.sum()))], head
 

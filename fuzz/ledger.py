@@ -34,6 +34,17 @@ FIELDS = ("id", "reason", "targets", "tf_versions", "kinds", "labels", "properti
           "error_class", "message", "dtypes", "features")
 
 
+def _nonfinite_recipe(spec: dict[str, Any] | None) -> bool:
+    """Whether an ArraySpec (JSON) can hold inf/nan: a special-values pool with one, or inline data."""
+    if not spec:
+        return False
+    if spec.get("recipe") == "special":
+        params = spec.get("params") or {}
+        pool = (params if isinstance(params, dict) else dict(params)).get("pool") or []
+        return any(not math.isfinite(float(x)) for x in pool)
+    return spec.get("recipe") == "inline"
+
+
 def case_features(case: dict[str, Any]) -> dict[str, Any]:
     """Facts about a Case (JSON form) that ledger entries may name."""
     def _spatial(arg, layout):
@@ -57,6 +68,7 @@ def case_features(case: dict[str, Any]) -> dict[str, Any]:
         "dilation>1": any(isinstance(d, int) and d > 1 for d in dil),
         "cout=0": len(fshape) == 5 and fshape[3] == 0,
         "cin=0": len(fshape) == 5 and fshape[4] == 0,
+        "nonfinite-input": any(_nonfinite_recipe(case.get(k)) for k in ("value", "filter")),
         "empty-value": 0 in vshape and isinstance(case.get("output_shape"), list)
         and all(isinstance(x, int) for x in case["output_shape"])
         and math.prod(case["output_shape"]) > 0,

@@ -92,27 +92,34 @@ def _finish(ctx: Context, unknown: list[Finding], headroom: float | None) -> Non
 
 def check_valid(case: Case, ctx: Context, prop: str = "differential") -> None:
     """Differential (and, for ``case.exact``, exactness) property on every target."""
+    check_valid_batch([case], ctx, prop)
+
+
+def check_valid_batch(cases: list[Case], ctx: Context, prop: str = "differential") -> None:
+    """``check_valid`` for several Cases in one ``run_on_targets`` call (the strategies' batches
+    share one call structure, so tf.function / XLA trace and compile once per batch)."""
     rec = ctx.recorder
-    rec.cover(cells_of(case))
     t0 = time.perf_counter()
-    truth = truth_of(case)
+    truths = [truth_of(c) for c in cases]
     ctx.timings["truth"] += time.perf_counter() - t0
     unknown, best = [], None
-    outs = ctx.run_all([case])
-    for name in ctx.pools:
-        (out,) = outs[name]
-        t1 = time.perf_counter()
-        rec.example(prop, name)
-        rec.outcome(name, out.kind)
-        if out.kind == "raised":
-            rec.error(name, case.label, out.short_class)
-        findings, head = judge_value(case, out, truth, name, prop, strict=(name == "impl"))
-        if head is not None and not case.exact:
-            rec.add_headroom(name, case.dtype, head)
-            best = head if best is None else max(best, head)
-        rec.matrix_cells(name, _matrix_cells(case), bool(findings))
-        unknown += ctx.settle(findings)
-        ctx.timings["judge"] += time.perf_counter() - t1
+    outs = ctx.run_all(list(cases))
+    for j, (case, truth) in enumerate(zip(cases, truths)):
+        rec.cover(cells_of(case))
+        for name in ctx.pools:
+            out = outs[name][j]
+            t1 = time.perf_counter()
+            rec.example(prop, name)
+            rec.outcome(name, out.kind)
+            if out.kind == "raised":
+                rec.error(name, case.label, out.short_class)
+            findings, head = judge_value(case, out, truth, name, prop, strict=(name == "impl"))
+            if head is not None and not case.exact:
+                rec.add_headroom(name, case.dtype, head)
+                best = head if best is None else max(best, head)
+            rec.matrix_cells(name, _matrix_cells(case), bool(findings))
+            unknown += ctx.settle(findings)
+            ctx.timings["judge"] += time.perf_counter() - t1
     _finish(ctx, unknown, best)
 
 

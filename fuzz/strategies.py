@@ -160,6 +160,7 @@ ZERO_CHOICES = ("N", "Cin", "Cout", "spatial")
 AXIS_SPAN = 5 * 4 * 3 * 4 * 3  # k, s, i, slack, dilation digit
 VALUE_KINDS = 16            # 0-7 normal (scale), 8-11 uniform, 12-15 special (p)
 ARG_SPAN = 3 * 6 * 3        # value_arg, output_shape form, filter_arg
+VALUE_BATCH = 4             # Cases per drawn call structure (valid_batches / exact_batches)
 
 
 def _idx(n: int):
@@ -337,6 +338,38 @@ def exact_cases(dtypes=DTYPES, layouts=LAYOUTS, paddings=PADDINGS, zero_dims: bo
     """A valid Case of small integers (or all ones) whose result is exact in its dtype."""
     return _ints(dtypes, layouts, paddings).map(
         lambda t: _exact_from(t, dtypes, layouts, paddings, zero_dims))
+
+
+def _batch(t, size, one):
+    """``size`` Cases sharing ``t``'s call structure (geometry, dtype, argument forms), the
+    values varied: Case j takes value kinds shifted by 5j (normal / uniform / special mixed)
+    and seeds 2j apart. A zero-size geometry gives one Case (TF 2.21 crashes on some: each
+    crash costs a worker)."""
+    first = one(t)
+    if 0 in first.value.shape + first.filter.shape + tuple(first.output_shape):
+        return [first]
+    out = [first]
+    for j in range(1, size):
+        vk, fk = divmod(t[7], VALUE_KINDS)
+        tj = (*t[:7], ((vk + 5 * j) % VALUE_KINDS) * VALUE_KINDS + (fk + 7 * j) % VALUE_KINDS,
+              (t[8] + 2 * j) % 2**32, t[9])
+        out.append(one(tj))
+    return out
+
+
+def valid_batches(size: int = VALUE_BATCH, dtypes=DTYPES, layouts=LAYOUTS, paddings=PADDINGS,
+                  zero_dims: bool = True):
+    """A list of ``size`` valid Cases with one call structure and different values (see
+    ``_batch``): what the differential property draws per example."""
+    return _ints(dtypes, layouts, paddings).map(lambda t: _batch(
+        t, size, lambda u: _valid_from(u, dtypes, layouts, paddings, zero_dims, None)))
+
+
+def exact_batches(size: int = VALUE_BATCH, dtypes=DTYPES, layouts=LAYOUTS, paddings=PADDINGS,
+                  zero_dims: bool = True):
+    """``exact_cases`` in batches of one call structure (see ``_batch``)."""
+    return _ints(dtypes, layouts, paddings).map(lambda t: _batch(
+        t, size, lambda u: _exact_from(u, dtypes, layouts, paddings, zero_dims)))
 
 
 def rare_cell_cases() -> list[Case]:

@@ -1,27 +1,29 @@
 """Differential property: every target vs the float64-or-better truth under the rigorous bound.
 
-Each drawn Case is judged on every selected target at once (one ``(Case, target)`` judgment per
+Each example draws one call structure and ``VALUE_BATCH`` (4) Cases with different values
+(``fuzz.strategies.valid_batches``: tf.function and XLA then trace and compile once per
+example); each Case is judged on every selected target at once (one ``(Case, target)`` judgment per
 target: what the gate and ``conv3dt bench fuzz`` count as an example). Explicit examples: the
 deterministic rare-cell Cases (zero-size N / Cin / Cout / spatial, drawn rarely on purpose since
 TF 2.21 crashes or corrupts on some) and every valid corpus Case."""
 from hypothesis import example, given
 
 from fuzz import corpus, profiles
-from fuzz.properties import check_valid
-from fuzz.strategies import rare_cell_cases, valid_cases
+from fuzz.properties import check_valid_batch
+from fuzz.strategies import rare_cell_cases, valid_batches
 
 
 def _with_examples(test):
     for case in rare_cell_cases():
-        test = example(case=case)(test)
+        test = example(cases=[case])(test)
     for entry in corpus.scan(profiles.ACTIVE["corpus_dir"] or corpus.DEFAULT_DIR)[0]:  # corrupt: test_corpus_replay
         if entry["case_obj"].label == "valid" and not entry["case_obj"].exact:
-            test = example(case=entry["case_obj"])(test)
+            test = example(cases=[entry["case_obj"]])(test)
     return test
 
 
 @profiles.settings_for("differential")
 @_with_examples
-@given(case=valid_cases())
-def test_differential(ctx, case):
-    check_valid(case, ctx, "differential")
+@given(cases=valid_batches())
+def test_differential(ctx, cases):
+    check_valid_batch(cases, ctx, "differential")

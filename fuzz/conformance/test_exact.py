@@ -1,13 +1,15 @@
-"""Exactness property: small-integer Cases must be bit-identical to the once-rounded truth."""
+"""Exactness property: small-integer Cases must be bit-identical to the once-rounded truth.
+Drawn in batches of one call structure (``fuzz.strategies.exact_batches``), judged on every
+selected target at once."""
 from hypothesis import given
 
 from fuzz import profiles
-from fuzz.properties import check_valid
-from fuzz.strategies import exact_cases
+from fuzz.properties import check_valid_batch
+from fuzz.strategies import exact_batches
 
 
 @profiles.settings_for("exact")
-@given(case=exact_cases())
-def test_exact(ctx, case):
-    assert case.exact
-    check_valid(case, ctx, "exact")
+@given(cases=exact_batches())
+def test_exact(ctx, cases):
+    assert all(c.exact for c in cases)
+    check_valid_batch(cases, ctx, "exact")
