@@ -125,3 +125,13 @@ def test_batch_split_nan_entry_is_one_directional(ledger):
     assert ledger.classify(f(hit.replace("(0.0)", "(nan)"))).known_deviation is None
     assert ledger.classify(f(hit, target="tf-xla")).known_deviation is None
     assert ledger.classify(f(hit, prop="metamorphic-layout")).known_deviation is None
+
+
+def test_onednn_fallback_entry_excludes_float32(ledger):
+    hit = "2 of 2 elements differ beyond 2*bound; at [0, 0, 0, 0, 0]: np.float64(nan) vs np.float64(0.0)"
+    for dtype, known in (("float64", "onednn-fallback-batched-unreached-inf-tap-nan"), ("float32", None)):
+        base = Case(value=ArraySpec(dtype, (2, 1, 1, 1, 1), "normal", 1, (("scale", 1.0),)),
+                    filter=ArraySpec(dtype, (1, 1, 2, 1, 1), "normal", 2, (("scale", 1.0),)),
+                    output_shape=[2, 1, 1, 1, 1], strides=[1, 1, 1], padding="SAME")
+        f = make_finding("metamorphic", base, "tf-eager-onednn", "metamorphic-batch-split", "e", hit)
+        assert ledger.classify(f).known_deviation == known
