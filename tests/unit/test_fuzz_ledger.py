@@ -113,10 +113,13 @@ def test_every_real_entry_is_narrow_and_has_a_reason():
 
 def test_batch_split_nan_entry_is_one_directional(ledger):
     """stock-batched-unreached-inf-tap-nan: only 'batched nan, split finite' on stock paths."""
-    base = ncdhw_case(data_format="NDHWC", output_shape=[1, 4, 4, 4, 3])
+    inf_filter = ArraySpec("float32", (2, 2, 2, 3, 2), "special", 2,
+                           (("pool", (0.0, -float("inf"))), ("p", 0.3), ("scale", 1.0)))
+    base = ncdhw_case(data_format="NDHWC", output_shape=[1, 4, 4, 4, 3], filter=inf_filter)
+    finite = ncdhw_case(data_format="NDHWC", output_shape=[1, 4, 4, 4, 3])
 
-    def f(observed, target="tf-eager", prop="metamorphic-batch-split"):
-        return make_finding("metamorphic", base, target, prop, "T(concat) = concat(T)", observed,
+    def f(observed, target="tf-eager", prop="metamorphic-batch-split", case=base):
+        return make_finding("metamorphic", case, target, prop, "T(concat) = concat(T)", observed,
                             identity="batch-split")
     hit = "2 of 2 elements differ beyond 2*bound; at [0, 0, 0, 0, 0]: np.float64(nan) vs np.float64(0.0)"
     assert ledger.classify(f(hit)).known_deviation == "stock-batched-unreached-inf-tap-nan"
@@ -125,13 +128,15 @@ def test_batch_split_nan_entry_is_one_directional(ledger):
     assert ledger.classify(f(hit.replace("(0.0)", "(nan)"))).known_deviation is None
     assert ledger.classify(f(hit, target="tf-xla")).known_deviation is None
     assert ledger.classify(f(hit, prop="metamorphic-layout")).known_deviation is None
+    assert ledger.classify(f(hit, case=finite)).known_deviation is None  # needs a non-finite input
 
 
 def test_onednn_fallback_entry_excludes_float32(ledger):
     hit = "2 of 2 elements differ beyond 2*bound; at [0, 0, 0, 0, 0]: np.float64(nan) vs np.float64(0.0)"
     for dtype, known in (("float64", "onednn-fallback-batched-unreached-inf-tap-nan"), ("float32", None)):
         base = Case(value=ArraySpec(dtype, (2, 1, 1, 1, 1), "normal", 1, (("scale", 1.0),)),
-                    filter=ArraySpec(dtype, (1, 1, 2, 1, 1), "normal", 2, (("scale", 1.0),)),
+                    filter=ArraySpec(dtype, (1, 1, 2, 1, 1), "special", 2,
+                                     (("pool", (-float("inf"),)), ("p", 0.3), ("scale", 1.0))),
                     output_shape=[2, 1, 1, 1, 1], strides=[1, 1, 1], padding="SAME")
         f = make_finding("metamorphic", base, "tf-eager-onednn", "metamorphic-batch-split", "e", hit)
         assert ledger.classify(f).known_deviation == known
