@@ -28,6 +28,15 @@ Speed: everything that depends only on the geometry (phases, filter slices, chun
 shapes and byte strides) is computed once per geometry and cached (``functools.lru_cache`` over
 plain ints), so a call costs a few NumPy operations per chunk.
 
+Tap-wise path: the phase GEMMs multiply the zero padding around the input by every tap of the
+phase. That is harmless for finite filters, but ``0 * inf`` and ``0 * nan`` are nan, which would
+leak a non-finite tap into outputs it never reaches. So when the filter holds a non-finite entry —
+and when the phase filter copy alone would take most of the memory budget (a filter about as large
+as the output) — the kernel sums the definition tap by tap instead: for every tap ``k`` the inputs
+``i`` whose target ``o = i*s + k*d - P`` lies in ``[0, O)`` form one box, and
+``out[n, o(i), :] += value[n, i, :] @ filter[k].T``. Only real ``(i, k)`` products are formed; no
+copy of the filter is made and the temporary is at most one input box times ``Cout``.
+
 Accumulation happens in ``accum_dtype`` (float32, float64 or numpy.longdouble; longdouble has no BLAS
 and is slow but exact enough for a high-precision truth). The result is returned in ``accum_dtype``.
 """
@@ -40,7 +49,7 @@ import math
 
 import numpy as np
 
-__all__ = ["transposed_conv_ndhwc", "axis_phases"]
+__all__ = ["transposed_conv_ndhwc", "axis_phases", "tap_ranges"]
 
 
 def _axis_phases(out_size: int, kernel: int, stride: int, dilation: int, pad: int):
@@ -203,6 +212,8 @@ def transposed_conv_ndhwc(value, filter, output_spatial, strides, dilations, pad
     out = np.zeros((batch, *output_spatial, cout), accum_dtype)
     if out.size == 0 or value.size == 0:
         return out
+    if _prefers_tapwise(filter, out):
+        return _tapwise(value, filter, out, tuple(strides), tuple(dilations), tuple(pad_before))
     phases = _geometry_plan(batch, value.shape[1:4], cin, tuple(output_spatial), cout,
                             filter.shape[:3], tuple(strides), tuple(dilations),
                             tuple(pad_before), accum_dtype.itemsize)
@@ -220,4 +231,57 @@ def transposed_conv_ndhwc(value, filter, output_spatial, strides, dilations, pad
                 base[into] = value[source]
             window = np.ndarray(shape, accum_dtype, base, offset, window_strides)
             dst[dst_index] = (window.reshape(-1, width) @ fmat).reshape(result_shape)
+    return out
+
+
+def _prefers_tapwise(filter, out):
+    """Use the tap-wise sum for non-finite filters (exactness) and filters about as large as the
+    output (memory: the phase path copies the filter)."""
+    large = filter.nbytes > _MIN_BUDGET and 2 * filter.nbytes > out.nbytes
+    return large or not np.isfinite(filter).all()
+
+
+def _tap_range(in_size, out_size, offset, stride):
+    """Inputs ``i`` in ``[0, in_size)`` with ``0 <= i*stride + offset < out_size``, as
+    ``(input_slice, output_slice)``, or ``None`` when there are none."""
+    i_lo = max(0, -(offset // stride))          # ceil(-offset / stride), at least 0
+    i_hi = min(in_size, -((offset - out_size) // stride))  # ceil((out_size - offset) / stride)
+    if i_hi <= i_lo:
+        return None
+    o_lo = i_lo * stride + offset
+    return slice(i_lo, i_hi), slice(o_lo, o_lo + (i_hi - i_lo - 1) * stride + 1, stride)
+
+
+def _tap_ranges(in_spatial, out_spatial, kernel, strides, dilations, pad_before):
+    """Per tap ``(kd, kh, kw)`` reaching any output: ``(tap, input_index, output_index)``."""
+    per_axis = []
+    for a in range(3):
+        axis = []
+        for k in range(kernel[a]):
+            r = _tap_range(in_spatial[a], out_spatial[a], k * dilations[a] - pad_before[a],
+                           strides[a])
+            if r is not None:
+                axis.append((k, r))
+        per_axis.append(axis)
+    return tuple(((kd, kh, kw), (slice(None), id_, ih, iw), (slice(None), od, oh, ow))
+                 for (kd, (id_, od)), (kh, (ih, oh)), (kw, (iw, ow)) in itertools.product(*per_axis))
+
+
+tap_ranges = functools.lru_cache(maxsize=1024)(_tap_ranges)
+
+
+def _tapwise(value, filter, out, strides, dilations, pad_before):
+    """``out[n, o, :] += value[n, i, :] @ filter[k].T`` over every tap ``k`` and its input box."""
+    cin, cout = value.shape[4], out.shape[4]
+    plan = tap_ranges(value.shape[1:4], out.shape[1:4], filter.shape[:3], strides, dilations,
+                      pad_before)
+    # One scratch buffer for every tap's product, so no two products are ever alive at once.
+    rows = max((value[in_index][..., 0].size for _, in_index, _ in plan), default=0)
+    scratch = np.empty(rows * cout, out.dtype)
+    with np.errstate(invalid="ignore", over="ignore"):  # IEEE results, silently (as BLAS does)
+        for tap, in_index, out_index in plan:
+            box = value[in_index]
+            product = scratch[:box[..., 0].size * cout].reshape(-1, cout)
+            np.matmul(box.reshape(-1, cin), filter[tap].T, out=product)
+            out[out_index] += product.reshape(*box.shape[:4], cout)
     return out

@@ -158,4 +158,5 @@ def fresh_plan_caches():
 
     impl.kernel.axis_phases.cache_clear()
     impl.kernel._geometry_plan.cache_clear()
+    impl.kernel.tap_ranges.cache_clear()
     yield
