@@ -58,6 +58,7 @@ def save(finding: Finding, directory: str | Path = DEFAULT_DIR) -> Path:
             pass  # a corrupt file under this id: replace it with the good entry
     fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{finding.id}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600: a corpus entry is an ordinary shared file
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(json.dumps(entry_of(finding), indent=1, sort_keys=True) + "\n")
             fh.flush()

@@ -56,6 +56,7 @@ def test_round_trip(tmp_path):
     f = value_finding()
     p = corpus.save(f, tmp_path)
     assert p.name == f"{f.id}.json"
+    assert p.stat().st_mode & 0o777 == 0o644
     (e,) = corpus.load(tmp_path)
     assert e["finding_id"] == f.id and e["kind"] == f.kind and e["property"] == "differential"
     assert e["case_obj"] == case() and e["case_obj"].to_json() == f.case
