@@ -23,6 +23,7 @@ from fuzz.strategies import (DTYPES, LAYOUTS, PADDINGS, VALUE_KINDS, Geometry, _
                              _ints, build_case_from, output_range, spec_from)
 
 DOC_RULES = ("channel-in", "channel-out", "padding-value")
+CRASH_PRONE = ("output-shape-negative",)  # oneDNN aborts (ledger: onednn-negative-output-shape-abort)
 
 FAMILIES = ("channel-in", "channel-out", "padding-value", "padding-type", "data-format",
             "strides-length", "strides-nonpositive", "strides-batch-channel",
@@ -160,7 +161,9 @@ def invalid_cases(families=FAMILIES, dtypes=DTYPES, layouts=LAYOUTS, paddings=PA
     """A near-miss Case violating exactly one rule; ``label == "invalid:<family>"``. Drawn as
     the family index, the base Case's integers (``fuzz.strategies``) and one integer for the
     family's own choices — no nested draws."""
-    fams = tuple(families)
+    # A family that crashes a TF 2.21 worker (CRASH_PRONE) is drawn a third as often as the
+    # others: every crash costs a TF re-import (the warm spare hides the wait, not the CPU).
+    fams = tuple(f for f in families for _ in range(1 if f in CRASH_PRONE else 3))
 
     def build(t):
         fi, base_t, pick = t
@@ -170,6 +173,20 @@ def invalid_cases(families=FAMILIES, dtypes=DTYPES, layouts=LAYOUTS, paddings=PA
                        exact=False)
     return st.tuples(st.sampled_from(range(len(fams))), _ints(dtypes, layouts, paddings),
                      st.sampled_from(range(2**12))).map(build)
+
+
+def family_examples() -> list[Case]:
+    """One deterministic near-miss per family (a small float32 NDHWC base, the family's first
+    choices): explicit examples of the invalid property, so that every family is judged in
+    every run whatever the random draws hit (Hypothesis's draws cluster; the coverage tripwire
+    must not depend on luck)."""
+    base_t = (0, 0, 4, 0, 1, 2, 0, 0, 7, 0)
+    out = []
+    for family in FAMILIES:
+        g, base = _base(base_t)
+        out.append(replace(_family(_Picker(0), family, g, base), label=f"invalid:{family}",
+                           exact=False))
+    return out
 
 
 def family_of(case: Case) -> str | None:
