@@ -45,6 +45,17 @@ def _nonfinite_recipe(spec: dict[str, Any] | None) -> bool:
     return spec.get("recipe") == "inline"
 
 
+def _valid_output_below_kernel(case: dict[str, Any], fshape, dil) -> bool:
+    """VALID with some output size O < the effective kernel (K - 1)·d + 1: where TF's truncating
+    shape arithmetic differs from floor (docs: semantics.md)."""
+    out = case.get("output_shape")
+    if case.get("padding") != "VALID" or len(fshape) != 5 or len(dil) != 3 or not isinstance(out, list) \
+            or len(out) != 5 or not all(isinstance(x, int) for x in out + list(dil)):
+        return False
+    sp = out[1:4] if case.get("data_format") == "NDHWC" else out[2:5]
+    return any(o < (k - 1) * d + 1 for o, k, d in zip(sp, fshape[:3], dil))
+
+
 def case_features(case: dict[str, Any]) -> dict[str, Any]:
     """Facts about a Case (JSON form) that ledger entries may name."""
     def _spatial(arg, layout):
@@ -68,6 +79,7 @@ def case_features(case: dict[str, Any]) -> dict[str, Any]:
         "dilation>1": any(isinstance(d, int) and d > 1 for d in dil),
         "cout=0": len(fshape) == 5 and fshape[3] == 0,
         "cin=0": len(fshape) == 5 and fshape[4] == 0,
+        "valid-output<kernel": _valid_output_below_kernel(case, fshape, dil),
         "nonfinite-input": any(_nonfinite_recipe(case.get(k)) for k in ("value", "filter")),
         "empty-value": 0 in vshape and isinstance(case.get("output_shape"), list)
         and all(isinstance(x, int) for x in case["output_shape"])
