@@ -117,7 +117,8 @@ class Recorder:
 
 def merge_stats(paths) -> dict[str, Any]:
     """Sum several ``stats-*.json`` (the gate and the coverage tripwire use this): counters add,
-    matrix cells ``[n, deviations]`` add element-wise, headroom samples concatenate."""
+    matrix cells ``[n, deviations]`` add element-wise, headroom samples concatenate, and lists of
+    ids (e.g. ``corpus.fixed``) merge as a sorted union."""
     total: dict[str, Any] = {}
 
     def add(dst, src, section):
@@ -126,6 +127,8 @@ def merge_stats(paths) -> dict[str, Any]:
                 add(dst.setdefault(k, {}), v, section or k)
             elif isinstance(v, list) and section == "headroom":
                 dst[k] = list(dst.get(k, [])) + list(v)
+            elif isinstance(v, list) and any(isinstance(x, str) for x in [*v, *dst.get(k, [])]):
+                dst[k] = sorted(set(dst.get(k, [])) | set(v))
             elif isinstance(v, list):
                 dst[k] = [a + b for a, b in zip(dst[k], v)] if k in dst else list(v)
             else:

@@ -2,7 +2,8 @@
 
 Options (docs/architecture.md): ``--target`` (repeatable; default ``default_targets()``),
 ``--conv3dt-out DIR``, ``--examples N``, ``--seed S``, ``--ledger PATH|none``, plus
-``--conv3dt-corpus DIR`` (default ``fuzz/corpus``) and Hypothesis's ``--hypothesis-profile``
+``--conv3dt-corpus DIR`` (replayed, and where new shrunk Findings are saved; default: replay the
+shipped ``fuzz/corpus``, save into ``<conv3dt-out>/corpus``) and Hypothesis's ``--hypothesis-profile``
 (default here: ``ci``). Each process writes ``findings-<wid>.jsonl`` / ``stats-<wid>.json``;
 the controller merges the stats at the end and fails the session when a required coverage cell
 is zero (the tripwire), since under xdist no single worker sees every cell.
@@ -57,7 +58,12 @@ def pytest_configure(config):
         for stale in list(Path(out).glob("stats-*.json")) + list(Path(out).glob("findings-*.jsonl")):
             stale.unlink()
     STATE["recorder"] = Recorder(out, worker_id())
-    STATE["corpus_dir"] = Path(config.getoption("conv3dt_corpus", default=None) or corpus.DEFAULT_DIR)
+    # Replay the given corpus (default: the shipped one). Save new shrunk Findings into the given
+    # corpus only when one is named; otherwise into this run's own output directory, so that a run
+    # never rewrites the installed package and the same seed replays the same corpus (reproducible).
+    given = config.getoption("conv3dt_corpus", default=None)
+    STATE["corpus_dir"] = Path(given or corpus.DEFAULT_DIR)
+    STATE["corpus_save_dir"] = Path(given) if given else Path(out) / "corpus"
     profiles.ACTIVE["corpus_dir"] = STATE["corpus_dir"]
 
 
@@ -120,7 +126,7 @@ def pytest_runtest_makereport(item, call):
                 rec.final(f)
                 shipped = STATE.get("shipped_ledger")
                 if shipped is None or not shipped.classify(f).known_deviation:
-                    corpus.save(f, STATE["corpus_dir"])
+                    corpus.save(f, STATE["corpus_save_dir"])
 
 
 def pytest_collection_modifyitems(session, config, items):
