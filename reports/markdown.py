@@ -101,6 +101,14 @@ def render_markdown(record: dict[str, Any]) -> str:
             out.append(f"| {target} | {dtype} | {cell['n']} | {fmt_headroom(cell.get('p50'))} | "
                        f"{fmt_headroom(cell.get('p99'))} | {fmt_headroom(cell.get('max'))} | "
                        f"{cell.get('over_1', 0)} |")
+    corpus = record.get("corpus") or {}
+    out += ["", "## Regression corpus", "",
+            f"{corpus.get('replayed', 0)} entries replayed: "
+            f"{len(corpus.get('fixed', []))} fixed, {len(corpus.get('still_failing', []))} still failing, "
+            f"{len(corpus.get('known', []))} known deviations."]
+    for key, label in (("fixed", "Fixed (no longer reproduce)"), ("still_failing", "Still failing")):
+        if corpus.get(key):
+            out += ["", f"{label}: " + ", ".join(f"`{i}`" for i in corpus[key])]
     out += ["", "## Coverage", "", "| property | target | examples |", "|---|---|---|"]
     for prop, per in sorted(record["coverage"]["examples"].items()):
         for target, n in sorted(per.items()):

@@ -68,7 +68,19 @@ def read_session(session_dir: str | Path) -> tuple[list[dict[str, Any]], dict[st
                 stats["headroom"].setdefault(target, {}).setdefault(dtype, []).extend(values)
         for key in ("examples", "seconds", "outcomes", "matrix", "coverage", "ledger_hits", "errors"):
             _add_nested(stats[key], part.get(key, {}) or {})
+        merge_corpus(stats.setdefault("corpus", {}), part.get("corpus") or {})
     return findings, stats
+
+
+CORPUS_LISTS = ("fixed", "still_failing", "known", "skipped", "corrupt")
+
+
+def merge_corpus(into: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+    """Regression-corpus replay results: ``replayed`` counts add, id lists merge as sorted sets."""
+    into["replayed"] = int(into.get("replayed", 0)) + int(part.get("replayed", 0) or 0)
+    for key in CORPUS_LISTS:
+        into[key] = sorted(set(into.get(key, [])) | set(part.get(key, []) or []))
+    return into
 
 
 def headroom_cell(values: Iterable[Any]) -> dict[str, Any]:
@@ -135,6 +147,7 @@ def merge_session(record: dict[str, Any], findings: list[dict[str, Any]], stats:
     _add_nested(cov["outcomes"], stats.get("outcomes", {}))
     _add_nested(cov.setdefault("errors", {}), stats.get("errors", {}))   # target -> label -> class -> n
     _add_nested(record["matrix"], stats.get("matrix", {}))
+    merge_corpus(record.setdefault("corpus", {}), stats.get("corpus", {}))
     raw_headroom = record.setdefault("_headroom_raw", {})
     for target, per_dtype in stats.get("headroom", {}).items():
         for dtype, values in per_dtype.items():

@@ -50,6 +50,8 @@ def new_record(environment: dict[str, Any], run: dict[str, Any]) -> dict[str, An
         "findings": [],
         "ledger": {"entries": [], "matched": {}, "stale": [], "enabled": True},
         "baseline": None,
+        "corpus": {"replayed": 0, "fixed": [], "still_failing": [], "known": [], "skipped": [],
+                   "corrupt": []},
         "summary": {"verdict": "pass", "examples": 0, "examples_per_s": 0.0, "findings": 0,
                     "new": 0, "known": 0, "baselined": 0, "by_kind": {}, "by_target": {},
                     "worst_headroom": {}},
