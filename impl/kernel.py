@@ -275,12 +275,12 @@ def _tapwise(value, filter, out, strides, dilations, pad_before):
     cin, cout = value.shape[4], out.shape[4]
     plan = tap_ranges(value.shape[1:4], out.shape[1:4], filter.shape[:3], strides, dilations,
                       pad_before)
+    boxes = [(tap, value[in_index], out_index) for tap, in_index, out_index in plan]
     # One scratch buffer for every tap's product, so no two products are ever alive at once.
-    rows = max((value[in_index][..., 0].size for _, in_index, _ in plan), default=0)
+    rows = max((box[..., 0].size for _, box, _ in boxes), default=0)
     scratch = np.empty(rows * cout, out.dtype)
     with np.errstate(invalid="ignore", over="ignore"):  # IEEE results, silently (as BLAS does)
-        for tap, in_index, out_index in plan:
-            box = value[in_index]
+        for tap, box, out_index in boxes:
             product = scratch[:box[..., 0].size * cout].reshape(-1, cout)
             np.matmul(box.reshape(-1, cin), filter[tap].T, out=product)
             out[out_index] += product.reshape(*box.shape[:4], cout)
