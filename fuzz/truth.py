@@ -20,8 +20,10 @@ must not flush, such as ``impl``), per product:
 ``F = F_daz + F_ftz + (n + 1)·η`` (gradual underflow, ``fuzz.bound.underflow_term``, always). Elements where ``A·(1 + γ_n(u)) ≥`` the dtype's largest finite value may
 overflow in an intermediate of a dtype-precision path: there a non-finite result is allowed
 (``overflow`` mask), a finite one must still meet the bound. Elements that a non-finite input
-reaches are left unjudged (mask and infinite bound): a limitation, since the reference kernel's
-nan/inf propagation is not exact.
+reaches (found exactly, by the transposed convolution of the non-finite indicators) are left
+unjudged (mask and infinite bound): the reference sums only the finite inputs, so it does not
+say whether such an element is nan or ±inf. A limitation: by IEEE arithmetic every such element
+must be non-finite, which could be judged.
 """
 from __future__ import annotations
 
@@ -83,9 +85,8 @@ def truth_of(case: Case, arrays=None) -> Truth:
     with np.errstate(all="ignore"):
         fin_v, fin_w = np.isfinite(v), np.isfinite(w)
         y = conv(np.where(fin_v, v, 0), np.where(fin_w, w, 0))
-        # Elements a non-finite input reaches are not judged (marked free below): the kernel's
-        # zero-extended GEMMs may multiply an unreached non-finite input by 0, so its nan/inf
-        # propagation is not an exact reference.
+        # Elements a non-finite input reaches are not judged (marked free below): the reference
+        # sums the finite inputs only, so it cannot say nan or ±inf there.
         free = None
         if not (fin_v.all() and fin_w.all()):
             free = (conv((~fin_v).astype(ref), np.ones_like(w)) +
