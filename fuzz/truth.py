@@ -115,5 +115,7 @@ def truth_of(case: Case, arrays=None) -> Truth:
             bound = np.where(free_l, np.inf, bound)
             strict = np.where(free_l, np.inf, strict)
         exact_value = y64.astype(call.dtype)
-    return Truth(dtype, tuple(call.output_shape), y64.astype(np.float64), mag64,
-                 np.asarray(bound, np.float64), np.asarray(strict, np.float64), overflow, n, exact_value)
+        # A long-double sum beyond float64's range becomes ±inf here; ``overflow`` covers it.
+        return Truth(dtype, tuple(call.output_shape), y64.astype(np.float64), mag64,
+                     np.asarray(bound, np.float64), np.asarray(strict, np.float64), overflow, n,
+                     exact_value)

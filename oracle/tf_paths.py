@@ -10,8 +10,12 @@ Per-path adaptation of the Case's v1 arguments:
 
 - ``eager``     ``tf.compat.v1.nn.conv3d_transpose(*args, **kwargs)``, arguments exactly as
                 recorded (NumPy arrays in, ``tf.constant`` for ``tensor-*`` output_shape).
-- ``graph``     the same call built in a fresh ``tf.compat.v1.Graph`` and run by a Session:
-                shape inference / attr checks raise at construction (often ``ValueError``).
+- ``graph``     the same call built in a ``tf.compat.v1.Graph`` whose value and filter are
+                placeholders of the Case's exact dtype and static shape, run by a Session with
+                the arrays fed — the way a v1 model calls the op. Shape inference / attr checks
+                raise at construction (often ``ValueError``). A built (graph, session) is cached
+                per argument structure (LRU), like the traced functions; a structure whose
+                construction raised is rebuilt, so the error is seen on every call.
 - ``function``  the call traced in ``tf.function`` (value and filter are the function's
                 tensor arguments; every other argument is a Python constant of the trace).
                 Traced functions are cached per argument structure (LRU).
@@ -40,6 +44,7 @@ import numpy as np
 from oracle.case import Case
 from oracle.targets import Inexpressible, expand_to_5, grad_check, v2_case
 
+#: Traced functions and built graphs per (path, argument structure), least recently used first.
 _FUNCTION_CACHE: "OrderedDict[tuple[str, str], Any]" = OrderedDict()
 FUNCTION_CACHE_SIZE = 128
 
@@ -99,14 +104,41 @@ def _eager(case: Case, arrays: tuple):
     return _tf().compat.v1.nn.conv3d_transpose(*args, **kwargs)
 
 
+def _lru_get(key: tuple, build):
+    """The cached object for ``key``, built (and the oldest evicted) on a miss."""
+    hit = _FUNCTION_CACHE.get(key)
+    if hit is not None:
+        _FUNCTION_CACHE.move_to_end(key)
+        return hit
+    hit = _FUNCTION_CACHE[key] = build()
+    while len(_FUNCTION_CACHE) > FUNCTION_CACHE_SIZE:
+        evicted = _FUNCTION_CACHE.popitem(last=False)[1]
+        if isinstance(evicted, _GraphCall):
+            evicted.session.close()
+    return hit
+
+
+class _GraphCall:
+    """One built v1 graph: placeholders for value/filter, the op's output, an open Session."""
+
+    def __init__(self, case: Case, arrays: tuple):
+        tf = _tf()
+        graph = tf.Graph()
+        with graph.as_default():
+            self.feeds = [None if a is None else
+                          tf.compat.v1.placeholder(tf.as_dtype(a.dtype.name), a.shape)
+                          for a in arrays]
+            args, kwargs = case.call_args(tensor=_constant, arrays=tuple(self.feeds))
+            self.output = tf.compat.v1.nn.conv3d_transpose(*args, **kwargs)
+        self.session = tf.compat.v1.Session(graph=graph)
+
+    def __call__(self, arrays: tuple):
+        feed = {p: a for p, a in zip(self.feeds, arrays) if p is not None}
+        return self.session.run(self.output, feed)
+
+
 def _graph(case: Case, arrays: tuple):
-    tf = _tf()
-    graph = tf.Graph()
-    with graph.as_default():
-        args, kwargs = case.call_args(tensor=_constant, arrays=arrays)
-        out = tf.compat.v1.nn.conv3d_transpose(*args, **kwargs)
-    with tf.compat.v1.Session(graph=graph) as session:
-        return session.run(out)
+    return _lru_get(("graph", _structure_key(case)), lambda: _GraphCall(case, arrays))(arrays)
 
 
 def _structure_key(case: Case) -> str:
@@ -121,19 +153,15 @@ def _structure_key(case: Case) -> str:
 
 def _traced(case: Case, arrays: tuple, jit: bool):
     tf = _tf()
-    key = ("xla" if jit else "function", _structure_key(case))
-    fn = _FUNCTION_CACHE.get(key)
-    if fn is None:
+
+    def build():
         def call(value, filt):
             args, kwargs = case.call_args(tensor=_constant, arrays=(value, filt))
             return tf.compat.v1.nn.conv3d_transpose(*args, **kwargs)
 
-        fn = tf.function(call, jit_compile=jit, reduce_retracing=False)
-        _FUNCTION_CACHE[key] = fn
-        while len(_FUNCTION_CACHE) > FUNCTION_CACHE_SIZE:
-            _FUNCTION_CACHE.popitem(last=False)
-    else:
-        _FUNCTION_CACHE.move_to_end(key)
+        return tf.function(call, jit_compile=jit, reduce_retracing=False)
+
+    fn = _lru_get(("xla" if jit else "function", _structure_key(case)), build)
     value, filt = arrays
     return fn(None if value is None else tf.constant(value),
               None if filt is None else tf.constant(filt))

@@ -168,6 +168,24 @@ def test_invalid_cases_are_rejected_and_recorded(pools, target):
             assert out.short_class == "InvalidArgumentError"
 
 
+@pytest.mark.parametrize("target", ("tf-graph", "tf-function", "tf-xla"))
+def test_cached_graphs_and_traces_see_each_calls_arrays_and_errors(pools, target):
+    """tf-graph/function/xla cache a built graph per argument structure: a second Case of the
+    same structure with other values must get its own result (not the first one's), and a
+    structure whose construction raised must raise again on every call."""
+    first = GOOD["f32-stride2-same"]
+    second = first.with_(value=spec("float32", (1, 2, 3, 2, 3), 101),
+                         filter=spec("float32", (2, 3, 2, 2, 3), 102))
+    bad = INVALID["channels"]
+    outcomes = pools[target].run([first, second, bad, first, bad])
+    assert [o.kind for o in outcomes] == ["value", "value", "raised", "value", "raised"]
+    for case, out in zip((first, second, first), (outcomes[0], outcomes[1], outcomes[3])):
+        truth = truth_of(case)
+        assert np.all(np.abs(out.value.astype(np.float64) - truth.y_ref) <= truth.bound)
+    assert not np.array_equal(outcomes[0].value, outcomes[1].value)
+    assert outcomes[2].error_class == outcomes[4].error_class
+
+
 def test_info_reports_versions_onednn_and_xla(pools):
     shipped, stock, forced = (pools[t].info() for t in ("tf-eager", "tf-eager-stock", "tf-eager-onednn"))
     import tensorflow as tf  # the test process may import TF; the oracle package does not
