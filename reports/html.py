@@ -1,7 +1,8 @@
 """One self-contained HTML report: inline CSS, PNG plots base64-embedded, no external requests.
 
 Sections: verdict banner, summary, conformance matrix (heat map + table), headroom
-histograms, findings table with reproducers, ledger, coverage, environment. A few lines of
+histograms, findings table with reproducers, ledger, regression corpus, coverage,
+environment. A few lines of
 inline script mark the document ``data-rendered="ok"`` once every embedded image has decoded
 (the browser test reads that marker); the page is complete without script too.
 """
@@ -11,7 +12,7 @@ import base64
 from html import escape
 from typing import Any
 
-from reports.markdown import fmt_headroom, ledger_line, summary_lines
+from reports.markdown import corpus_lines, fmt_headroom, ledger_line, summary_lines
 
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;color:#1d2430;background:#f6f7f9}
@@ -133,6 +134,11 @@ def render_html(record: dict[str, Any], images: dict[str, bytes]) -> str:
         parts.append(_table(["entry", "hits", "TF versions", "reason"],
                             [[e["id"], ledger["matched"].get(e["id"], 0), e.get("tf_versions", ""),
                               e.get("reason", "")] for e in ledger["entries"]], {1}))
+    parts.append("<h2>Regression corpus</h2>")
+    for line in corpus_lines(record):
+        parts.append(f"<p><b>{escape(line[0])}:</b> " + ", ".join(
+            f"<code>{escape(i)}</code>" for i in line[1]) + "</p>" if isinstance(line, tuple)
+            else f"<p>{escape(line)}</p>")
     parts.append("<h2>Coverage</h2>")
     cov = record["coverage"]
     parts.append(_table(["property", "target", "examples", "seconds (property, all workers)"],

@@ -28,6 +28,20 @@ def ledger_line(record: dict[str, Any]) -> str:
     return f"ledger: matched {matched}; possibly stale (matched nothing): {stale}"
 
 
+def corpus_lines(record: dict[str, Any]) -> list[str | tuple[str, list[str]]]:
+    """The regression corpus's replay: a count line, then ``(label, entry ids)`` per non-empty
+    group (fixed, still failing)."""
+    corpus = record.get("corpus") or {}
+    lines: list[str | tuple[str, list[str]]] = [
+        f"{corpus.get('replayed', 0)} entries replayed: {len(corpus.get('fixed', []))} fixed, "
+        f"{len(corpus.get('still_failing', []))} still failing, "
+        f"{len(corpus.get('known', []))} known deviations."]
+    for key, label in (("fixed", "Fixed (no longer reproduce)"), ("still_failing", "Still failing")):
+        if corpus.get(key):
+            lines.append((label, list(corpus[key])))
+    return lines
+
+
 def summary_lines(record: dict[str, Any]) -> list[str]:
     """The concise summary the gate prints (also the top of report.md)."""
     s, run = record["summary"], record["run"]
@@ -101,14 +115,11 @@ def render_markdown(record: dict[str, Any]) -> str:
             out.append(f"| {target} | {dtype} | {cell['n']} | {fmt_headroom(cell.get('p50'))} | "
                        f"{fmt_headroom(cell.get('p99'))} | {fmt_headroom(cell.get('max'))} | "
                        f"{cell.get('over_1', 0)} |")
-    corpus = record.get("corpus") or {}
-    out += ["", "## Regression corpus", "",
-            f"{corpus.get('replayed', 0)} entries replayed: "
-            f"{len(corpus.get('fixed', []))} fixed, {len(corpus.get('still_failing', []))} still failing, "
-            f"{len(corpus.get('known', []))} known deviations."]
-    for key, label in (("fixed", "Fixed (no longer reproduce)"), ("still_failing", "Still failing")):
-        if corpus.get(key):
-            out += ["", f"{label}: " + ", ".join(f"`{i}`" for i in corpus[key])]
+    out += ["", "## Regression corpus", ""]
+    for line in corpus_lines(record):
+        out += [line[0] + ": " + ", ".join(f"`{i}`" for i in line[1]) if isinstance(line, tuple)
+                else line, ""]
+    out.pop()
     out += ["", "## Coverage", "", "| property | target | examples |", "|---|---|---|"]
     for prop, per in sorted(record["coverage"]["examples"].items()):
         for target, n in sorted(per.items()):

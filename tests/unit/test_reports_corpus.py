@@ -1,6 +1,7 @@
 """Regression-corpus replay results travel from the session stats into the record and the report."""
 import json
 
+from reports.html import render_html
 from reports.markdown import render_markdown
 from reports.merge import merge_session, read_session
 from reports.record import dumps, new_record, validate
@@ -25,3 +26,8 @@ def test_fixed_corpus_entries_are_reported_as_fixed(tmp_path):
     text = render_markdown(record)
     assert "4 entries replayed: 2 fixed, 1 still failing, 1 known" in text
     assert "Fixed (no longer reproduce): `Fa`, `Fb`" in text
+    assert "Still failing: `Fs`" in text
+    page = render_html(record, {})
+    assert "<h2>Regression corpus</h2>" in page
+    assert "4 entries replayed: 2 fixed, 1 still failing, 1 known" in page
+    assert "<b>Fixed (no longer reproduce):</b> <code>Fa</code>, <code>Fb</code>" in page
