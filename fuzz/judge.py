@@ -6,9 +6,11 @@ Valid Cases (``judge_value``):
   - exact Cases: every element equal to the once-rounded truth (``exactness``; ``==`` so that
     the sign of an exact zero, which depends on the accumulator's initial +0, is not judged);
   - otherwise per element, with ``A`` the magnitude and ``b`` the bound of ``fuzz.truth``:
-    where an intermediate may overflow (``overflow`` mask) a non-finite result is allowed; where
-    the truth is nan the result must be nan; where it is ±inf, the same inf; elsewhere the result
-    must be finite with ``|y − y_ref| ≤ b`` (``value-mismatch``). ``headroom = max |y − y_ref|/b``.
+    where a non-finite input reaches (``reached`` mask) the result must be non-finite (IEEE:
+    such a sum holds an inf or nan product); elsewhere, where an intermediate may overflow
+    (``overflow`` mask) a non-finite result is allowed; where the truth is nan the result must be
+    nan; where it is ±inf, the same inf; elsewhere the result must be finite with
+    ``|y − y_ref| ≤ b`` (``value-mismatch``). ``headroom = max |y − y_ref|/b``.
 Invalid Cases (``judge_rejection``): the target must raise (``accept-reject``); for the rules
 the documentation names the class must be ``ValueError``, for the others it must be (a subclass
 of) the class ``impl`` raises (``error-class``).
@@ -108,6 +110,8 @@ def _judge_bound(case, y, truth, target, prop, strict):
     ok_nonfinite = over & ~fin_y
     ok = np.where(nan_r, np.isnan(y) | ok_nonfinite,
                   np.where(inf_r, (y == ref) | ok_nonfinite, (ratio <= 1.0) | ok_nonfinite))
+    if truth.reached is not None:
+        ok = np.where(truth.reached, ~fin_y, ok)
     judged = fin_y & fin_r
     head = float(ratio[judged].max()) if judged.any() else 0.0
     if ok.all():
@@ -117,7 +121,10 @@ def _judge_bound(case, y, truth, target, prop, strict):
     # Named in the observation so that a ledger entry can be exactly this narrow: non-finite
     # results where the truth is finite (a nan/inf input multiplied by 0 where it never reaches).
     nonfinite_only = bool(np.all(~fin_y[bad] & fin_r[bad]))
-    note = "; every violation is a non-finite result where the truth is finite" if nonfinite_only else ""
+    finite_reached = truth.reached is not None and bool(np.all(truth.reached[bad] & fin_y[bad]))
+    note = ("; every violation is a non-finite result where the truth is finite" if nonfinite_only
+            else "; every violation is a finite result that a non-finite input reaches"
+            if finite_reached else "")
     return [make_finding(
         "value-mismatch", case, target, prop,
         f"|y - y_ref| <= bound; at {list(idx)}: y_ref={ref[idx]!r}, bound={bound[idx]:.3g}",

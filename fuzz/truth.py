@@ -20,10 +20,11 @@ must not flush, such as ``impl``), per product:
 ``F = F_daz + F_ftz + (n + 1)·η`` (gradual underflow, ``fuzz.bound.underflow_term``, always). Elements where ``A·(1 + γ_n(u)) ≥`` the dtype's largest finite value may
 overflow in an intermediate of a dtype-precision path: there a non-finite result is allowed
 (``overflow`` mask), a finite one must still meet the bound. Elements that a non-finite input
-reaches (found exactly, by the transposed convolution of the non-finite indicators) are left
-unjudged (mask and infinite bound): the reference sums only the finite inputs, so it does not
-say whether such an element is nan or ±inf. A limitation: by IEEE arithmetic every such element
-must be non-finite, which could be judged.
+reaches (``reached`` mask, found exactly by the transposed convolution of the non-finite
+indicators with all-ones partners) must be non-finite: their sums contain a product with an
+infinite or nan factor (``±inf·w`` is ±inf or, for ``w = 0``, nan), and a sum holding an inf or a
+nan is never finite. The reference sums only the finite inputs, so it does not say *which*
+non-finite value (nan, +inf or -inf): that is not judged.
 """
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ class Truth:
     bound: np.ndarray        # per-element bound on |y − y_ref|, flush-to-zero allowed
     bound_strict: np.ndarray  # the same without the flush-to-zero allowance (gradual underflow)
     overflow: np.ndarray     # bool: intermediate overflow possible → non-finite allowed
+    reached: np.ndarray | None  # bool: a non-finite input reaches it → must be non-finite
     n_terms: int
     exact_value: np.ndarray  # y_ref rounded once to the dtype (the exact answer for exact Cases)
 
@@ -85,8 +87,8 @@ def truth_of(case: Case, arrays=None) -> Truth:
     with np.errstate(all="ignore"):
         fin_v, fin_w = np.isfinite(v), np.isfinite(w)
         y = conv(np.where(fin_v, v, 0), np.where(fin_w, w, 0))
-        # Elements a non-finite input reaches are not judged (marked free below): the reference
-        # sums the finite inputs only, so it cannot say nan or ±inf there.
+        # Elements a non-finite input reaches must be non-finite (marked free below): the
+        # reference sums the finite inputs only, so it cannot say nan or ±inf there.
         free = None
         if not (fin_v.all() and fin_w.all()):
             free = (conv((~fin_v).astype(ref), np.ones_like(w)) +
@@ -109,6 +111,7 @@ def truth_of(case: Case, arrays=None) -> Truth:
         bound = error_bound(dtype, y64.astype(np.float64), mag64, n, u_ref, ftz_l)
         strict = error_bound(dtype, y64.astype(np.float64), mag64, n, u_ref, strict_term)
         overflow = mag64 * (1.0 + gamma(max(n, 1), UNIT_ROUNDOFF[dtype])) >= LARGEST_FINITE[dtype]
+        free_l = None
         if free is not None:
             free_l = _layout(free, call.data_format)
             overflow = overflow | free_l
@@ -117,5 +120,5 @@ def truth_of(case: Case, arrays=None) -> Truth:
         exact_value = y64.astype(call.dtype)
         # A long-double sum beyond float64's range becomes ±inf here; ``overflow`` covers it.
         return Truth(dtype, tuple(call.output_shape), y64.astype(np.float64), mag64,
-                     np.asarray(bound, np.float64), np.asarray(strict, np.float64), overflow, n,
+                     np.asarray(bound, np.float64), np.asarray(strict, np.float64), overflow, free_l, n,
                      exact_value)

@@ -67,7 +67,8 @@ def test_nan_and_inf_handling():
     assert [f.kind for f in judge(case, y)[0]] == ["value-mismatch"]
     y[0, 0, 0, 0, 0] = np.inf
     assert [f.kind for f in judge(case, y)[0]] == ["value-mismatch"]
-    # a nan input: the elements it reaches are not judged, the others still are
+    # a nan input: the elements it reaches must be non-finite (which one is not judged), the
+    # others are judged as usual
     v = valid().value.materialize().copy()
     v[0, 0, 0, 0, 0] = np.nan
     nan_case = valid().with_(value=ArraySpec.inline(v))
@@ -75,9 +76,17 @@ def test_nan_and_inf_handling():
     assert judge(nan_case, out)[0] == []
     reached = np.isnan(out.astype(np.float64))
     assert reached.any() and (~reached).any()
+    np.testing.assert_array_equal(truth_of(nan_case).reached, reached)
     bad = out.copy()
     bad[~reached] = bad[~reached] + 1.0
     assert [f.kind for f in judge(nan_case, bad)[0]] == ["value-mismatch"]
+    other_nonfinite = np.where(reached, np.float32(-np.inf), out)
+    assert judge(nan_case, other_nonfinite)[0] == []
+    lost = out.copy()
+    lost[tuple(np.argwhere(reached)[0])] = 0.0  # one reached element made finite
+    (finding,) = judge(nan_case, lost)[0]
+    assert finding.kind == "value-mismatch"
+    assert "finite result that a non-finite input reaches" in finding.observed
 
 
 def test_overflow_allows_nonfinite_only_where_possible():
