@@ -3,8 +3,11 @@ session output"): ``findings-<wid>.jsonl`` and ``stats-<wid>.json`` in the outpu
 ``<wid>`` the xdist worker id or ``main``.
 
 Only final Findings are written: unknown ones when pytest reports the failed test (after
-Hypothesis shrank them), known deviations as they are matched — the first one per
-(ledger id, target, property, kind), since every further hit only adds to ``ledger_hits``.
+Hypothesis shrank them), and one known deviation per (ledger id, target, property, kind) — the
+one with the smallest id, since every further hit only adds to ``ledger_hits``. The smallest id
+rather than the first seen: which xdist worker runs which test, and so which hit comes first,
+changes from run to run; the smallest id over all hits does not (the merge takes it across
+workers too), so a seed's record lists the same findings every time.
 """
 from __future__ import annotations
 
@@ -46,7 +49,7 @@ class Recorder:
         self.ledger_hits: dict = defaultdict(int)
         self.errors: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
         self.findings: dict[str, Finding] = {}
-        self._known_keys: set = set()
+        self._known_kept: dict = {}  # (ledger id, target, property, kind) -> kept id
         self._rng = random.Random(0)
         self.extra: dict[str, Any] = {}
 
@@ -86,8 +89,11 @@ class Recorder:
     def known(self, f: Finding) -> None:
         self.ledger_hits[f.known_deviation] += 1
         key = (f.known_deviation, f.target, f.property, f.kind)
-        if key not in self._known_keys:
-            self._known_keys.add(key)
+        kept = self._known_kept.get(key)
+        if kept is None or f.id < kept:
+            if kept is not None:
+                del self.findings[kept]
+            self._known_kept[key] = f.id
             self.findings[f.id] = f
 
     def final(self, f: Finding) -> None:

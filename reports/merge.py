@@ -122,7 +122,9 @@ def record_finding(raw: dict[str, Any], baseline_ids: set[str]) -> dict[str, Any
 
 
 def merge_findings(raws: list[dict[str, Any]], baseline_ids: set[str]) -> list[dict[str, Any]]:
-    """Deduplicate by id (counting repeats) and sort: new first, then kind, target, id."""
+    """Deduplicate by id (counting repeats), keep one known deviation per (ledger id, target,
+    property, kind) — the smallest id, as each worker does (``fuzz.session``), so the record does
+    not depend on how xdist spread the tests — and sort: new first, then kind, target, id."""
     by_id: dict[str, dict[str, Any]] = {}
     for raw in raws:
         f = record_finding(raw, baseline_ids)
@@ -130,6 +132,15 @@ def merge_findings(raws: list[dict[str, Any]], baseline_ids: set[str]) -> list[d
             by_id[f["id"]]["count"] += f["count"]
         else:
             by_id[f["id"]] = f
+    kept: dict[tuple, str] = {}
+    for fid in sorted(by_id):
+        f = by_id[fid]
+        if f["known_deviation"]:
+            key = (f["known_deviation"], f["target"], f["property"], f["kind"])
+            if key in kept:
+                del by_id[fid]
+            else:
+                kept[key] = fid
     order = {"new": 0, "baseline": 1, "known": 2}
     return sorted(by_id.values(), key=lambda f: (order[f["status"]], f["kind"], f["target"],
                                                    f["property"], f["id"]))

@@ -20,3 +20,30 @@ def test_counters_add_cells_add_elementwise_samples_concatenate_ids_union(tmp_pa
     assert total["matrix"] == {"impl": {"dtype=float32": [5, 1]}}
     assert total["headroom"] == {"impl": {"float32": [0.5, 0.25]}}
     assert total["corpus"] == {"replayed": 3, "fixed": ["F1", "F2", "F3"], "still_failing": ["F4"]}
+
+
+def test_one_known_deviation_per_key_is_the_smallest_id_whatever_the_order(tmp_path):
+    """Which xdist worker sees which hit first changes between runs of one seed: the recorder
+    keeps the smallest id per (ledger id, target, property, kind), not the first seen."""
+    from dataclasses import replace
+
+    from fuzz.judge import make_finding
+    from fuzz.session import Recorder
+    from oracle.arrays import ArraySpec
+    from oracle.case import Case
+
+    def hit(seed):
+        case = Case(ArraySpec("float32", (1, 1, 1, 1, 2), "normal", seed=seed),
+                    ArraySpec("float32", (1, 1, 1, 3, 2), "normal", seed=seed),
+                    output_shape=[1, 1, 1, 1, 3])
+        return replace(make_finding("value-mismatch", case, "tf-eager", "differential", "e", "o"),
+                       known_deviation="some-entry")
+
+    hits = [hit(s) for s in range(6)]
+    smallest = min(f.id for f in hits)
+    for order in (hits, hits[::-1], hits[2:] + hits[:2]):
+        rec = Recorder(None, "gw0")
+        for f in order:
+            rec.known(f)
+        assert list(rec.findings) == [smallest]
+        assert rec.ledger_hits["some-entry"] == 6

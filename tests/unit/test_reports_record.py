@@ -125,6 +125,19 @@ def test_merge_sums_workers_and_dedupes_findings(tmp_path: Path) -> None:
     assert case["forms"]["output_shape"] == "list"
 
 
+def test_merge_keeps_the_smallest_known_id_per_key_across_workers() -> None:
+    """Two workers each kept their smallest hit of one (ledger id, target, property, kind):
+    the record keeps the smaller of the two, so it does not depend on the xdist split."""
+    def raw(fid):
+        return {"id": fid, "kind": "value-mismatch", "target": "tf-eager", "property": "differential",
+                "known_deviation": "some-entry", "case": {}, "expected": "", "observed": ""}
+
+    other = dict(raw("F0000000000c"), target="tf-graph")
+    kept = merge.merge_findings([raw("F00000000009"), raw("F00000000004"), other], set())
+    assert sorted((f["target"], f["id"]) for f in kept) == [("tf-eager", "F00000000004"),
+                                                            ("tf-graph", "F0000000000c")]
+
+
 def test_headroom_cell_is_bounded_and_deterministic() -> None:
     values = [i / 10000 for i in range(5000)] + [float("inf")]
     a, b = merge.headroom_cell(values), merge.headroom_cell(list(reversed(values)))
