@@ -330,7 +330,9 @@ def _pair_judge(identity: str, case: Case, cases: list[Case], lhs: np.ndarray, r
             identity, case, target, cases, relation,
             f"{what}: |lhs - rhs| <= 2*bound; at NDHWC {list(idx)}: bound={bound[idx]:.3g}",
             f"{int(bad.sum())} of {bad.size} elements differ beyond 2*bound; at {list(idx)}: "
-            f"{a[idx]!r} vs {b[idx]!r}", float(np.nanmax(np.where(bad, ratio, 0.0))),
+            # float(): repr of a NumPy scalar is np.float64(nan) under NumPy 2 but nan under
+            # NumPy 1 (TF < 2.18 needs it); the text must not depend on it (ledger regexes).
+            f"{float(a[idx])!r} vs {float(b[idx])!r}", float(np.nanmax(np.where(bad, ratio, 0.0))),
             index=list(idx), violations=int(bad.sum())))
     return v
 
