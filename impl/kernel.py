@@ -37,6 +37,9 @@ as the output) — the kernel sums the definition tap by tap instead: for every 
 ``out[n, o(i), :] += value[n, i, :] @ filter[k].T``. Only real ``(i, k)`` products are formed; no
 copy of the filter is made and the temporary is at most one input box times ``Cout``.
 
+Floating-point exceptions (overflow, ``inf - inf``, ``0 * inf``) are reported the way NumPy's own
+arithmetic reports them, on every path: per ``np.errstate`` (by default a ``RuntimeWarning``).
+
 Accumulation happens in ``accum_dtype`` (float32, float64 or numpy.longdouble; longdouble has no BLAS
 and is slow but exact enough for a high-precision truth). The result is returned in ``accum_dtype``.
 """
@@ -292,9 +295,8 @@ def _tapwise(value, filter, out, strides, dilations, pad_before):
     # One scratch buffer for every tap's product, so no two products are ever alive at once.
     rows = max((box[..., 0].size for _, box, _ in boxes), default=0)
     scratch = np.empty(rows * cout, out.dtype)
-    with np.errstate(invalid="ignore", over="ignore"):  # IEEE results, silently (as BLAS does)
-        for tap, box, out_index in boxes:
-            product = scratch[:box[..., 0].size * cout].reshape(-1, cout)
-            np.matmul(box.reshape(-1, cin), filter[tap].T, out=product)
-            out[out_index] += product.reshape(*box.shape[:4], cout)
+    for tap, box, out_index in boxes:
+        product = scratch[:box[..., 0].size * cout].reshape(-1, cout)
+        np.matmul(box.reshape(-1, cin), filter[tap].T, out=product)
+        out[out_index] += product.reshape(*box.shape[:4], cout)
     return out
