@@ -4,6 +4,8 @@
 - ``fixed``: findings in OLD whose id is not in NEW — only counted as fixed when NEW ran the
   same target and property (otherwise ``not_rerun``);
 - ``changed``: same id, different ``observed`` (e.g. another error class) or status (new ↔ known);
+  ``observed`` is compared without what differs on every run of the same call: the time and
+  thread id of a glog/absl line (``F1124 16:39:20.123456  4242 file.cc:12]``) and hex addresses;
 - ``headroom``: per (target, dtype), worst and p99 headroom in both, flagged when the worst
   crosses the bound (1.0) or grows by more than ``DRIFT_FACTOR``;
 - ``coverage``: examples per (property, target) and coverage cells added / lost.
@@ -26,6 +28,19 @@ def _error_class(observed: str) -> str | None:
     return m.group(1) if m else None
 
 
+_VOLATILE = (
+    (re.compile(r"\b([FEWI])\d{4} \d\d:\d\d:\d+(?:\.\d+)?\s+\d+ "), r"\1<time> <thread> "),
+    (re.compile(r"\b0x[0-9a-fA-F]{6,}\b"), "0x<address>"),
+)
+
+
+def stable_observed(observed: str) -> str:
+    """``observed`` without run-to-run noise (log timestamps, thread ids, addresses)."""
+    for pattern, replacement in _VOLATILE:
+        observed = pattern.sub(replacement, observed)
+    return observed
+
+
 def _ran(record: dict[str, Any]) -> set[tuple[str, str]]:
     return {(t, p) for p, per in record["coverage"]["examples"].items() for t, n in per.items() if n}
 
@@ -44,7 +59,8 @@ def diff_records(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     changed = []
     for i in sorted(set(old_f) & set(new_f)):
         a, b = old_f[i], new_f[i]
-        if a["observed"] != b["observed"] or a["status"] != b["status"]:
+        if stable_observed(a["observed"]) != stable_observed(b["observed"]) or \
+                a["status"] != b["status"]:
             changed.append({"id": i, "kind": b["kind"], "target": b["target"],
                             "property": b["property"], "old_status": a["status"],
                             "new_status": b["status"], "old_observed": a["observed"],

@@ -54,6 +54,22 @@ def test_diff_new_fixed_changed_headroom_coverage(tmp_path: Path) -> None:
     assert [f["target"] for f in back["not_rerun"]] == ["tf-eager-stock"]  # no examples there: not "fixed"
 
 
+def test_a_crash_line_differing_only_in_log_time_thread_and_address_is_not_changed(
+        tmp_path: Path) -> None:
+    """Two runs of one seed: the same CHECK failure is logged with another time, thread id and
+    address; the diff must not call that a change (another message text still is one)."""
+    line = ("crashed (SIGABRT): F0000 00:00:{t}    {pid} mkl_conv_grad_input_ops.cc:610] "
+            "Check failed: at {addr}")
+    a = make_record(tmp_path / "a", with_new=False)
+    b = make_record(tmp_path / "b", with_new=False)
+    for r, (t, pid, addr) in ((a, ("1795539231.447126", 1898, "0x7f12ab34cd00")),
+                              (b, ("1795539441.695365", 6587, "0x7f99ab34cd08"))):
+        r["findings"][0]["observed"] = line.format(t=t, pid=pid, addr=addr)
+    assert diff_records(a, b)["changed"] == []
+    b["findings"][0]["observed"] = line.format(t="1", pid=2, addr="0x7f99ab34cd08") + " (other)"
+    assert [c["id"] for c in diff_records(a, b)["changed"]] == [a["findings"][0]["id"]]
+
+
 def test_report_diff_cli_exit_codes_and_text(tmp_path: Path) -> None:
     old, new = two_records(tmp_path)
     res = report("diff", str(old), str(new))
