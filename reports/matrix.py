@@ -46,11 +46,14 @@ def build_matrix(records: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
                 continue
             fs = [f for f in r["findings"] if f["target"] == t]
             examples = sum(per.get(t, 0) for per in r["coverage"]["examples"].values())
+            # worst over the sampled headroom *and* the findings' (as the record's summary does):
+            # sampled values alone said h≤1 for a target whose known findings reach inf.
             worst = None
-            for cell in r["headroom"].get(t, {}).values():
-                h = headroom_value(cell.get("max"))
+            for h_raw in [cell.get("max") for cell in r["headroom"].get(t, {}).values()] + \
+                    [f.get("headroom") for f in fs]:
+                h = headroom_value(h_raw)
                 if h is not None and (worst is None or h > headroom_value(worst)):
-                    worst = cell.get("max")
+                    worst = h_raw
             cells.setdefault(t, {})[c["label"]] = {
                 "new": sum(f["status"] == "new" for f in fs),
                 "known": sum(f["status"] != "new" for f in fs),
@@ -92,10 +95,12 @@ def render_matrix_html(m: dict[str, Any]) -> str:
             tds.append(f'<td class="{cls}">{escape(_cell_text(cell))}</td>')
         rows.append(f"<tr><th>{escape(t)}</th>{''.join(tds)}</tr>")
     verdicts = "".join(f'<td class="{"ok" if c["verdict"] == "pass" else "bad"}">'
-                       f"{escape(c['verdict'].upper())}</td>" for c in m["columns"])
+                       f"{escape(c['verdict'].upper())}{' (partial)' if c['partial'] else ''}</td>"
+                       for c in m["columns"])
     rows.append(f"<tr><th>verdict</th>{verdicts}</tr>")
+    sources = ", ".join(f"<code>{escape(c['source'])}</code>" for c in m["columns"])
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>conv3dt matrix</title><style>{CSS}</style></head><body><main>"
             "<h2>conv3dt: targets × TensorFlow versions</h2>"
             f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-            "</main></body></html>\n")
+            f"<p>Records: {sources}</p></main></body></html>\n")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from reports import record as rec
 from reports.diff import diff_records
-from reports.matrix import build_matrix
+from reports.matrix import build_matrix, render_matrix_html, render_matrix_markdown
 from reports.merge import headroom_cell
 from tests.unit.test_reports_record import make_record
 
@@ -103,6 +103,25 @@ def test_matrix_targets_by_tf_version(tmp_path: Path) -> None:
     assert (tmp_path / "m" / "matrix.html").read_text().count("<tr>") >= 6
     same = report("matrix", str(new), str(new))
     assert same.returncode == 0 and "TF 2.21.0 (new)" in same.stdout      # same version twice
+
+
+def test_matrix_cell_headroom_counts_findings_and_html_marks_partial(tmp_path: Path) -> None:
+    """A cell's h≤ is the target's worst headroom, findings included (the sampled values alone
+    said h≤1 for TF 2.21's tf-eager, whose known findings reach inf); a partial record says so
+    in the HTML as in the Markdown."""
+    old, new = two_records(tmp_path)
+    newr, oldr = rec.load(new), rec.load(old)
+    assert max(c["max"] for c in newr["headroom"]["tf-eager"].values()) == 0.62   # sampled
+    known = next(f for f in newr["findings"] if f["target"] == "tf-eager")
+    known["headroom"] = "inf"                                    # e.g. a known nan result
+    oldr["partial"] = True
+    m = build_matrix([(str(new), newr), (str(old), oldr)])
+    assert m["cells"]["tf-eager"]["2.21.0"]["worst_headroom"] == "inf"
+    md = render_matrix_markdown(m)
+    assert "h≤inf" in md.split("| tf-eager |")[1].split("\n")[0]
+    assert "PASS (partial)" in md
+    html = render_matrix_html(m)
+    assert "PASS (partial)</td>" in html and str(old) in html
 
 
 def test_render_rewrites_md_html_plots_from_a_record(tmp_path: Path) -> None:
