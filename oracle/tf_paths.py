@@ -3,7 +3,8 @@
 TensorFlow is imported lazily (``_tf()``), so importing this module is cheap; a worker
 calls :func:`warm_up` once after start. Each path takes a Case plus its materialised
 (value, filter) arrays and returns what TF returned as a NumPy array (dtype and shape
-exactly as returned; bfloat16 as ``ml_dtypes.bfloat16``). Whatever TF raises propagates
+exactly as returned; bfloat16 as ``ml_dtypes.bfloat16``, given to TF as its own bfloat16 type,
+see :func:`from_numpy`). Whatever TF raises propagates
 to the worker, which records it.
 
 Per-path adaptation of the Case's v1 arguments:
@@ -93,9 +94,28 @@ def _constant(values: Any, dtype: str):
     return _tf().constant(values, dtype=dtype)
 
 
+def from_numpy(arrays: tuple) -> tuple:
+    """The inputs as this TF takes them: bfloat16 as TF's own NumPy bfloat16 type.
+
+    TF >= 2.13 uses ``ml_dtypes.bfloat16`` (a no-op here); TF 2.12 has its own type and
+    rejects an ``ml_dtypes.bfloat16`` array ('Unsupported numpy type: not a numpy type';
+    graph feeds: 'Cannot cast array data from dtype(bfloat16) to dtype(bfloat16)'), which
+    made every bfloat16 Case a false accept-reject finding. Same bits, so a view."""
+    tf_bf16 = None
+    out = []
+    for a in arrays:
+        if isinstance(a, np.ndarray) and a.dtype.name == "bfloat16":
+            if tf_bf16 is None:
+                tf_bf16 = np.dtype(_tf().bfloat16.as_numpy_dtype)
+            if a.dtype != tf_bf16:
+                a = a.view(tf_bf16)
+        out.append(a)
+    return tuple(out)
+
+
 def run(path: str, case: Case, arrays: tuple) -> np.ndarray:
     """Run one Case on one TF path; return TF's result as NumPy (raises what TF raises)."""
-    return to_numpy(_PATHS[path](case, arrays))
+    return to_numpy(_PATHS[path](case, from_numpy(arrays)))
 
 
 # ------------------------------------------------------------------ the paths

@@ -257,3 +257,25 @@ def test_run_on_targets_one_message_per_environment_with_real_crashes(pools):
         assert out["tf-eager-onednn"][2].kind == "crashed" and out["tf-eager-onednn"][2].signal_name == "SIGABRT"
         for target in ("tf-eager", "tf-eager-stock", "tf-graph", "tf-function", "tf-v2"):
             assert out[target][1].kind != "crashed" and out[target][2].kind != "crashed", target
+
+
+def test_bfloat16_inputs_reach_tf_as_its_own_bfloat16_type(monkeypatch):
+    """TF 2.12 has its own NumPy bfloat16 and rejects ml_dtypes.bfloat16 arrays (every bfloat16
+    Case was a false accept-reject finding on the tf212 gate): inputs are viewed as TF's type."""
+    import types
+
+    import ml_dtypes
+
+    from oracle import tf_paths
+
+    foreign = np.dtype(np.float16)          # stands for TF 2.12's own 2-byte bfloat16 type
+    monkeypatch.setattr(tf_paths, "_tf", lambda: types.SimpleNamespace(
+        bfloat16=types.SimpleNamespace(as_numpy_dtype=foreign.type)))
+    bf = np.array([1.5, -2.0, 3.0], dtype=ml_dtypes.bfloat16)
+    f32 = np.ones(2, np.float32)
+    v, f = tf_paths.from_numpy((bf, f32))
+    assert v.dtype == foreign and v.view(ml_dtypes.bfloat16).tolist() == bf.tolist() and f is f32
+    assert tf_paths.from_numpy((None, f32)) == (None, f32)
+    monkeypatch.setattr(tf_paths, "_tf", lambda: types.SimpleNamespace(      # TF >= 2.13
+        bfloat16=types.SimpleNamespace(as_numpy_dtype=ml_dtypes.bfloat16)))
+    assert tf_paths.from_numpy((bf, None))[0] is bf
