@@ -58,3 +58,20 @@ def test_filter_as_large_as_the_output_matches_the_reference():
     result = impl.conv3d_transpose(value, filt, shape, strides=2, padding="SAME")
     y_star, magnitude = loop_conv3d_transpose(value, filt, shape, (2, 2, 2), (1, 1, 1), "SAME")
     assert (np.abs(result - y_star) <= error_bound(y_star, magnitude, filt.dtype, 6 * 27)).all()
+
+
+def test_tap_whose_inputs_all_land_before_the_output_is_skipped():
+    """SAME, stride 2, dilation 2, K = 5 over 2 inputs and 3 outputs: pad_before = 4, so tap 0's
+    targets ``o = 2i - 4`` are negative for both inputs — its input range is empty exactly at
+    the input's end. The tap-wise path (a nan tap forces it; the nan tap 4 reaches nothing) must
+    skip it, not pair an empty input box with a non-empty output slice."""
+    value = np.array([1.0, 2.0]).reshape(1, 2, 1, 1, 1)
+    filt = np.ones((5, 1, 1, 1, 1))
+    filt[4] = np.nan
+    geometry = dict(output_shape=[1, 3, 1, 1, 1], strides=[1, 2, 1, 1, 1], padding="SAME",
+                    dilations=[1, 2, 1, 1, 1])
+    result = impl.conv3d_transpose(value, filt, **geometry)
+    expected, _ = loop_conv3d_transpose(value, np.where(np.isnan(filt), 0.0, filt),
+                                        **dict(geometry, strides=(2, 1, 1), dilations=(2, 1, 1)))
+    np.testing.assert_array_equal(result, expected)
+    np.testing.assert_array_equal(result.ravel(), [3.0, 0.0, 3.0])
