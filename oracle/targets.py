@@ -29,8 +29,8 @@ KNOWN_TARGETS: dict[str, str] = {
                 "(TF_ENABLE_ONEDNN_OPTS unset: TF picks oneDNN by CPU)",
     "tf-eager-stock": "tf.compat.v1.nn.conv3d_transpose, eager, TF_ENABLE_ONEDNN_OPTS=0 (stock kernels)",
     "tf-eager-onednn": "tf.compat.v1.nn.conv3d_transpose, eager, TF_ENABLE_ONEDNN_OPTS=1 (oneDNN forced on)",
-    "tf-graph": "tf.compat.v1.nn.conv3d_transpose in a tf.compat.v1 Graph + Session "
-                "(graph-construction errors are seen)",
+    "tf-graph": "tf.compat.v1.nn.conv3d_transpose in a tf.compat.v1 Graph + Session, value and "
+                "filter fed through placeholders (graph-construction errors are seen)",
     "tf-function": "tf.compat.v1.nn.conv3d_transpose inside tf.function (no XLA)",
     "tf-xla": "tf.compat.v1.nn.conv3d_transpose inside tf.function(jit_compile=True)",
     "tf-v2": "tf.nn.conv3d_transpose (v2 API: input/filters), eager",
