@@ -35,7 +35,10 @@ def transpose_padding(in_size: int, out_size: int, kernel: int, stride: int, dil
     """(lo, hi) padding of the correlation that equals the transposed convolution on one axis."""
     eff = (kernel - 1) * dilation + 1
     lo = eff - 1 - pad_before
-    hi = out_size - ((in_size - 1) * stride + 1) - lo + eff - 1
+    # lax dilates an empty axis to length 0, not (0 - 1)·s + 1 < 0 (a zero-size value gave
+    # a result one element long: found on the tf212 gate, where TF 2.12 installs jax)
+    dilated = max(0, (in_size - 1) * stride + 1)
+    hi = out_size - dilated - lo + eff - 1
     return lo, hi
 
 

@@ -18,12 +18,14 @@ from oracle.targets import jax_installed
     (3, 3, 2, 1, 2, 1, (1, 1)),    # dilated SAME: eff 3, pad 1
     (2, 3, 2, 1, 1, 0, (1, 1)),    # VALID
     (2, 6, 3, 3, 1, 0, (2, 2)),    # stride 3
+    (0, 0, 1, 2, 1, 0, (0, 0)),    # empty axis, stride 2 (lax dilates it to length 0)
+    (0, 1, 1, 2, 1, 0, (0, 1)),    # empty input, non-empty output
 ])
 def test_transpose_padding(i, o, k, s, d, p, expected):
     lo, hi = transpose_padding(i, o, k, s, d, p)
     assert (lo, hi) == expected
     eff = (k - 1) * d + 1
-    assert (i - 1) * s + 1 + lo + hi - eff + 1 == o  # the correlation's output length is O
+    assert max(0, (i - 1) * s + 1) + lo + hi - eff + 1 == o  # the correlation's output length is O
 
 
 @pytest.mark.skipif(not jax_installed(), reason="jax is an optional extra (conv3dt[jax])")
