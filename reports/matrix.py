@@ -1,7 +1,8 @@
 """The cross-version matrix: targets × TensorFlow versions, one run record per column.
 
-Each cell: the target's new / known findings in that record, its examples, and its worst
-headroom. A column is labelled by the record's TF version; two records of the same version are
+Each cell: the target's new / known findings in that record, its examples, its worst sampled
+headroom and, when higher, its findings' worst. A second table lists the ledger entries each
+record matched (hits per version). A column is labelled by the record's TF version; two records of the same version are
 told apart by their run label (e.g. the tox env name) or file name.
 """
 from __future__ import annotations
@@ -46,28 +47,50 @@ def build_matrix(records: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
                 continue
             fs = [f for f in r["findings"] if f["target"] == t]
             examples = sum(per.get(t, 0) for per in r["coverage"]["examples"].values())
-            # worst over the sampled headroom *and* the findings' (as the record's summary does):
-            # sampled values alone said h≤1 for a target whose known findings reach inf.
-            worst = None
-            for h_raw in [cell.get("max") for cell in r["headroom"].get(t, {}).values()] + \
-                    [f.get("headroom") for f in fs]:
-                h = headroom_value(h_raw)
-                if h is not None and (worst is None or h > headroom_value(worst)):
-                    worst = h_raw
+            # the sampled headroom (the precision of conforming results, comparable across
+            # versions) and, apart, the findings' worst: sampled values alone said h≤1 for a
+            # target whose known findings reach inf.
             cells.setdefault(t, {})[c["label"]] = {
                 "new": sum(f["status"] == "new" for f in fs),
                 "known": sum(f["status"] != "new" for f in fs),
-                "examples": examples, "worst_headroom": worst}
+                "examples": examples,
+                "worst_headroom": _worst(cell.get("max") for cell in r["headroom"].get(t, {}).values()),
+                "worst_finding_headroom": _worst(f.get("headroom") for f in fs)}
+    # which known deviations each version showed: the cross-version difference the cells hide
+    ledger: dict[str, dict[str, int]] = {}
+    for c in columns:
+        for entry, hits in c["record"]["ledger"].get("matched", {}).items():
+            ledger.setdefault(entry, {})[c["label"]] = hits
     return {"columns": [{k: v for k, v in c.items() if k != "record"} for c in columns],
-            "targets": targets, "cells": cells}
+            "targets": targets, "cells": cells, "ledger": dict(sorted(ledger.items()))}
+
+
+def _worst(values) -> Any:
+    """The largest headroom (record form: number or "inf") among ``values``, or None."""
+    worst = None
+    for raw in values:
+        h = headroom_value(raw)
+        if h is not None and (worst is None or h > headroom_value(worst)):
+            worst = raw
+    return worst
 
 
 def _cell_text(cell: dict[str, Any] | None) -> str:
     if cell is None:
         return "–"
     status = "FAIL" if cell["new"] else "ok"
-    return (f"{status} {cell['new']} new/{cell['known']} known, {cell['examples']} ex, "
+    text = (f"{status} {cell['new']} new/{cell['known']} known, {cell['examples']} ex, "
             f"h≤{fmt_headroom(cell['worst_headroom'])}")
+    fh, h = headroom_value(cell.get("worst_finding_headroom")), headroom_value(cell["worst_headroom"])
+    if fh is not None and (h is None or fh > h):
+        text += f" (findings: {fmt_headroom(cell['worst_finding_headroom'])})"
+    return text
+
+
+def _ledger_rows(m: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    labels = [c["label"] for c in m["columns"]]
+    return [(entry, [str(per[l]) if l in per else "–" for l in labels])
+            for entry, per in m.get("ledger", {}).items()]
 
 
 def render_matrix_markdown(m: dict[str, Any]) -> str:
@@ -79,6 +102,11 @@ def render_matrix_markdown(m: dict[str, Any]) -> str:
         out.append(f"| {t} | " + " | ".join(_cell_text(m["cells"].get(t, {}).get(l)) for l in labels) + " |")
     out.append("| **verdict** | " + " | ".join(
         c["verdict"].upper() + (" (partial)" if c["partial"] else "") for c in m["columns"]) + " |")
+    if m.get("ledger"):
+        out += ["", "Known deviations matched (ledger hits; – = none in that run):", "",
+                "| ledger entry | " + " | ".join(f"TF {l}" for l in labels) + " |",
+                "|---|" + "---|" * len(labels)]
+        out += [f"| {entry} | " + " | ".join(vals) + " |" for entry, vals in _ledger_rows(m)]
     out += ["", "Records: " + ", ".join(f"`{c['source']}`" for c in m["columns"])]
     return "\n".join(out) + "\n"
 
@@ -99,8 +127,15 @@ def render_matrix_html(m: dict[str, Any]) -> str:
                        for c in m["columns"])
     rows.append(f"<tr><th>verdict</th>{verdicts}</tr>")
     sources = ", ".join(f"<code>{escape(c['source'])}</code>" for c in m["columns"])
+    ledger = "".join(f"<tr><th>{escape(entry)}</th>" + "".join(
+        f'<td class="{"none" if v == "–" else "num"}">{escape(v)}</td>' for v in vals) + "</tr>"
+        for entry, vals in _ledger_rows(m))
+    if ledger:
+        ledger = ("<h2>Known deviations matched (ledger hits)</h2><table><thead><tr>"
+                  "<th>ledger entry</th>" + "".join(f"<th>TF {escape(l)}</th>" for l in labels) +
+                  f"</tr></thead><tbody>{ledger}</tbody></table>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>conv3dt matrix</title><style>{CSS}</style></head><body><main>"
             "<h2>conv3dt: targets × TensorFlow versions</h2>"
             f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-            f"<p>Records: {sources}</p></main></body></html>\n")
+            f"{ledger}<p>Records: {sources}</p></main></body></html>\n")

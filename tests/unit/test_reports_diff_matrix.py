@@ -105,10 +105,10 @@ def test_matrix_targets_by_tf_version(tmp_path: Path) -> None:
     assert same.returncode == 0 and "TF 2.21.0 (new)" in same.stdout      # same version twice
 
 
-def test_matrix_cell_headroom_counts_findings_and_html_marks_partial(tmp_path: Path) -> None:
-    """A cell's h≤ is the target's worst headroom, findings included (the sampled values alone
-    said h≤1 for TF 2.21's tf-eager, whose known findings reach inf); a partial record says so
-    in the HTML as in the Markdown."""
+def test_matrix_cell_headroom_findings_ledger_table_and_partial(tmp_path: Path) -> None:
+    """A cell shows the sampled headroom and, when higher, the findings' (the sampled values
+    alone said h≤1 for TF 2.21's tf-eager, whose known findings reach inf); the ledger hits per
+    version are a table; a partial record says so in the HTML as in the Markdown."""
     old, new = two_records(tmp_path)
     newr, oldr = rec.load(new), rec.load(old)
     assert max(c["max"] for c in newr["headroom"]["tf-eager"].values()) == 0.62   # sampled
@@ -116,9 +116,19 @@ def test_matrix_cell_headroom_counts_findings_and_html_marks_partial(tmp_path: P
     known["headroom"] = "inf"                                    # e.g. a known nan result
     oldr["partial"] = True
     m = build_matrix([(str(new), newr), (str(old), oldr)])
-    assert m["cells"]["tf-eager"]["2.21.0"]["worst_headroom"] == "inf"
+    assert m["cells"]["tf-eager"]["2.21.0"]["worst_headroom"] == 0.62
+    assert m["cells"]["tf-eager"]["2.21.0"]["worst_finding_headroom"] == "inf"
     md = render_matrix_markdown(m)
-    assert "h≤inf" in md.split("| tf-eager |")[1].split("\n")[0]
+    assert "h≤0.62 (findings: inf)" in md.split("| tf-eager |")[1].split("\n")[0]
+    # the ledger table: which known deviations each version matched
+    newr["ledger"]["matched"] = {"onednn-invalid-call-sigill": 3}
+    oldr["ledger"]["matched"] = {"onednn-abortederror-on-invalid": 2}
+    m = build_matrix([(str(new), newr), (str(old), oldr)])
+    md = render_matrix_markdown(m)
+    assert "| onednn-invalid-call-sigill | – | 3 |" in md
+    assert "| onednn-abortederror-on-invalid | 2 | – |" in md
+    assert "<th>onednn-invalid-call-sigill</th><td class=\"none\">–</td><td class=\"num\">3</td>" \
+        in render_matrix_html(m)
     assert "PASS (partial)" in md
     html = render_matrix_html(m)
     assert "PASS (partial)</td>" in html and str(old) in html
