@@ -113,9 +113,11 @@ class _Worker:
             return 0
 
     def stderr_since(self, offset: int) -> str:
+        """The worker's stderr from ``offset`` (at most the last 4 MiB: a crash's stack traces
+        can be long, and ``crash_tail`` must still find the FATAL line before them)."""
         try:
             with open(self.stderr_path, "rb") as fh:
-                fh.seek(max(offset, self.stderr_size() - 64 * 1024))
+                fh.seek(max(offset, self.stderr_size() - 4 * 2**20))
                 return fh.read().decode("utf-8", "replace")
         except OSError:
             return ""

@@ -35,7 +35,8 @@ def test_ctrl_c_leaves_a_valid_partial_record(tmp_path: Path) -> None:
         raise AssertionError("no progress line: " + "".join(lines))
     assert "examples" in lines[-1] and "/s" in lines[-1] and "findings 0 new" in lines[-1]
     proc.send_signal(signal.SIGINT)           # Ctrl-C (to the campaign process only)
-    out, err = proc.communicate(timeout=120)
+    # 120 s was exceeded once in clean-clone CI at load average ~6 (other gates sharing the cores)
+    out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, out + err
     record = load(tmp_path / "r" / "report.json")
     assert record["partial"] is True and record["interrupted"] == {"reason": "SIGINT"}
