@@ -127,8 +127,8 @@ def _judge_bound(case, y, truth, target, prop, strict):
             if finite_reached else "")
     return [make_finding(
         "value-mismatch", case, target, prop,
-        f"|y - y_ref| <= bound; at {list(idx)}: y_ref={ref[idx]!r}, bound={bound[idx]:.3g}",
-        f"{int(bad.sum())} of {bad.size} elements out of bound; at {list(idx)}: y={y[idx]!r}{note}",
+        f"|y - y_ref| <= bound; at {list(idx)}: y_ref={float(ref[idx])!r}, bound={bound[idx]:.3g}",
+        f"{int(bad.sum())} of {bad.size} elements out of bound; at {list(idx)}: y={float(y[idx])!r}{note}",
         headroom=float(np.nanmax(np.where(bad, ratio, 0.0))), index=list(idx),
         violations=int(bad.sum()))], head
 
