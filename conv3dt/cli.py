@@ -8,6 +8,7 @@ failure (e.g. a target cannot start).
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INFRA = 0, 1, 2, 3
@@ -37,6 +38,11 @@ def _usage() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Ctrl-C must reach gate/fuzz even when started from a parent that ignores SIGINT (Python
+    # keeps an inherited SIG_IGN, e.g. under a pytest-xdist worker): a campaign would otherwise
+    # run to its budget and never write its partial record.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
         return EXIT_OK if argv else EXIT_USAGE
