@@ -115,11 +115,10 @@ def render_markdown(record: dict[str, Any]) -> str:
             out.append(f"| {target} | {dtype} | {cell['n']} | {fmt_headroom(cell.get('p50'))} | "
                        f"{fmt_headroom(cell.get('p99'))} | {fmt_headroom(cell.get('max'))} | "
                        f"{cell.get('over_1', 0)} |")
-    out += ["", "## Regression corpus", ""]
+    out += ["", "## Regression corpus"]
     for line in corpus_lines(record):
-        out += [line[0] + ": " + ", ".join(f"`{i}`" for i in line[1]) if isinstance(line, tuple)
-                else line, ""]
-    out.pop()
+        out += ["", line if isinstance(line, str)
+                else f"{line[0]}: " + ", ".join(f"`{i}`" for i in line[1])]
     out += ["", "## Coverage", "", "| property | target | examples |", "|---|---|---|"]
     for prop, per in sorted(record["coverage"]["examples"].items()):
         for target, n in sorted(per.items()):
