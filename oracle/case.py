@@ -26,7 +26,7 @@ CASE_SCHEMA = "conv3dt-case/1"
 
 VALUE_ARGS = ("value", "input", "positional", "both", "missing")
 FILTER_ARGS = ("filter", "filters", "positional", "both", "missing")
-OUTPUT_SHAPE_FORMS = ("list", "tuple", "ndarray-int32", "ndarray-int64",
+OUTPUT_SHAPE_FORMS = ("list", "tuple", "ndarray-int32", "ndarray-int64", "ndarray-float64",
                       "tensor-int32", "tensor-int64", "omitted")
 SEQUENCE_FORMS = ("omitted", "none", "int", "list", "tuple")
 

@@ -1,9 +1,8 @@
 """Environment capture for run records: versions, platform, CPU, oneDNN/XLA state.
 
 :func:`capture_environment` runs in the calling process and never imports TensorFlow
-(TF facts come from the workers: ``TargetPool.info()['worker']``). :func:`tf_environment`
-asks a ``tf-eager`` worker (and a ``tf-eager-stock`` one) for those facts, for callers that
-want everything in one dict.
+(TF facts come from the workers: ``TargetPool.info()['worker']``; :func:`target_facts` picks
+what a run record says about each target from them).
 """
 from __future__ import annotations
 
@@ -60,16 +59,21 @@ def capture_environment() -> dict[str, Any]:
     }
 
 
-def tf_environment(timeout: float = 60.0) -> dict[str, Any]:
-    """TF version, oneDNN state per worker environment and XLA availability, from workers."""
-    from oracle.pool import TargetPool, TargetUnavailable
-
-    out: dict[str, Any] = {}
-    for name in ("tf-eager", "tf-eager-stock"):
-        try:
-            with TargetPool(name, timeout=timeout) as pool:
-                info = pool.info()
-            out[name] = {"worker": info["worker"], "onednn": info["onednn"]}
-        except TargetUnavailable as exc:
-            out[name] = {"unavailable": str(exc)}
-    return out
+def target_facts(info: dict[str, Any]) -> dict[str, Any]:
+    """What ran for one target, from its ``TargetPool.info()``: the kernel-choice inputs as the
+    worker's TF decided them (oneDNN on/off, the dtypes its oneDNN kernel takes, XLA), the TF
+    build, and the worker environment that was set. Per call, the kernel that actually ran is
+    on each Outcome (``oracle.kernels``) and counted in the record's ``coverage.kernels``."""
+    worker = info.get("worker") or {}
+    build = worker.get("tf_build_info") or {}
+    facts = {"kind": info.get("kind"), "worker_env": info.get("worker_env") or {}}
+    if info.get("kind") == "tf":
+        facts.update({
+            "tensorflow": worker.get("tensorflow"), "tf_git_version": worker.get("tf_git_version"),
+            "onednn_enabled": worker.get("onednn_enabled"),
+            "onednn_dtypes": worker.get("onednn_dtypes"),
+            "onednn_op": worker.get("onednn_op"), "stock_op": worker.get("stock_op"),
+            "xla_available": worker.get("xla_available"),
+            "tf_build": {k: build[k] for k in ("cpu_compiler", "is_cuda_build", "is_rocm_build")
+                         if k in build}})
+    return facts

@@ -8,15 +8,21 @@ Exactly one of four kinds, so that nothing a target does is ever lost:
 - ``crashed``  the worker process died: the signal (SIGABRT for a CHECK failure, SIGSEGV,
                SIGFPE, SIGKILL for an OOM kill) or exit code, and the tail of its stderr;
 - ``timeout``  it ran past the time limit and its worker was replaced.
+
+Every Outcome of the oracle also says which kernel ran the call (``kernel``, an
+``oracle.kernels.KernelObservation``): observed per call, so that a judged deviation belongs to
+the kernel that produced it, not to a target's name.
 """
 from __future__ import annotations
 
 import re
 import signal as _signal
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
+
+from oracle.kernels import KernelObservation
 
 OutcomeKind = Literal["value", "raised", "crashed", "timeout"]
 
@@ -38,6 +44,7 @@ class Outcome:
     exit_code: int | None = None
     stderr_tail: str = ""
     seconds: float = 0.0
+    kernel: KernelObservation | None = None
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -115,4 +122,9 @@ class Outcome:
                        exit_code=self.exit_code, stderr_tail=self.stderr_tail)
         else:
             out.update(stderr_tail=self.stderr_tail)
+        if self.kernel is not None:
+            out["kernel"] = self.kernel.to_json()
         return out
+
+    def with_kernel(self, kernel: KernelObservation | None) -> "Outcome":
+        return replace(self, kernel=kernel)

@@ -54,9 +54,10 @@ import numpy as np
 
 from oracle.arrays import numpy_dtype
 from oracle.case import Case
+from oracle.kernels import KernelObservation, observe as observe_kernel
 from oracle.outcome import Outcome
 from oracle.targets import TargetSpec, resolve
-from oracle.worker import call_v1, rss_bytes, run_one
+from oracle.worker import call_v1, kernel_observer, rss_bytes, run_one
 
 STARTUP_TIMEOUT = 180.0
 DEFAULT_RSS_LIMIT_MB = 4096
@@ -330,6 +331,7 @@ class TargetPool:
                 self._fn = _load_callable(name)
             except Exception as exc:
                 raise TargetUnavailable(f"{name}: {type(exc).__name__}: {exc}") from exc
+            self._observer = kernel_observer(name, {}, None)
             return
         key = (self.spec.env_key, _preload_of(self.spec))
         with _SLOTS_LOCK:
@@ -385,7 +387,7 @@ class TargetPool:
         return run_on_targets({self.name: self}, cases)[self.name]
 
     def _in_process(self, case: Case) -> Outcome:
-        header, raw = run_one(self._fn, case.to_json())
+        header, raw = run_one(self._fn, case.to_json(), self._observer)
         return _decode(header, raw)
 
     def _wait(self, worker: _Worker, start: float) -> str:
@@ -399,14 +401,24 @@ class TargetPool:
             if self.rss_kill is not None and rss_bytes(worker.proc.pid) > self.rss_kill:
                 return "memory"
 
-    def _crashed(self, worker: _Worker, offset: int, seconds: float) -> Outcome:
+    def _crashed(self, worker: _Worker, case: Case, offset: int, seconds: float) -> Outcome:
         status = worker.kill()
-        tail = crash_tail(worker.stderr_since(offset))
+        text = worker.stderr_since(offset)
+        tail = crash_tail(text)
         self._slot.replace()
         self.counters["crashes"] += 1
         if status is not None and status < 0:
-            return Outcome.of_crash(signal=-status, stderr_tail=tail, seconds=seconds)
-        return Outcome.of_crash(exit_code=status, stderr_tail=tail, seconds=seconds)
+            out = Outcome.of_crash(signal=-status, stderr_tail=tail, seconds=seconds)
+        else:
+            out = Outcome.of_crash(exit_code=status, stderr_tail=tail, seconds=seconds)
+        return out.with_kernel(self.kernel_of(worker, case, text))
+
+    def kernel_of(self, worker: _Worker | None, case: Case, text: str) -> KernelObservation:
+        """The kernel a call that left no reply (crash, timeout) ran, from its stderr."""
+        arrays = (case.filter, case.value)
+        dtype = next((a.dtype for a in arrays if a is not None), None)
+        return observe_kernel(self.spec.kind, self.spec.path, dtype, text,
+                              worker.info if worker is not None else {})
 
     # ------------------------------------------------------------------ info
     def info(self) -> dict[str, Any]:
@@ -430,7 +442,8 @@ class TargetPool:
             if self.spec.kind == "tf":
                 onednn = dict(self.spec.env).get("TF_ENABLE_ONEDNN_OPTS")
                 out["onednn"] = {"TF_ENABLE_ONEDNN_OPTS": onednn,
-                                 "enabled": worker.info.get("onednn_notice", False)}
+                                 "enabled": bool(worker.info.get("onednn_enabled")),
+                                 "notice": worker.info.get("onednn_notice", False)}
         return out
 
 
@@ -514,19 +527,18 @@ def _run_batch(slot: _SharedWorker, items: list[tuple[TargetPool, Case]], jsons:
     try:
         worker.conn.send_bytes(json.dumps({"op": "run", "items": payload}).encode())
     except OSError:
-        return [first._crashed(worker, offset, 0.0)]
+        return [first._crashed(worker, items[0][1], offset, 0.0)]
     outcomes: list[Outcome] = []
-    for index, (pool, _) in enumerate(items):
-        if index:  # this item's stderr starts where the previous item's reply left it
-            offset = worker.stderr_size()
+    for pool, case in items:
         start = time.perf_counter()
         status = pool._wait(worker, start)
         if status == "timeout":
             worker.kill()
-            tail = worker.stderr_since(offset)[-TAIL_CHARS:]
+            text = worker.stderr_since(offset)
             slot.replace()
             pool.counters["timeouts"] += 1
-            outcomes.append(Outcome.of_timeout(time.perf_counter() - start, tail))
+            outcomes.append(Outcome.of_timeout(time.perf_counter() - start, text[-TAIL_CHARS:])
+                            .with_kernel(pool.kernel_of(worker, case, text)))
             return outcomes
         if status == "memory":
             worker.kill()
@@ -537,15 +549,20 @@ def _run_batch(slot: _SharedWorker, items: list[tuple[TargetPool, Case]], jsons:
             pool.counters["memory_kills"] += 1
             pool.counters["crashes"] += 1
             outcomes.append(Outcome.of_crash(signal=signal.SIGKILL, stderr_tail=tail,
-                                             seconds=time.perf_counter() - start))
+                                             seconds=time.perf_counter() - start)
+                            .with_kernel(pool.kernel_of(worker, case, tail)))
             return outcomes
         try:
             header = json.loads(worker.conn.recv_bytes())
             raw = worker.conn.recv_bytes() if header["kind"] == "value" else None
         except (EOFError, OSError):
-            outcomes.append(pool._crashed(worker, offset, time.perf_counter() - start))
+            outcomes.append(pool._crashed(worker, case, offset, time.perf_counter() - start))
             return outcomes
         outcomes.append(_decode(header, raw))
+        # The next item's stderr starts where the worker says this one's ended: reading the
+        # file size now would race the worker, already running the next item (a CHECK line
+        # written before the read would be lost from that item's crash tail).
+        offset = header.get("output_end", worker.stderr_size())
         if pool.rss_limit is not None and header.get("rss", 0) > pool.rss_limit:
             pool.counters["recycles"] += 1
             slot.replace()
@@ -569,13 +586,14 @@ def crash_tail(text: str, limit: int = TAIL_CHARS) -> str:
 
 
 def _decode(header: dict, raw: bytes | None) -> Outcome:
+    kernel = KernelObservation.from_json(header.get("kernel"))
     if header["kind"] == "value":
         dtype = numpy_dtype("bfloat16") if header["dtype"] == "bfloat16" else np.dtype(header["dtype"])
         arr = np.frombuffer(raw, dtype=dtype).reshape(header["shape"]).copy()
-        return Outcome(kind="value", value=arr, seconds=header["seconds"])
+        return Outcome(kind="value", value=arr, seconds=header["seconds"], kernel=kernel)
     return Outcome(kind="raised", error_class=header["error_class"],
                    error_bases=tuple(header["error_bases"]), message=header["message"],
-                   seconds=header["seconds"])
+                   seconds=header["seconds"], kernel=kernel)
 
 
 __all__ = ["TargetPool", "TargetUnavailable", "call_v1", "run_on_targets"]

@@ -16,8 +16,11 @@ This module never imports TensorFlow; it is safe to import anywhere.
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass
 from typing import Any
+
+from oracle.kernels import VERBOSE_ENV
 
 # TF_CPP_MIN_LOG_LEVEL=1 hides INFO chatter but keeps WARNING/ERROR and, above all, FATAL
 # (CHECK-failure) lines, which the crash Outcome's stderr tail must show.
@@ -39,11 +42,11 @@ KNOWN_TARGETS: dict[str, str] = {
     "jax": "jax.lax.conv_general_dilated mapped to TF's semantics (optional extra: jax[cpu])",
 }
 
-# The targets a gate runs when none are named. tf-eager-onednn costs a third TF worker
-# environment (one more TF import, ~0.5 GB) but is the only way the oneDNN eager path runs on a
-# CPU where TF does not enable oneDNN by itself (no AVX-512, like this machine's), and "eager
-# with oneDNN" is a path under test: so it is a default. tf-eager stays (TF as shipped, whatever
-# it picks on the CPU at hand) and so does tf-eager-stock (oneDNN explicitly off).
+# The targets a gate runs when none are named. tf-eager-stock and tf-eager-onednn force oneDNN
+# off and on, so both kernel families run on every CPU: TF enables oneDNN by itself only on CPUs
+# with AVX-512 VNNI/BF16 or AMX (and on those, the stock kernel runs only when forced). That
+# costs three TF worker environments (as shipped, off, on; ~0.6 GB each). tf-eager stays: TF as
+# shipped, whatever it picks here.
 DEFAULT_TARGET_NAMES = ("tf-eager", "tf-eager-stock", "tf-eager-onednn", "tf-graph", "tf-function",
                         "tf-xla", "tf-v2", "tf-grad", "impl")
 
@@ -68,8 +71,26 @@ class TargetSpec:
         return dict(self.env)
 
 
+#: Forces the as-shipped TF paths' oneDNN setting ("0" or "1"; unset: TF decides by CPU). For
+#: proving a verdict on both machine kinds from one machine (``conv3dt gate --as-shipped-onednn``,
+#: the suite's kernel-dependent tests); a user's gate leaves it unset.
+AS_SHIPPED_ONEDNN_VAR = "CONV3DT_AS_SHIPPED_ONEDNN"
+
+
+def as_shipped_onednn() -> str | None:
+    """The forced oneDNN setting of the as-shipped TF paths, or None (TF decides)."""
+    value = os.environ.get(AS_SHIPPED_ONEDNN_VAR) or None
+    if value not in (None, "0", "1"):
+        raise ValueError(f"{AS_SHIPPED_ONEDNN_VAR}={value!r} is invalid; expected 0, 1 or unset")
+    return value
+
+
 def _tf_env(onednn: str | None) -> tuple[tuple[str, str | None], ...]:
-    return tuple(sorted({**TF_BASE_ENV, "TF_ENABLE_ONEDNN_OPTS": onednn}.items()))
+    """A TF worker's environment: oneDNN as given (None: as shipped, unless forced by
+    ``AS_SHIPPED_ONEDNN_VAR``) and oneDNN's per-primitive report on (``oracle.kernels``)."""
+    if onednn is None:
+        onednn = as_shipped_onednn()
+    return tuple(sorted({**TF_BASE_ENV, **VERBOSE_ENV, "TF_ENABLE_ONEDNN_OPTS": onednn}.items()))
 
 
 _TF_PATHS = {

@@ -69,6 +69,7 @@ def warm_up() -> dict:
         info["tf_mkl_build"] = bool(port.IsMklEnabled())
     except Exception as exc:  # noqa: BLE001 - private API; record why it is unknown
         info["tf_port_query_error"] = repr(exc)
+    info.update(onednn_facts(tf, info))
     try:
         out = tf.function(lambda a: a * 2.0, jit_compile=True)(tf.constant([1.0]))
         info["xla_available"] = bool(out.numpy()[0] == 2.0)
@@ -77,6 +78,29 @@ def warm_up() -> dict:
         info["xla_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
     info["tf_build_info"] = {k: str(v) for k, v in tf.sysconfig.get_build_info().items()}
     return info
+
+
+#: The op a conv3d_transpose call runs, and the kernel TF's oneDNN rewrite replaces it with.
+STOCK_OP, ONEDNN_OP = "Conv3DBackpropInputV2", "_MklNativeConv3DBackpropInputV2"
+
+
+def onednn_facts(tf, info: dict) -> dict:
+    """Whether oneDNN is on *as TF decided* (CPU features, then ``TF_ENABLE_ONEDNN_OPTS``) and
+    the dtypes TF registers the oneDNN kernel for: the inputs of TF's kernel choice
+    (``oracle.kernels.observe``)."""
+    out: dict[str, Any] = {"onednn_enabled": bool(info.get("tf_mkl_build")),
+                           "stock_op": STOCK_OP, "onednn_op": ONEDNN_OP}
+    try:
+        from tensorflow.python.framework import kernels
+
+        registered = kernels.get_registered_kernels_for_op(ONEDNN_OP).kernel
+        out["onednn_dtypes"] = sorted({tf.dtypes.as_dtype(t).name for k in registered
+                                       for c in k.constraint if c.name == "T"
+                                       for t in c.allowed_values.list.type})
+    except Exception as exc:  # noqa: BLE001 - private API; record why it is unknown
+        out["onednn_dtypes"] = []
+        out["onednn_registry_error"] = repr(exc)
+    return out
 
 
 def to_numpy(result: Any) -> np.ndarray:

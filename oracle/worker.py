@@ -32,6 +32,7 @@ from typing import Any, Callable
 import numpy as np
 
 from oracle.case import Case
+from oracle.kernels import observe
 from oracle.outcome import qualified_name
 from oracle.targets import resolve
 
@@ -90,8 +91,54 @@ def call_v1(fn: Callable, case: Case, arrays: tuple) -> np.ndarray:
         return fn(*args, **kwargs)
 
 
-def run_one(fn: Callable, case_json: dict) -> tuple[dict, bytes | None]:
-    """Run one case; return the reply header and, for a value, its raw bytes."""
+class CallOutput:
+    """What the worker wrote to its stdout/stderr file (fd 1) during one call: oneDNN's verbose
+    lines land there (``oracle.kernels``). Reads only what the call appended."""
+
+    def __init__(self) -> None:
+        try:
+            self._fd: int | None = os.open("/proc/self/fd/1", os.O_RDONLY)
+        except OSError:
+            self._fd = None
+        self._start = 0
+
+    def size(self) -> int:
+        return os.fstat(self._fd).st_size if self._fd is not None else 0
+
+    def mark(self) -> None:
+        self._start = self.size()
+
+    def text(self, limit: int = 1 << 20) -> str:
+        if self._fd is None:
+            return ""
+        size = os.fstat(self._fd).st_size
+        start = max(self._start, size - limit)
+        return os.pread(self._fd, size - start, start).decode("utf-8", "replace") if size > start else ""
+
+
+def kernel_observer(name: str, facts: dict[str, Any], output: CallOutput | None
+                    ) -> Callable[[dict, str], dict]:
+    """``(case JSON, error message) -> KernelObservation JSON`` for one target in this worker."""
+    try:
+        kind, path = resolve(name).kind, resolve(name).path
+    except ValueError:  # a name that did not load: its items record the load error
+        kind, path = "module", None
+
+    def observe_call(case_json: dict, message: str) -> dict:
+        arrays = [case_json.get("filter"), case_json.get("value")]
+        dtype = next((a["dtype"] for a in arrays if isinstance(a, dict) and "dtype" in a), None)
+        text = (output.text() if output is not None else "") + "\n" + message
+        return observe(kind, path, dtype, text, facts).to_json()
+
+    return observe_call
+
+
+def run_one(fn: Callable, case_json: dict, kernel_of: Callable[[dict, str], dict] | None = None,
+            output: CallOutput | None = None) -> tuple[dict, bytes | None]:
+    """Run one case; return the reply header and, for a value, its raw bytes. ``kernel_of``
+    (see :func:`kernel_observer`) adds the kernel that ran to the header."""
+    if output is not None:
+        output.mark()
     start = time.perf_counter()
     try:
         case = Case.from_json(case_json)
@@ -112,6 +159,10 @@ def run_one(fn: Callable, case_json: dict) -> tuple[dict, bytes | None]:
         raw = None
     header["seconds"] = time.perf_counter() - start
     header["rss"] = rss_bytes()
+    if kernel_of is not None:
+        header["kernel"] = kernel_of(case_json, header.get("message") or "")
+    if output is not None:   # where the next call's output starts (the parent cannot know:
+        header["output_end"] = output.size()   # the worker is already running it)
     return header, raw
 
 
@@ -128,6 +179,8 @@ def serve(conn, preload: str) -> None:
         info.update(jax_path.warm_up())
     conn.send_bytes(json.dumps({"ready": True, "pid": os.getpid(), "info": info}).encode())
     callables: dict[str, Callable] = {}
+    observers: dict[str, Callable] = {}
+    output = CallOutput()
     while True:
         try:
             msg = json.loads(conn.recv_bytes())
@@ -152,7 +205,9 @@ def serve(conn, preload: str) -> None:
                         fn = callables[name] = _load_callable(name)
                     except BaseException as exc:  # noqa: BLE001 - the item records the load error
                         fn = lambda case, arrays, _e=exc: (_ for _ in ()).throw(_e)  # noqa: E731
-                header, raw = run_one(fn, case_json)
+                if name not in observers:
+                    observers[name] = kernel_observer(name, info, output)
+                header, raw = run_one(fn, case_json, observers[name], output)
                 conn.send_bytes(json.dumps(header).encode())
                 if raw is not None:
                     conn.send_bytes(raw)
