@@ -1,7 +1,7 @@
 """Finding: one judged deviation, ready for the run record.
 
-A Finding names *what* is wrong (``kind``), *where* (``target``, ``property``), on *which*
-call (the full Case JSON), what the contract expected and what the target did, how far a
+A Finding names *what* is wrong (``kind``), *where* (``target``, ``property``, and ``kernels``:
+the kernel(s) the oracle observed running the judged calls), on *which* call (the full Case JSON), what the contract expected and what the target did, how far a
 numeric result was from the bound (``headroom`` = error / bound, > 1 is a violation), which
 known-deviation ledger entry (if any) covers it, and a standalone reproducer.
 
@@ -40,6 +40,7 @@ class Finding:
     known_deviation: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     id: str = ""
+    kernels: list[dict[str, Any]] = field(default_factory=list)  # KernelObservation JSON, per kernel that ran
 
     def __post_init__(self) -> None:
         if self.kind not in FINDING_KINDS:
@@ -49,6 +50,12 @@ class Finding:
 
     def with_known_deviation(self, ledger_id: str | None) -> "Finding":
         return replace(self, known_deviation=ledger_id)
+
+    @property
+    def kernel_families(self) -> set[str]:
+        """The kernel families (``oracle.kernels.KERNEL_FAMILIES``) that produced the Outcomes
+        judged here: observed per call by the oracle."""
+        return {k["family"] for k in self.kernels}
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)

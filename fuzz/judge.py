@@ -46,21 +46,29 @@ def repro(case: Case, target: str) -> str:
     return "\n".join([*head, case.render_arrays(), f"print({case.render_call(function)})", ""])
 
 
+def kernels_of(*outs: Outcome | None) -> list[dict[str, Any]]:
+    """The distinct kernels (``oracle.kernels.KernelObservation`` JSON) that produced ``outs``."""
+    seen = dict.fromkeys(o.kernel for o in outs if o is not None and o.kernel is not None)
+    return [k.to_json() for k in seen]
+
+
 def make_finding(kind: str, case: Case, target: str, prop: str, expected: str, observed: str,
-                 headroom: float | None = None, **details: Any) -> Finding:
+                 headroom: float | None = None, out: Outcome | None = None, **details: Any) -> Finding:
+    """A Finding; ``out`` is the judged Outcome (its kernel is named in the Finding)."""
     return Finding(kind=kind, target=target, property=prop, case=case.to_json(),
                    case_summary=case.summary(), expected=expected, observed=observed,
-                   repro=repro(case, target), headroom=headroom, details=details)
+                   repro=repro(case, target), headroom=headroom, details=details,
+                   kernels=kernels_of(out))
 
 
 def _process_failure(case: Case, out: Outcome, target: str, prop: str) -> list[Finding]:
     if out.kind == "crashed":
         return [make_finding("crash", case, target, prop, "a result or an exception",
-                             out.describe(), signal=out.signal_name, exit_code=out.exit_code,
+                             out.describe(), out=out, signal=out.signal_name, exit_code=out.exit_code,
                              stderr_tail=out.stderr_tail[-1500:])]
     if out.kind == "timeout":
         return [make_finding("timeout", case, target, prop, "a result or an exception",
-                             out.describe(), stderr_tail=out.stderr_tail[-1500:])]
+                             out.describe(), out=out, stderr_tail=out.stderr_tail[-1500:])]
     return []
 
 
@@ -76,15 +84,15 @@ def judge_value(case: Case, out: Outcome, truth, target: str, prop: str, strict:
         return _process_failure(case, out, target, prop), None
     if out.kind == "raised":
         return [make_finding("accept-reject", case, target, prop, "a result (the call is valid)",
-                             out.describe(), error_class=out.error_class,
+                             out.describe(), out=out, error_class=out.error_class,
                              message=(out.message or "")[:1500])], None
     y = out.value
     if _dtype_name(y) != truth.dtype:
         return [make_finding("dtype", case, target, prop, f"dtype {truth.dtype}",
-                             f"dtype {_dtype_name(y)}")], None
+                             f"dtype {_dtype_name(y)}", out=out)], None
     if tuple(y.shape) != truth.shape:
         return [make_finding("shape", case, target, prop, f"shape {list(truth.shape)}",
-                             f"shape {list(y.shape)}")], None
+                             f"shape {list(y.shape)}", out=out)], None
     if y.size == 0:
         return [], 0.0
     if case.exact:
@@ -94,12 +102,12 @@ def judge_value(case: Case, out: Outcome, truth, target: str, prop: str, strict:
             return [make_finding("exactness", case, target, prop,
                                  f"bit-identical integers; at {list(idx)}: {float(truth.exact_value[idx])!r}",
                                  f"{int(bad.sum())} of {bad.size} differ; at {list(idx)}: "
-                                 f"{float(y[idx])!r}", index=list(idx))], 0.0
+                                 f"{float(y[idx])!r}", out=out, index=list(idx))], 0.0
         return [], 0.0
-    return _judge_bound(case, y.astype(np.float64), truth, target, prop, strict)
+    return _judge_bound(case, y.astype(np.float64), truth, target, prop, strict, out)
 
 
-def _judge_bound(case, y, truth, target, prop, strict):
+def _judge_bound(case, y, truth, target, prop, strict, out):
     ref, over = truth.y_ref, truth.overflow
     bound = truth.bound_strict if strict else truth.bound
     with np.errstate(all="ignore"):
@@ -129,7 +137,7 @@ def _judge_bound(case, y, truth, target, prop, strict):
         "value-mismatch", case, target, prop,
         f"|y - y_ref| <= bound; at {list(idx)}: y_ref={float(ref[idx])!r}, bound={bound[idx]:.3g}",
         f"{int(bad.sum())} of {bad.size} elements out of bound; at {list(idx)}: y={float(y[idx])!r}{note}",
-        headroom=float(np.nanmax(np.where(bad, ratio, 0.0))), index=list(idx),
+        headroom=float(np.nanmax(np.where(bad, ratio, 0.0))), out=out, index=list(idx),
         violations=int(bad.sum()))], head
 
 
@@ -149,9 +157,9 @@ def judge_rejection(case: Case, out: Outcome, impl_out: Outcome | None, target: 
     expected = expected_error_class(case, impl_out)
     if out.kind == "value":
         return [make_finding("accept-reject", case, target, prop, f"raises {expected}",
-                             out.describe(), family=family_of(case))]
+                             out.describe(), out=out, family=family_of(case))]
     if not out.is_instance_of(expected):
         return [make_finding("error-class", case, target, prop, f"raises {expected}",
-                             out.describe(), error_class=out.error_class,
+                             out.describe(), out=out, error_class=out.error_class,
                              message=(out.message or "")[:1500], family=family_of(case))]
     return []

@@ -1,21 +1,29 @@
-"""The known-deviation ledger: narrow, named predicates over (target, TF version, Case, Finding).
+"""The known-deviation ledger: narrow, named predicates over observed facts of a Finding.
 
-An entry (``fuzz/ledger/tf.json``) has an ``id``, a ``reason`` and predicate fields; *every*
-field given must match (absent fields match anything):
+An entry (``fuzz/ledger/tf.json``, schema ``conv3dt-ledger/1``) has an ``id``, a ``reason`` and
+predicate fields; *every* field given must match (absent fields match anything):
 
-- ``targets``      target-name globs (``tf-eager``, ``tf-*`` — never alone: combine with more)
-- ``tf_versions``  TF version globs (``2.21.*``); compared with the worker's TF version
+- ``kernels``      kernel families that ran the judged calls (``oracle.kernels.KERNEL_FAMILIES``:
+                   ``onednn``, ``stock``, ``xla``, ``impl``, ``jax``, ``external``), as the oracle
+                   observed them per call. A deviation of a kernel is keyed here, never by the
+                   name of a target that happens to run that kernel on some CPU: every kernel the
+                   Finding names must be listed.
+- ``targets``      target-name globs, for what belongs to an API path rather than a kernel (the
+                   v1 signature, v2's keywords, the tf-grad harness): ``tf-v2``, ``tf-grad``...
+- ``tf_versions``  TF version globs (``2.21.*``); compared with the workers' TF version
 - ``kinds``        Finding kinds (``accept-reject``, ``error-class``, ...)
 - ``labels``       Case label globs (``valid``, ``invalid:channel-*``)
-- ``properties``   property names
+- ``properties``   property names (``differential``, ``invalid``, ``metamorphic-batch-split``...)
 - ``error_class``  short class names of the observed exception
 - ``message``      a regex searched in the observed message
 - ``dtypes``       Case dtypes
 - ``features``     ``{feature: value}`` over ``case_features(case)`` (layout, dilation>1, ...)
 
-An entry must name at least a target glob and one of kinds/labels/message (``validate``): a
-blanket "ignore target X" cannot be written. Hits are counted per run; entries that matched
-nothing are reported as possibly stale.
+An entry must name kernels or targets, and one of kinds/labels/message: a blanket "ignore
+target X" cannot be written. Every name an entry uses is checked when the ledger loads — an
+unknown field, kernel family, finding kind, feature, dtype, label, property or target glob that
+matches nothing (a misspelling) is an error naming the entry, not a silent non-match. Hits are
+counted per run; entries that matched nothing are reported as possibly stale.
 """
 from __future__ import annotations
 
@@ -27,11 +35,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fuzz.findings import Finding
+from fuzz.findings import FINDING_KINDS, Finding
+from fuzz.invalid import FAMILIES
+from oracle.kernels import KERNEL_FAMILIES
+from oracle.targets import KNOWN_TARGETS
 
 DEFAULT_LEDGER = Path(__file__).with_name("ledger") / "tf.json"
-FIELDS = ("id", "reason", "targets", "tf_versions", "kinds", "labels", "properties",
+FIELDS = ("id", "reason", "kernels", "targets", "tf_versions", "kinds", "labels", "properties",
           "error_class", "message", "dtypes", "features")
+LEDGER_SCHEMA = "conv3dt-ledger/1"
+KNOWN_DTYPES = ("float16", "bfloat16", "float32", "float64", "int32", "int64", "complex64")
+KNOWN_PROPERTIES = ("differential", "exact", "invalid", "corpus") + tuple(
+    f"metamorphic-{name}" for name in ("determinism", "power-of-two", "adjoint", "layout",
+                                       "linearity-value", "linearity-filter", "batch-split"))
 
 
 def _nonfinite_recipe(spec: dict[str, Any] | None) -> bool:
@@ -96,11 +112,28 @@ def case_features(case: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+FEATURE_NAMES = tuple(case_features({}))
+LABELS = ("valid", *(f"invalid:{f}" for f in FAMILIES))
+
+
+class LedgerError(ValueError):
+    """A ledger that cannot be used: unreadable, or an entry naming something unknown."""
+
+
+def _unknown(names, known, what: str, entry: str, globs: bool = False) -> None:
+    """Raise LedgerError for names (or globs matching nothing) outside ``known``."""
+    bad = [n for n in names if not (any(fnmatch.fnmatchcase(k, n) for k in known) if globs
+                                    else n in known)]
+    if bad:
+        raise LedgerError(f"ledger entry {entry!r}: unknown {what} {bad}; known: {list(known)}")
+
+
 @dataclass
 class Entry:
     id: str
     reason: str
-    targets: list[str]
+    kernels: list[str] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)
     tf_versions: list[str] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
@@ -111,14 +144,31 @@ class Entry:
     features: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.targets or not (self.kinds or self.labels or self.message):
-            raise ValueError(f"ledger entry {self.id!r} is too broad: it needs target globs and "
-                             f"at least one of kinds/labels/message")
-        self._rx = re.compile(self.message) if self.message else None
+        if not (self.kernels or self.targets) or not (self.kinds or self.labels or self.message):
+            raise LedgerError(f"ledger entry {self.id!r} is too broad: it needs kernels or target "
+                              f"globs, and at least one of kinds/labels/message")
+        _unknown(self.kernels, KERNEL_FAMILIES, "kernel families", self.id)
+        _unknown([t for t in self.targets if ":" not in t], tuple(KNOWN_TARGETS), "target globs",
+                 self.id, globs=True)
+        _unknown(self.kinds, FINDING_KINDS, "finding kinds", self.id)
+        _unknown(self.labels, LABELS, "label globs", self.id, globs=True)
+        _unknown(self.properties, KNOWN_PROPERTIES, "properties", self.id)
+        _unknown(self.dtypes, KNOWN_DTYPES, "dtypes", self.id)
+        _unknown(list(self.features), FEATURE_NAMES, "features", self.id)
+        bad_versions = [v for v in self.tf_versions if not re.fullmatch(r"\d+\.[\d*]+(\.[\d*]+)?", v)]
+        if bad_versions:
+            raise LedgerError(f"ledger entry {self.id!r}: tf_versions {bad_versions} are not "
+                              f"version globs like '2.21.*'")
+        try:
+            self._rx = re.compile(self.message) if self.message else None
+        except re.error as exc:
+            raise LedgerError(f"ledger entry {self.id!r}: message is not a valid regex: {exc}") from None
 
     def matches(self, f: Finding, tf_version: str | None) -> bool:
         globs = lambda value, pats: not pats or any(fnmatch.fnmatchcase(str(value), p) for p in pats)  # noqa: E731
         if not globs(f.target, self.targets) or not globs(f.case.get("label"), self.labels):
+            return False
+        if self.kernels and not (f.kernel_families and f.kernel_families <= set(self.kernels)):
             return False
         if self.tf_versions and (tf_version is None or not globs(tf_version, self.tf_versions)):
             return False
@@ -156,11 +206,24 @@ class Ledger:
         try:
             data = json.loads(Path(path).read_text())
         except (OSError, ValueError) as exc:
-            raise ValueError(f"{path}: cannot read the ledger: {exc}") from exc
-        unknown = [k for e in data["entries"] for k in e if k not in FIELDS]
-        if unknown:
-            raise ValueError(f"{path}: unknown ledger fields {sorted(set(unknown))}; known: {FIELDS}")
-        return cls([Entry(**e) for e in data["entries"]], tf_version)
+            raise LedgerError(f"{path}: cannot read the ledger: {exc}") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
+            raise LedgerError(f"{path}: not a ledger: expected an object with an 'entries' list")
+        if data.get("schema", LEDGER_SCHEMA) != LEDGER_SCHEMA:
+            raise LedgerError(f"{path}: schema {data.get('schema')!r}; expected {LEDGER_SCHEMA!r}")
+        entries = []
+        for i, e in enumerate(data["entries"]):
+            if not isinstance(e, dict) or "id" not in e or "reason" not in e:
+                raise LedgerError(f"{path}: entries[{i}] needs at least 'id' and 'reason'")
+            unknown = sorted(k for k in e if k not in FIELDS)
+            if unknown:
+                raise LedgerError(f"{path}: ledger entry {e['id']!r}: unknown fields {unknown}; "
+                                  f"known: {FIELDS}")
+            try:
+                entries.append(Entry(**e))
+            except LedgerError as exc:
+                raise LedgerError(f"{path}: {exc}") from None
+        return cls(entries, tf_version)
 
     def classify(self, finding: Finding) -> Finding:
         """The finding with ``known_deviation`` set to the first matching entry (counted)."""

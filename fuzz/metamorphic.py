@@ -70,7 +70,7 @@ import numpy as np
 from fuzz.bound import (LARGEST_FINITE, SMALLEST_NORMAL, UNIT_ROUNDOFF, gamma,
                         smallest_subnormal, unit_roundoff_of)
 from fuzz.findings import Finding
-from fuzz.judge import _process_failure, make_finding, repro
+from fuzz.judge import _process_failure, kernels_of, make_finding, repro
 from fuzz.truth import Truth, normalized, truth_of
 from oracle.arrays import ArraySpec
 from oracle.case import Case
@@ -196,7 +196,7 @@ def _gate(identity: str, case: Case, cases: list[Case], outs: list, target: str)
     if raised:
         return Verdict(identity, [make_finding(
             "accept-reject", c, target, prop, "a result (another variant of the identity "
-            "returned one)", o.describe(), identity=identity, error_class=o.error_class,
+            "returned one)", o.describe(), out=o, identity=identity, error_class=o.error_class,
             message=(o.message or "")[:1500]) for c, o in raised])
     return None
 
@@ -540,7 +540,16 @@ def check(identity: str, case: Case, run, target: str, strict: bool | None = Non
     cases = variants(case)
     if not cases:
         return Verdict(identity)
-    return judge(case, cases, run(cases), target, target == "impl" if strict is None else strict)
+    outs = run(cases)
+    return _name_kernels(judge(case, cases, outs, target, target == "impl" if strict is None
+                               else strict), outs)
+
+
+def _name_kernels(verdict: Verdict, outs: list) -> Verdict:
+    """Findings that compare several calls name every kernel that ran them."""
+    kernels = kernels_of(*outs)
+    verdict.findings[:] = [f if f.kernels else replace(f, kernels=kernels) for f in verdict.findings]
+    return verdict
 
 
 @dataclass
@@ -552,8 +561,9 @@ class Plan:
 
     def judge(self, outs: list, target: str, strict: bool | None = None) -> list[Verdict]:
         strict = target == "impl" if strict is None else strict
-        return [CHECKS[name][1](self.case, [self.batch[i] for i in idx], [outs[i] for i in idx],
-                                target, strict) for name, idx in self.index.items()]
+        return [_name_kernels(CHECKS[name][1](self.case, [self.batch[i] for i in idx],
+                                              [outs[i] for i in idx], target, strict),
+                              [outs[i] for i in idx]) for name, idx in self.index.items()]
 
 
 def plan(case: Case, identities=tuple(CHECKS)) -> Plan:

@@ -111,6 +111,7 @@ def check_valid_batch(cases: list[Case], ctx: Context, prop: str = "differential
             t1 = time.perf_counter()
             rec.example(prop, name)
             rec.outcome(name, out.kind)
+            rec.kernel(name, out.kernel)
             if out.kind == "raised":
                 rec.error(name, case.label, out.short_class)
             findings, head = judge_value(case, out, truth, name, prop, strict=(name == "impl"))
@@ -138,12 +139,13 @@ def check_invalid(case: Case, ctx: Context, prop: str = "invalid") -> None:
     if impl_out.kind != "raised":  # the family itself (or impl) is wrong: never silent
         from fuzz.judge import make_finding
         unknown.append(make_finding("accept-reject", case, "impl", prop, "impl rejects the Case",
-                                    impl_out.describe(), family=case.label))
+                                    impl_out.describe(), out=impl_out, family=case.label))
     for name in ctx.pools:
         (out,) = outs[name]
         t1 = time.perf_counter()
         rec.example(prop, name)
         rec.outcome(name, out.kind)
+        rec.kernel(name, out.kernel)
         if out.kind == "raised":
             rec.error(name, case.label, out.short_class)
         findings = judge_rejection(case, out, impl_out, name, prop)

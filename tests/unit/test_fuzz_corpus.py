@@ -137,7 +137,7 @@ def test_replay_still_failing_fixed_known_skipped(tmp_path):
     r = corpus.replay(e, ctx_for(bt.ignores_batch))
     assert r.status == "still_failing" and r.unknown and r.unknown[0].id == e["finding_id"]
     assert corpus.replay(e, ctx_for(impl.conv3d_transpose)).status == "fixed"
-    known = Entry(id="k", reason="r", targets=["t"], kinds=["value-mismatch"])
+    known = Entry(id="k", reason="r", targets=["*"], kinds=["value-mismatch"])
     ctx = ctx_for(bt.ignores_batch, [known])
     r = corpus.replay(e, ctx)
     assert r.status == "known" and r.unknown == [] and ctx.ledger.hits["k"] == 1
