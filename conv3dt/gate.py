@@ -73,6 +73,10 @@ def build_parser(prog: str = "conv3dt gate") -> argparse.ArgumentParser:
     p.add_argument("--no-ledger", action="store_true",
                    help="disable the known-deviation ledger: every deviation counts as new")
     p.add_argument("--ledger", metavar="PATH", help="use this ledger file or directory instead of the shipped one")
+    p.add_argument("--as-shipped-onednn", choices=("0", "1"), default=None, metavar="{0,1}",
+                   help="force oneDNN off (0) or on (1) for the as-shipped TF paths (tf-eager, "
+                   "tf-graph, tf-function, tf-xla, tf-v2, tf-grad), to check a verdict for the "
+                   "other kind of CPU; default: TF decides by this CPU, as a user gets")
     p.add_argument("--quiet", action="store_true", help="print only the verdict line")
     return p
 
@@ -95,7 +99,7 @@ def conformance_dir() -> Path:
 
 def check_args(args: argparse.Namespace) -> tuple[list[str], dict[str, Any] | None]:
     """Validate usage; returns (targets, baseline record). Raises UsageError."""
-    from oracle.targets import UnknownTarget, default_targets, resolve
+    from oracle.targets import UnknownTarget, as_shipped_onednn, default_targets, resolve
     from reports.record import RecordError, load
 
     if args.profile not in PROFILES:
@@ -108,6 +112,11 @@ def check_args(args: argparse.Namespace) -> tuple[list[str], dict[str, Any] | No
         raise UsageError("--no-ledger and --ledger contradict each other")
     if args.ledger and not Path(args.ledger).exists():
         raise UsageError(f"--ledger {args.ledger}: no such file or directory")
+    if args.as_shipped_onednn is None:
+        try:
+            as_shipped_onednn()
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     targets = list(dict.fromkeys(args.target or default_targets()))
     for name in targets:
         try:
@@ -128,6 +137,9 @@ def check_args(args: argparse.Namespace) -> tuple[list[str], dict[str, Any] | No
     except OSError as exc:
         raise UsageError(f"--report-dir {out}: not writable ({exc.strerror or exc})") from None
     args.ledger_entries = None if args.no_ledger else ledger_entries(args.ledger)
+    if args.as_shipped_onednn is not None:   # the workers (in the pytest child) inherit it
+        from oracle.targets import AS_SHIPPED_ONEDNN_VAR
+        os.environ[AS_SHIPPED_ONEDNN_VAR] = args.as_shipped_onednn
     return targets, baseline
 
 
@@ -239,7 +251,8 @@ def ledger_entries(path: str | None) -> list[dict[str, Any]]:
         msg = f"ledger {path or DEFAULT_LEDGER}: {type(exc).__name__}: {exc}"
         raise (UsageError(msg) if path else InfraError(msg)) from None
     return [{"id": e.id, "reason": e.reason, "tf_versions": ", ".join(e.tf_versions) or "any",
-             "targets": ", ".join(e.targets)} for e in ledger.entries]
+             "kernels": ", ".join(e.kernels) or "any",
+             "targets": ", ".join(e.targets) or "any"} for e in ledger.entries]
 
 
 def environment() -> dict[str, Any]:
@@ -263,6 +276,7 @@ def build_record(command: str, args: argparse.Namespace, targets: list[str], ses
                "examples": 0, "examples_requested": args.examples, "workers": args.workers,
                "duration_s": round(seconds, 2), "ledger": "none" if args.no_ledger else (args.ledger or "shipped"),
                "baseline": args.baseline, "label": os.environ.get("CONV3DT_RUN_LABEL") or None,
+               "as_shipped_onednn": getattr(args, "as_shipped_onednn", None),
                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         run.update(extra_run or {})
         record = new_record(environment(), run)

@@ -48,6 +48,8 @@ class Recorder:
         self.coverage: dict = defaultdict(int)
         self.ledger_hits: dict = defaultdict(int)
         self.errors: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
+        self.kernels: dict = defaultdict(lambda: defaultdict(int))
+        self.target_facts: dict[str, dict[str, Any]] = {}
         self.findings: dict[str, Finding] = {}
         self._known_kept: dict = {}  # (ledger id, target, property, kind) -> kept id
         self._rng = random.Random(0)
@@ -59,6 +61,11 @@ class Recorder:
 
     def outcome(self, target: str, kind: str) -> None:
         self.outcomes[target][kind] += 1
+
+    def kernel(self, target: str, kernel) -> None:
+        """Count the kernel (``oracle.kernels.KernelObservation``) that ran one call."""
+        if kernel is not None:
+            self.kernels[target][kernel.label] += 1
 
     def error(self, target: str, label: str, cls: str | None) -> None:
         self.errors[target][label][cls or "?"] += 1
@@ -105,6 +112,7 @@ class Recorder:
                 "outcomes": _plain(self.outcomes), "headroom": _plain(self.headroom),
                 "matrix": _plain(self.matrix), "coverage": dict(self.coverage),
                 "ledger_hits": dict(self.ledger_hits), "errors": _plain(self.errors),
+                "kernels": _plain(self.kernels), "target_facts": dict(self.target_facts),
                 **self.extra}
 
     def write(self) -> None:
@@ -129,7 +137,9 @@ def merge_stats(paths) -> dict[str, Any]:
 
     def add(dst, src, section):
         for k, v in src.items():
-            if isinstance(v, dict):
+            if section == "target_facts":
+                dst.setdefault(k, v)   # facts, equal in every process: not summed
+            elif isinstance(v, dict):
                 add(dst.setdefault(k, {}), v, section or k)
             elif isinstance(v, list) and section == "headroom":
                 dst[k] = list(dst.get(k, [])) + list(v)

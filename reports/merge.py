@@ -36,7 +36,7 @@ def _add_nested(into: dict[str, Any], add: dict[str, Any]) -> None:
 
 def empty_stats() -> dict[str, Any]:
     return {"examples": {}, "seconds": {}, "outcomes": {}, "headroom": {}, "matrix": {},
-            "coverage": {}, "ledger_hits": {}, "errors": {}}
+            "coverage": {}, "ledger_hits": {}, "errors": {}, "kernels": {}, "target_facts": {}}
 
 
 def read_session(session_dir: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -66,8 +66,11 @@ def read_session(session_dir: str | Path) -> tuple[list[dict[str, Any]], dict[st
         for target, per_dtype in headroom.items():
             for dtype, values in per_dtype.items():
                 stats["headroom"].setdefault(target, {}).setdefault(dtype, []).extend(values)
-        for key in ("examples", "seconds", "outcomes", "matrix", "coverage", "ledger_hits", "errors"):
+        for key in ("examples", "seconds", "outcomes", "matrix", "coverage", "ledger_hits", "errors",
+                    "kernels"):
             _add_nested(stats[key], part.get(key, {}) or {})
+        for target, facts in (part.get("target_facts") or {}).items():   # equal in every process
+            stats["target_facts"].setdefault(target, facts)
         merge_corpus(stats.setdefault("corpus", {}), part.get("corpus") or {})
     return findings, stats
 
@@ -118,7 +121,7 @@ def record_finding(raw: dict[str, Any], baseline_ids: set[str]) -> dict[str, Any
             "expected": str(raw.get("expected", "")), "observed": str(raw.get("observed", "")),
             "headroom": raw.get("headroom"), "known_deviation": known, "status": status,
             "repro": str(raw.get("repro", "")), "details": raw.get("details") or {},
-            "count": int(raw.get("count", 1))}
+            "kernels": list(raw.get("kernels") or []), "count": int(raw.get("count", 1))}
 
 
 def merge_findings(raws: list[dict[str, Any]], baseline_ids: set[str]) -> list[dict[str, Any]]:
@@ -157,6 +160,10 @@ def merge_session(record: dict[str, Any], findings: list[dict[str, Any]], stats:
     _add_nested(cov["seconds"], stats.get("seconds", {}))
     _add_nested(cov["outcomes"], stats.get("outcomes", {}))
     _add_nested(cov.setdefault("errors", {}), stats.get("errors", {}))   # target -> label -> class -> n
+    _add_nested(cov.setdefault("kernels", {}), stats.get("kernels", {}))  # target -> kernel label -> n
+    targets_env = record["environment"].setdefault("targets", {})
+    for target, facts in stats.get("target_facts", {}).items():
+        targets_env.setdefault(target, facts)
     _add_nested(record["matrix"], stats.get("matrix", {}))
     merge_corpus(record.setdefault("corpus", {}), stats.get("corpus", {}))
     raw_headroom = record.setdefault("_headroom_raw", {})

@@ -86,9 +86,10 @@ def ctx(request):
             pools[name] = TargetPool(name, timeout=30.0)
         impl_pool = pools.get("impl") or TargetPool("impl")
         tf_version = None
-        for p in pools.values():
+        for name, p in pools.items():
             info = p.info()
             tf_version = (info.get("worker") or {}).get("tensorflow") or tf_version
+            STATE["recorder"].target_facts[name] = target_facts(info)
         path = request.config.getoption("conv3dt_ledger", default=str(DEFAULT_LEDGER))
         ledger = Ledger.load(path, tf_version)
         # The corpus keeps regressions, not known deviations: a --ledger none (or custom) run
@@ -104,6 +105,13 @@ def ctx(request):
             rec.extra["timings"] = dict(STATE["ctx"].timings)
         for p in pools.values():
             p.close()
+
+
+def target_facts(info: dict) -> dict:
+    """What a target's worker says ran there (the run record's ``environment.targets``)."""
+    from oracle.environment import target_facts as facts
+
+    return facts(info)
 
 
 def _findings_of(exc) -> list:

@@ -34,6 +34,7 @@ def test_metamorphic(ctx, case):
         outs = results[name]
         for o in outs:
             ctx.recorder.outcome(name, o.kind)
+            ctx.recorder.kernel(name, o.kernel)
         for v in plan.judge(outs, name):
             cell = stats.setdefault(v.identity, {}).setdefault(name, {"judged": 0, "bit_identical": 0})
             cell["judged"] += int(v.judged)
