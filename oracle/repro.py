@@ -7,7 +7,9 @@ identical), makes the call in the target's way and leaves TF's result in ``resul
 
 - ``tf-eager-stock`` / ``tf-eager-onednn`` set ``TF_ENABLE_ONEDNN_OPTS`` *before*
   importing TensorFlow (it is read once, at import); ``tf-eager`` leaves it unset;
-- ``tf-graph`` builds the call in a ``tf.compat.v1.Graph`` and runs it in a Session;
+- ``tf-graph`` builds the call in a ``tf.compat.v1.Graph`` on placeholders and runs it in a
+  Session with the arrays fed (as the oracle does: with constants, Grappler would fold the op
+  with a kernel of its own choosing, which rounds bfloat16 differently under oneDNN);
 - ``tf-function`` / ``tf-xla`` trace it in ``tf.function`` (``jit_compile=True`` for XLA);
 - ``tf-v2`` calls ``tf.nn.conv3d_transpose`` with v2's names;
 - ``tf-grad`` takes the gradient of ``tf.nn.conv3d`` with respect to its input.
@@ -44,11 +46,15 @@ def _body(case: Case, target: str) -> list[str]:
     path = spec.path
     if path == "eager":
         return [f"result = {case.render_call(V1)}"]
-    if path == "graph":
-        return ["with tf.compat.v1.Graph().as_default() as graph:",
+    if path == "graph":   # placeholders fed at run time, as the oracle does: constants would be
+        return ["arrays = (value, filter_)",                   # folded by Grappler's own kernel
+                "with tf.compat.v1.Graph().as_default() as graph:",
+                "    value, filter_ = (None if a is None else tf.compat.v1.placeholder("
+                "tf.as_dtype(a.dtype.name), a.shape) for a in arrays)",
                 f"    out = {case.render_call(V1)}",
+                "    feed = {p: a for p, a in zip((value, filter_), arrays) if p is not None}",
                 "    with tf.compat.v1.Session(graph=graph) as session:",
-                "        result = session.run(out)"]
+                "        result = session.run(out, feed)"]
     if path in ("function", "xla"):
         jit = ", jit_compile=True" if path == "xla" else ""
         return [f"@tf.function(reduce_retracing=False{jit})",

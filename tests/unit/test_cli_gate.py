@@ -41,12 +41,24 @@ def conv3dt(*argv: str, cwd: Path = ROOT, env: dict | None = None, timeout: floa
     (["--examples", "0"], "--examples must be at least 1"),
     (["--baseline", "missing.json"], "--baseline: missing.json: no such file"),
     (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+    (["--as-shipped-onednn", "2"], "invalid choice: '2'"),
 ])
 def test_bad_usage_exits_2_with_one_line(tmp_path: Path, argv, message) -> None:
     res = conv3dt("gate", "--report-dir", str(tmp_path / "r"), *argv, cwd=tmp_path)
     assert res.returncode == 2, res.stderr
     assert res.stderr.count("\n") == 1 and message in res.stderr, res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_a_misspelt_ledger_or_forcing_is_bad_usage(tmp_path: Path) -> None:
+    (tmp_path / "l.json").write_text('{"entries": [{"id": "mine", "reason": "r", '
+                                     '"kernels": ["onedn"], "kinds": ["crash"]}]}')
+    res = conv3dt("gate", "--ledger", "l.json", "--target", "impl", "--report-dir", "r", cwd=tmp_path)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+    assert "'mine'" in res.stderr and "unknown kernel families ['onedn']" in res.stderr
+    res = conv3dt("gate", "--target", "impl", "--report-dir", "r", cwd=tmp_path,
+                  env={"CONV3DT_AS_SHIPPED_ONEDNN": "yes"})
+    assert res.returncode == 2 and "CONV3DT_AS_SHIPPED_ONEDNN='yes' is invalid" in res.stderr, res.stderr
 
 
 def test_corrupt_baseline_and_unwritable_report_dir_exit_2(tmp_path: Path) -> None:
@@ -164,12 +176,21 @@ def test_impl_alone_passes_exit_0(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_tf_eager_passes_with_the_ledger_and_fails_without(tmp_path: Path) -> None:
-    """The shipped ledger covers every deviation the installed TF shows (the issue's promise)."""
+@pytest.mark.parametrize("onednn", ("0", "1"))
+def test_tf_eager_passes_with_the_ledger_and_fails_without(tmp_path: Path, onednn: str) -> None:
+    """The shipped ledger covers every deviation the installed TF shows (the issue's promise), on
+    both kinds of CPU: the as-shipped paths forced to oneDNN off and on."""
     common = ["--target", "tf-eager", "--target", "tf-xla", "--workers", "0", "--profile", "ci",
-              "--examples", "40"]
+              "--examples", "40", "--as-shipped-onednn", onednn]
     with_ledger = conv3dt("gate", "--report-dir", "a", *common, cwd=tmp_path)
     assert with_ledger.returncode == 0, with_ledger.stdout + with_ledger.stderr
     without = conv3dt("gate", "--report-dir", "b", "--no-ledger", *common, cwd=tmp_path)
     assert without.returncode == 1, without.stdout + without.stderr
     assert load(tmp_path / "b" / "report.json")["ledger"]["enabled"] is False
+    record = load(tmp_path / "a" / "report.json")
+    assert record["run"]["as_shipped_onednn"] == onednn
+    shipped = record["environment"]["targets"]["tf-eager"]
+    assert shipped["onednn_enabled"] is (onednn == "1") and shipped["worker_env"]["TF_ENABLE_ONEDNN_OPTS"] == onednn
+    family = "onednn" if onednn == "1" else "stock"
+    assert any(k.startswith(family) for k in record["coverage"]["kernels"]["tf-eager"])
+    assert set(record["coverage"]["kernels"]["tf-xla"]) == {"xla"}

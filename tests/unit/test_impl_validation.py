@@ -4,46 +4,48 @@ the table; where TF accepts a call impl rejects on purpose, the test asserts tha
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
 import impl
+from oracle.pool import TargetPool
 from tests.unit.loop_reference import fresh_plan_caches  # noqa: F401  (autouse fixture)
+from tests.unit.tf_workers import EAGER_BOTH_WAYS, case_of
 
 X = np.ones((1, 2, 2, 2, 3), np.float32)
 W = np.ones((2, 2, 2, 4, 3), np.float32)
 BASE = dict(value=X, filter=W, output_shape=[1, 4, 4, 4, 4], strides=2, padding="SAME")
 
-# (id, overrides, impl's class, message fragments, TF's behaviour observed on 2.21 eager CPU:
-#  an exception class name, or None where TF accepts the call)
+# (id, overrides, impl's class, message fragments, TF's behaviour observed on 2.21 eager CPU,
+#  per kernel where the kernels differ ({"stock": ..., "onednn": ...}): an exception class name,
+#  None where TF accepts the call, or the signal of a crash — oneDNN aborts on a negative or
+#  2-D output_shape, which is why these calls run in the oracle's workers, never in pytest)
 RULES = [
     ("value_not_5d", dict(value=X[0]), ValueError, ["value.shape", "(2, 2, 2, 3)"],
-     "InvalidArgumentError"),
+     {"stock": "InvalidArgumentError", "onednn": "AbortedError"}),
     ("filter_not_5d", dict(filter=W[0]), ValueError, ["filter.shape", "(2, 2, 4, 3)"],
      "InvalidArgumentError"),
     ("in_channels_mismatch", dict(filter=np.ones((2, 2, 2, 4, 5), np.float32)), ValueError,
-     ["filter.shape", "(2, 2, 2, 4, 5)", "3"], "InvalidArgumentError"),
+     ["filter.shape", "(2, 2, 2, 4, 5)", "3"], {"stock": "InvalidArgumentError", "onednn": "AbortedError"}),
     ("out_channels_mismatch", dict(output_shape=[1, 4, 4, 4, 5]), ValueError,
      ["output_shape", "(1, 4, 4, 4, 5)", "out_channels 4"], "InvalidArgumentError"),
     ("output_shape_length", dict(output_shape=[1, 4, 4, 4]), ValueError,
-     ["output_shape", "[1, 4, 4, 4]", "length 5"], "InvalidArgumentError"),
+     ["output_shape", "[1, 4, 4, 4]", "length 5"], {"stock": "InvalidArgumentError", "onednn": None}),
     ("output_shape_not_1d", dict(output_shape=np.array([[1, 4, 4, 4, 4]])), ValueError,
-     ["output_shape", "1-D"], "InvalidArgumentError"),
+     ["output_shape", "1-D"], {"stock": "InvalidArgumentError", "onednn": "SIGABRT"}),
     ("output_shape_negative", dict(output_shape=[1, -4, 4, 4, 4]), ValueError,
-     ["output_shape", "-4", "non-negative"], "InvalidArgumentError"),
+     ["output_shape", "-4", "non-negative"], {"stock": "InvalidArgumentError", "onednn": "SIGABRT"}),
     ("output_shape_inconsistent_same", dict(output_shape=[1, 6, 4, 4, 4]), ValueError,
-     ["output_shape", "(1, 6, 4, 4, 4)", "would have to be 3"], "InvalidArgumentError"),
+     ["output_shape", "(1, 6, 4, 4, 4)", "would have to be 3"], {"stock": "InvalidArgumentError", "onednn": "AbortedError"}),
     ("output_shape_inconsistent_valid", dict(output_shape=[1, 7, 4, 4, 4], padding="VALID"),
-     ValueError, ["output_shape", "(1, 7, 4, 4, 4)", "VALID"], "InvalidArgumentError"),
+     ValueError, ["output_shape", "(1, 7, 4, 4, 4)", "VALID"], {"stock": "InvalidArgumentError", "onednn": "AbortedError"}),
     ("valid_negative_input_size", dict(value=np.ones((1, 1, 1, 1, 3), np.float32),
                                        filter=np.ones((3, 1, 1, 4, 3), np.float32),
                                        output_shape=[1, 1, 1, 1, 4], strides=1,
                                        padding="VALID"),
      ValueError, ["output_shape", "would have to be -1"], "InvalidArgumentError"),
     ("batch_mismatch", dict(output_shape=[2, 4, 4, 4, 4]), ValueError,
-     ["output_shape", "(2, 4, 4, 4, 4)", "batch"], "InvalidArgumentError"),
+     ["output_shape", "(2, 4, 4, 4, 4)", "batch"], {"stock": "InvalidArgumentError", "onednn": "AbortedError"}),
     ("output_shape_missing", dict(output_shape=None), ValueError, ["output_shape=None"],
      "ValueError"),
     ("output_shape_floats", dict(output_shape=[1.0, 4.0, 4.0, 4.0, 4.0]), TypeError,
@@ -72,7 +74,7 @@ RULES = [
     ("dilations_zero", dict(dilations=0), ValueError, ["dilations=0", ">= 1"],
      "InvalidArgumentError"),
     ("dilations_channel_entry", dict(dilations=[1, 1, 1, 1, 2]), ValueError,
-     ["dilations=[1, 1, 1, 1, 2]", "batch and channel"], "InvalidArgumentError"),
+     ["dilations=[1, 1, 1, 1, 2]", "batch and channel"], {"stock": "InvalidArgumentError", "onednn": None}),
     # TF accepts dilations=1.0 (truncated to 1); impl insists on integers, as for strides.
     ("dilations_float", dict(dilations=1.0), TypeError, ["dilations=1.0", "integers"], None),
     ("padding_wrong_case", dict(padding="same"), ValueError, ["padding='same'", "'SAME'"],
@@ -277,136 +279,26 @@ def test_invalid_call_is_rejected_with_a_helpful_message(rule, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def tf():
-    """TensorFlow (a hard test dependency, never skipped), imported only by the tests using it so
-    that the impl-only tests stay TF-free (fast, and safe to fork under mutation testing)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow
-
-    return tensorflow
-
-
-@pytest.mark.parametrize("rule", RULES, ids=[rule[0] for rule in RULES])
-def test_tensorflow_behaves_as_recorded_for_the_same_call(rule, tf):
-    _, overrides, _, _, tf_behaviour = rule
-    kwargs = dict(BASE, **overrides)
-    if tf_behaviour is None:
-        tf.compat.v1.nn.conv3d_transpose(**kwargs)  # TF accepts: impl is deliberately stricter
-    else:
-        with pytest.raises(Exception) as tf_caught:
-            tf.compat.v1.nn.conv3d_transpose(**kwargs)
-        assert type(tf_caught.value).__name__ == tf_behaviour
+def tf_eager_both_ways():
+    """The eager path with oneDNN forced off and on, in the oracle's isolated workers."""
+    pools = {name: TargetPool(name, timeout=60) for name in EAGER_BOTH_WAYS}
+    yield pools
+    for pool in pools.values():
+        pool.close()
 
 
-def test_normalize_call_reports_the_canonical_form():
-    call = impl.normalize_call(value=X.transpose(0, 4, 1, 2, 3), filter=W,
-                               output_shape=np.array([1, 4, 2, 4, 3]), strides=[1, 1, 1, 2, 2],
-                               padding="SAME", data_format="NCDHW", dilations=(1, 1, 2))
-    assert isinstance(call, impl.NormalizedCall)
-    assert call.output_shape == (1, 4, 2, 4, 3) and call.output_spatial == (2, 4, 3)
-    assert call.strides == (1, 2, 2) and call.dilations == (1, 1, 2)
-    # W: I=2, eff=3, s=2, O=3: total pad (2-1)*2+3-3 = 2 -> 1 before, 1 after.
-    assert call.pad_before == (0, 0, 1) and call.pad_after == (1, 0, 1)
-    assert call.padding == "SAME" and call.data_format == "NCDHW"
-    assert call.dtype == np.float32 and call.value.shape == (1, 3, 2, 2, 2)
-    assert all(isinstance(v, int) for v in call.output_shape + call.pad_before)
+def _behaviour(outcome) -> str | None:
+    if outcome.kind == "raised":
+        return outcome.short_class
+    return None if outcome.kind == "value" else outcome.signal_name or outcome.describe()
 
 
-def test_normalize_call_padding_split_puts_the_odd_pad_after():
-    value = np.ones((1, 2, 2, 2, 1))
-    call = impl.normalize_call(value=value, filter=np.ones((4, 3, 1, 1, 1)),
-                               output_shape=[1, 4, 3, 2, 1], strides=[2, 2, 1], padding="SAME",
-                               dilations=[1, 1, 2])
-    # D: (2-1)*2+4-4 = 2 -> 1/1; H: (2-1)*2+3-3 = 2 -> 1/1; W: eff 1: (2-1)*1+1-2 = 0.
-    assert call.pad_before == (1, 1, 0) and call.pad_after == (1, 1, 0)
-    odd = impl.normalize_call(value=value, filter=np.ones((2, 2, 2, 1, 1)),
-                              output_shape=[1, 2, 2, 2, 1], strides=1)
-    assert odd.pad_before == (0, 0, 0) and odd.pad_after == (1, 1, 1)
-    valid = impl.normalize_call(value=value, filter=np.ones((2, 2, 2, 1, 1)),
-                                output_shape=[1, 4, 5, 3, 1], strides=[2, 2, 1],
-                                padding="VALID")
-    assert valid.pad_before == (0, 0, 0) and valid.pad_after == (0, 0, 0)
-
-
-class _ArrayLike:
-    """Carries a dtype through ``__array__`` only (like a TF EagerTensor)."""
-
-    def __init__(self, array):
-        self._array = array
-
-    def __array__(self, dtype=None, copy=None):
-        return self._array if dtype is None else self._array.astype(dtype)
-
-
-def test_accumulation_dtype_is_float32_except_for_float64():
-    from impl.transpose import accum_dtype_for
-
-    assert [accum_dtype_for(d) for d in impl.SUPPORTED_DTYPES] == [
-        np.float32, np.float32, np.float32, np.float64]
-
-
-def test_python_data_takes_the_dtype_of_a_typed_partner():
-    as_list = X.astype(int).tolist()
-    call = impl.normalize_call(value=as_list, filter=W, output_shape=[1, 4, 4, 4, 4], strides=2)
-    assert call.dtype == call.value.dtype == call.filter.dtype == np.float32
-    call = impl.normalize_call(value=X.astype(np.float16), filter=W.tolist(),
-                               output_shape=[1, 4, 4, 4, 4], strides=2)
-    assert call.dtype == call.value.dtype == call.filter.dtype == np.float16
-    call = impl.normalize_call(value=X.tolist(), filter=W.tolist(),
-                               output_shape=[1, 4, 4, 4, 4], strides=2)
-    assert call.dtype == call.value.dtype == call.filter.dtype == np.float32
-
-
-def test_objects_with_array_protocol_carry_their_dtype():
-    with pytest.raises(TypeError, match="filter.dtype='float32'"):
-        impl.normalize_call(value=_ArrayLike(X.astype(np.float64)), filter=W,
-                            output_shape=[1, 4, 4, 4, 4], strides=2)
-    call = impl.normalize_call(value=_ArrayLike(X), filter=_ArrayLike(W),
-                               output_shape=[1, 4, 4, 4, 4], strides=2)
-    assert call.dtype == call.value.dtype == np.float32
-
-
-@pytest.mark.parametrize("element, name", [(True, "bool"), (1j, "complex128")])
-def test_boolean_or_complex_python_data_is_rejected(element, name):
-    data = np.full(X.shape, element).tolist()
-    with pytest.raises(TypeError) as caught:
-        impl.normalize_call(value=data, filter=W, output_shape=[1, 4, 4, 4, 4], strides=2)
-    assert str(caught.value) == (f"conv3d_transpose: value element type={name!r} is invalid; "
-                                 "expected real numbers")
-
-
-def test_normalize_call_expands_every_strides_and_dilations_form():
-    value = np.ones((1, 2, 3, 4, 1))
-    filter = np.ones((1, 1, 1, 1, 1))
-    out = [1, 4, 6, 8, 1]
-    for strides in (2, [2], (2,), np.array([2]), [2, 2, 2], [1, 2, 2, 2, 1]):
-        call = impl.normalize_call(value=value, filter=filter, output_shape=out, strides=strides)
-        assert call.strides == (2, 2, 2) and call.dilations == (1, 1, 1)
-    call = impl.normalize_call(value=value, filter=filter, output_shape=[1, 2, 6, 4, 1],
-                               strides=[1, 1, 2, 1, 1], dilations=[1, 3, 2, 1, 1])
-    assert call.strides == (1, 2, 1) and call.dilations == (3, 2, 1)
-    ncdhw = impl.normalize_call(value=value.reshape(1, 1, 2, 3, 4), filter=filter,
-                                output_shape=[1, 1, 2, 6, 4], strides=[1, 1, 1, 2, 1],
-                                dilations=[1, 1, 3, 2, 1], data_format="NCDHW")
-    assert ncdhw.strides == (1, 2, 1) and ncdhw.dilations == (3, 2, 1)
-
-
-def test_unsigned_output_shape_is_accepted():
-    call = impl.normalize_call(value=X, filter=W, output_shape=np.array([1, 4, 4, 4, 4], np.uint16),
-                               strides=2)
-    assert call.output_shape == (1, 4, 4, 4, 4)
-
-
-def test_unsupported_filter_dtype_names_the_filter():
-    with pytest.raises(TypeError) as caught:
-        impl.normalize_call(value=X, filter=W.astype(np.int8), output_shape=[1, 4, 4, 4, 4],
-                            strides=2)
-    assert str(caught.value) == ("conv3d_transpose: filter.dtype='int8' is invalid; expected "
-                                 "float16, bfloat16, float32, float64")
-
-
-def test_valid_with_empty_input_has_no_padding():
-    # I=0, K=5, s=3, O=1: accepted by the truncating rule; the SAME formula would give a pad.
-    call = impl.normalize_call(value=np.ones((1, 0, 1, 1, 1)), filter=np.ones((5, 1, 1, 1, 1)),
-                               output_shape=[1, 1, 1, 1, 1], strides=3, padding="VALID")
-    assert call.pad_before == (0, 0, 0) and call.pad_after == (0, 0, 0)
+@pytest.mark.parametrize("target", EAGER_BOTH_WAYS)
+def test_tensorflow_behaves_as_recorded_for_the_same_call(tf_eager_both_ways, target):
+    """The same calls on TF: impl's stricter rules are deliberate where TF accepts (None)."""
+    outcomes = tf_eager_both_ways[target].run([case_of(dict(BASE, **rule[1])) for rule in RULES])
+    for (rule_id, _, _, _, recorded), out in zip(RULES, outcomes):
+        family = out.kernel.family   # oneDNN on still runs the stock kernel for int dtypes
+        assert family in ("stock", "onednn"), (rule_id, out.kernel)
+        expected = recorded[family] if isinstance(recorded, dict) else recorded
+        assert _behaviour(out) == expected, (rule_id, family, out.describe())

@@ -17,6 +17,7 @@ from oracle.arrays import ArraySpec
 from oracle.case import Case
 from oracle.outcome import Outcome
 from oracle.pool import TargetPool
+from tests.unit.tf_workers import forced_as_shipped_onednn
 from oracle.repro import render_reproducer
 
 NAN, INF = float("nan"), float("inf")
@@ -126,7 +127,15 @@ def _expect_reproduced(outcome, got, raw_path):
         assert got["class"] == outcome.short_class
 
 
-def test_rendered_reproducers_run_and_reproduce(tmp_path):
+@pytest.mark.parametrize("onednn", ("0", "1"), ids=("as-shipped-onednn=0", "as-shipped-onednn=1"))
+def test_rendered_reproducers_run_and_reproduce(tmp_path, onednn):
+    """Each target's reproducer, run as a user would (its own process), gives the oracle's
+    Outcome bit for bit — on both kernel families of the as-shipped paths."""
+    with forced_as_shipped_onednn(onednn):
+        _reproducers_reproduce(tmp_path)
+
+
+def _reproducers_reproduce(tmp_path):
     cases = {"valid": VALID, "bf16": BF16, "invalid": INVALID}
     scripts = {}
     for target in REPRO_TARGETS:
@@ -149,7 +158,7 @@ def test_rendered_reproducers_run_and_reproduce(tmp_path):
         for (key, _), outcome in zip(cases.items(), observed[target]):
             name = f"{target}/{key}"
             _expect_reproduced(outcome, results[name], scripts[name] + ".bin")
-    assert observed["tf-eager"][2].short_class == "InvalidArgumentError"
+    assert observed["tf-eager"][2].short_class == "InvalidArgumentError"   # either kernel
     assert observed["tf-graph"][2].short_class == "ValueError"
 
 

@@ -14,18 +14,28 @@ from fuzz.truth import truth_of
 from oracle.arrays import ArraySpec
 from oracle.case import Case
 from oracle.pool import TargetPool
+from tests.unit.tf_workers import forced_as_shipped_onednn
 
 TF_TARGETS = ("tf-eager", "tf-eager-stock", "tf-eager-onednn", "tf-graph", "tf-function",
               "tf-xla", "tf-v2", "tf-grad")
 
 
-@pytest.fixture(scope="module")
-def pools():
-    with ThreadPoolExecutor(3) as ex:  # three environments start in parallel
-        opened = dict(zip(TF_TARGETS, ex.map(lambda t: TargetPool(t, timeout=60), TF_TARGETS)))
+@pytest.fixture(scope="module", params=("0", "1"), ids=("as-shipped-onednn=0", "as-shipped-onednn=1"))
+def pools(request):
+    """Every TF target, with the as-shipped paths forced to oneDNN off, then on: what the
+    suite asserts must hold on both kinds of CPU, whichever this one is."""
+    with forced_as_shipped_onednn(request.param):
+        with ThreadPoolExecutor(3) as ex:  # the environments start in parallel
+            opened = dict(zip(TF_TARGETS, ex.map(lambda t: TargetPool(t, timeout=60), TF_TARGETS)))
+    opened["forced"] = request.param
     yield opened
-    for pool in opened.values():
-        pool.close()
+    for name, pool in opened.items():
+        if name != "forced":
+            pool.close()
+
+
+def _targets(pools):
+    return {name: pool for name, pool in pools.items() if name != "forced"}
 
 
 def spec(dtype, shape, seed, recipe="normal", **params):
@@ -80,43 +90,53 @@ def test_ones_closed_form(pools):
                 assert np.all(value[0, d, h, w] == {3: 27, 2: 18, 1: 12, 0: 8}[k] * 2)
 
 
-# Cases some TF CPU paths compute and others reject, with the set of targets observed to
-# compute them on TF 2.21 (CPU without AVX-512; oneDNN off unless forced).
+# Cases some TF CPU kernels compute and others reject, keyed by what is observed to decide it
+# on TF 2.21: the kernel family that ran (oneDNN and XLA compute NCDHW and dilations, the stock
+# kernel rejects them), or the API path (v1's required `value`).
 PARTIAL = {
     "ncdhw": (Case(spec("float32", (1, 3, 2, 3, 2), 15), spec("float32", (2, 3, 2, 2, 3), 16),
                    output_shape=[1, 2, 4, 5, 4], strides=[1, 1, 2, 2, 2], data_format="NCDHW"),
-              {"tf-xla", "tf-eager-onednn"}, r"NDHWC|NHWC"),
+              lambda target, family: family in ("xla", "onednn"), r"NDHWC|NHWC"),
     "dilated": (Case(spec("float32", (1, 3, 3, 3, 2), 9), spec("float32", (2, 2, 2, 2, 2), 10),
                      output_shape=[1, 3, 3, 3, 2], strides=[1, 1, 1, 1, 1],
                      dilations=[1, 2, 2, 2, 1], dilations_form="list"),
-                {"tf-xla", "tf-eager-onednn"}, r"[Dd]ilat"),
+                lambda target, family: family in ("xla", "onednn"), r"[Dd]ilat"),
     # v1's `value` is a required positional parameter in TF 2.21: `input=` alone is a TypeError
     # (tf-v2 maps `input` to its own `input` and computes it).
     "input-alias-only": (Case(spec("float32", (1, 2, 2, 2, 3), 13), spec("float32", (2, 2, 2, 2, 3), 14),
                               output_shape=[1, 3, 4, 3, 2], strides=[2], value_arg="input"),
-                         {"tf-v2", "tf-grad"}, "positional argument"),
+                         lambda target, family: target in ("tf-v2", "tf-grad"), "positional argument"),
 }
+
+
+def _as_shipped_family(pools, target):
+    """The kernel family a float32 call of ``target`` must run under this fixture's forcing."""
+    if target == "tf-xla":
+        return "xla"
+    onednn = {"tf-eager-stock": "0", "tf-eager-onednn": "1"}.get(target, pools["forced"])
+    return "onednn" if onednn == "1" else "stock"
 
 
 @pytest.mark.parametrize("name", list(PARTIAL))
 def test_partially_supported_cases_are_computed_right_or_rejected(pools, name):
-    case, observed, words = PARTIAL[name]
+    case, computes, words = PARTIAL[name]
     truth = truth_of(case)
-    computed = set()
-    for target, pool in pools.items():
+    import tensorflow as tf
+
+    for target, pool in _targets(pools).items():
         out = pool.run([case])[0]
+        family = out.kernel.family
+        if name != "input-alias-only":  # a TypeError before any kernel: nothing observed
+            assert family == _as_shipped_family(pools, target), (target, out.kernel)
         if out.kind == "value":
             assert list(out.value.shape) == case.output_shape
             assert np.all(np.abs(out.value.astype(np.float64) - truth.y_ref) <= truth.bound), target
-            computed.add(target)
         else:
             assert out.kind == "raised", f"{target}: {out.describe()}"
             assert out.is_instance_of("OpError") or out.is_instance_of("TypeError"), out.describe()
             assert re.search(words, out.message), f"{target}: {out.message[:300]}"
-    import tensorflow as tf
-
-    if tf.__version__.startswith("2.21."):
-        assert computed == observed
+        if tf.__version__.startswith("2.21."):
+            assert (out.kind == "value") == computes(target, family), (target, out.kernel, out.describe())
 
 
 def _base():
@@ -144,10 +164,13 @@ INVALID = {
 GRAPH_VALUE_ERRORS = {"padding-case", "output-negative", "output-rank4", "data-format"}
 
 
-# Invalid calls a path was observed to *accept* on TF 2.21 (findings for the report, kept here
+# Invalid calls a kernel was observed to *accept* on TF 2.21 (findings for the report, kept here
 # so this test still fails on any other acceptance): the oneDNN kernel takes a rank-4
-# output_shape and returns a 5-D result.
-OBSERVED_ACCEPTED = {("tf-eager-onednn", "output-rank4")}
+# output_shape and returns a 5-D result. Only a oneDNN kernel may crash on these calls (it
+# aborts on a negative output_shape: ledger onednn-negative-output-shape-abort).
+OBSERVED_ACCEPTED = {("onednn", "output-rank4")}
+# The class each kernel raises for a channel mismatch (oneDNN cannot build its primitive).
+CHANNEL_MISMATCH_CLASS = {"stock": "InvalidArgumentError", "onednn": "AbortedError"}
 
 
 @pytest.mark.parametrize("target", TF_TARGETS)
@@ -156,16 +179,19 @@ def test_invalid_cases_are_rejected_and_recorded(pools, target):
     outcomes = pools[target].run([INVALID[n] for n in names])
     assert len(outcomes) == len(names)
     for name, out in zip(names, outcomes):
-        if (target, name) in OBSERVED_ACCEPTED and out.kind == "value":
+        family = out.kernel.family
+        if (family, name) in OBSERVED_ACCEPTED and out.kind == "value":
             continue
         assert out.kind in ("raised", "crashed"), f"{target} accepted {name}: {out.describe()}"
         if out.kind == "raised":
             assert out.error_class and out.message and out.error_bases
             assert out.to_json()["error_class"] == out.error_class
+        else:
+            assert family == "onednn", f"{target} {name}: {out.describe()} ({out.kernel})"
         if target in ("tf-graph", "tf-function", "tf-xla") and name in GRAPH_VALUE_ERRORS:
             assert out.short_class == "ValueError", f"{target} {name}: {out.describe()}"
-        if target in ("tf-eager", "tf-eager-stock") and name == "channels":
-            assert out.short_class == "InvalidArgumentError"
+        if target.startswith("tf-eager") and name == "channels":
+            assert out.short_class == CHANNEL_MISMATCH_CLASS[family], (target, out.kernel)
 
 
 @pytest.mark.parametrize("target", ("tf-graph", "tf-function", "tf-xla"))
@@ -194,10 +220,15 @@ def test_info_reports_versions_onednn_and_xla(pools):
         assert info["worker"]["tensorflow"] == tf.__version__
         assert info["worker"]["xla_available"] is True
         assert info["environment"]["cpu"]["logical_cpus"] >= 1
-    assert stock["onednn"] == {"TF_ENABLE_ONEDNN_OPTS": "0", "enabled": False}
-    assert forced["onednn"] == {"TF_ENABLE_ONEDNN_OPTS": "1", "enabled": True}
+    assert stock["onednn"]["TF_ENABLE_ONEDNN_OPTS"] == "0" and stock["onednn"]["enabled"] is False
+    assert forced["onednn"]["TF_ENABLE_ONEDNN_OPTS"] == "1" and forced["onednn"]["enabled"] is True
+    assert shipped["onednn"]["enabled"] is (pools["forced"] == "1")   # as TF decided, in the worker
+    assert {"float32", "bfloat16"} <= set(forced["worker"]["onednn_dtypes"])
+    assert "float64" not in forced["worker"]["onednn_dtypes"]
     assert shipped["worker"]["pid"] == pools["tf-graph"].info()["worker"]["pid"]  # one worker per env
-    assert shipped["worker"]["pid"] != stock["worker"]["pid"]
+    # as-shipped forced off shares the oneDNN-off worker; forced on, the oneDNN-on one
+    assert (shipped["worker"]["pid"] == stock["worker"]["pid"]) is (pools["forced"] == "0")
+    assert (shipped["worker"]["pid"] == forced["worker"]["pid"]) is (pools["forced"] == "1")
 
 
 def test_bfloat16_result_is_ml_dtypes(pools):
@@ -245,6 +276,7 @@ def test_run_on_targets_one_message_per_environment_with_real_crashes(pools):
 
     good, other = GOOD["f32-stride2-same"], GOOD["f64-valid-int-stride"]
     cases = [good, XLA_ZERO_COUT, ONEDNN_HUGE_SHAPE, other]
+    pools = _targets(pools)
     out = run_on_targets(pools, cases)
     assert list(out) == list(pools) and all(len(v) == 4 for v in out.values())
     for target, outs in out.items():
@@ -256,7 +288,12 @@ def test_run_on_targets_one_message_per_environment_with_real_crashes(pools):
         assert out["tf-xla"][1].kind == "crashed" and out["tf-xla"][1].signal_name == "SIGFPE"
         assert out["tf-eager-onednn"][2].kind == "crashed" and out["tf-eager-onednn"][2].signal_name == "SIGABRT"
         for target in ("tf-eager", "tf-eager-stock", "tf-graph", "tf-function", "tf-v2"):
-            assert out[target][1].kind != "crashed" and out[target][2].kind != "crashed", target
+            assert out[target][1].kind != "crashed", target
+            huge = out[target][2]   # only oneDNN aborts on it (a CHECK failure), wherever it ran
+            if huge.kernel.family == "stock":
+                assert huge.kind == "raised", (target, huge.describe())
+            elif huge.kind == "crashed":
+                assert huge.signal_name == "SIGABRT" and "Check failed" in huge.describe(), target
 
 
 def test_bfloat16_inputs_reach_tf_as_its_own_bfloat16_type(monkeypatch):
