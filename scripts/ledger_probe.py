@@ -53,6 +53,7 @@ GROUPED = {  # env onednn -> list of (name, expr)
         ("stock-batched-unreached-inf-tap-nan n=1 (want 0.125)", "T(np.full((1,1,1,1,1),0.25,np.float32), np.array([0.5,-np.inf],np.float32).reshape(1,1,2,1,1), [1,1,1,1,1], [1,1,1,1,1], 'SAME')"),
         ("stock-batched-unreached-inf-tap-nan n=2 (want 0.125 x2)", "T(np.full((2,1,1,1,1),0.25,np.float32), np.array([0.5,-np.inf],np.float32).reshape(1,1,2,1,1), [2,1,1,1,1], [1,1,1,1,1], 'SAME')"),
         ("unreached-nonfinite-input-propagates n=2 (want 1,1)", "T(np.full((2,1,1,1,1),0.5,np.float32), np.array([2.0,np.inf],np.float32).reshape(2,1,1,1,1), [2,1,1,1,1], [1,1,1,1,1], 'SAME')"),
+        ("stock:conv3d batch stride (tf-grad's forward op)", "tf.nn.conv3d(tf.zeros((1,1,1,1,1)), o((1,1,1,1,1),np.float32), [2,1,1,1,1], 'SAME')"),
         ("xla unreached inf tap n=2 (want 0.125 x2)", "xla(lambda: T(np.full((2,1,1,1,1),0.25,np.float32), np.array([0.5,-np.inf],np.float32).reshape(1,1,2,1,1), [2,1,1,1,1], [1,1,1,1,1], 'SAME'))"),
     ],
     "1": [
@@ -68,6 +69,7 @@ GROUPED = {  # env onednn -> list of (name, expr)
         ("onednn cin-zero (want 0 nonzero)", "T(o((1,2,2,2,0),np.float32), o((2,2,2,3,0),np.float32), [1,3,3,3,3], [1,1,1,1,1], 'VALID')"),
         ("onednn batched inf tap float32 n=2 (want 0.125 x2)", "T(np.full((2,1,1,1,1),0.25,np.float32), np.array([0.5,-np.inf],np.float32).reshape(1,1,2,1,1), [2,1,1,1,1], [1,1,1,1,1], 'SAME')"),
         ("onednn-fallback batched inf tap float64 n=2 (want 0.125 x2)", "T(np.full((2,1,1,1,1),0.25,np.float64), np.array([0.5,-np.inf],np.float64).reshape(1,1,2,1,1), [2,1,1,1,1], [1,1,1,1,1], 'SAME')"),
+        ("onednn-conv3d-unimplemented-batch-channel-strides (tf-grad's forward op)", "tf.nn.conv3d(tf.zeros((1,1,1,1,1)), o((1,1,1,1,1),np.float32), [2,1,1,1,1], 'SAME')"),
     ],
 }
 CRASHY = [  # (name, onednn, expr)
