@@ -10,7 +10,9 @@ Valid Cases (``judge_value``):
     such a sum holds an inf or nan product); elsewhere, where an intermediate may overflow
     (``overflow`` mask) a non-finite result is allowed; where the truth is nan the result must be
     nan; where it is ±inf, the same inf; elsewhere the result must be finite with
-    ``|y − y_ref| ≤ b`` (``value-mismatch``). ``headroom = max |y − y_ref|/b``.
+    ``|y − y_ref| ≤ b`` (``value-mismatch``). ``headroom = max |y − y_ref|/b``. A
+    value-mismatch says where its violations lie (``fuzz.locate``): ``details["where"]``, the
+    worst index in ``details["worst_index"]`` and a one-line summary at the end of ``observed``.
 Invalid Cases (``judge_rejection``): the target must raise (``accept-reject``); for the rules
 the documentation names the class must be ``ValueError``, for the others it must be (a subclass
 of) the class ``impl`` raises (``error-class``).
@@ -24,6 +26,7 @@ import numpy as np
 
 from fuzz.findings import Finding
 from fuzz.invalid import DOC_RULES, family_of
+from fuzz.locate import locate
 from oracle.case import Case
 from oracle.outcome import Outcome
 
@@ -133,12 +136,16 @@ def _judge_bound(case, y, truth, target, prop, strict, out):
     note = ("; every violation is a non-finite result where the truth is finite" if nonfinite_only
             else "; every violation is a finite result that a non-finite input reaches"
             if finite_reached else "")
+    # Where the violations lie (fuzz.locate): deterministic for the same y, so ``observed``
+    # stays comparable across runs (the Finding id does not depend on it).
+    loc = locate(bad, y, ref, ratio, case.data_format, bound)
     return [make_finding(
         "value-mismatch", case, target, prop,
         f"|y - y_ref| <= bound; at {list(idx)}: y_ref={float(ref[idx])!r}, bound={bound[idx]:.3g}",
-        f"{int(bad.sum())} of {bad.size} elements out of bound; at {list(idx)}: y={float(y[idx])!r}{note}",
+        f"{int(bad.sum())} of {bad.size} elements out of bound; at {list(idx)}: y={float(y[idx])!r}"
+        f"{note}; {loc.summary()}",
         headroom=float(np.nanmax(np.where(bad, ratio, 0.0))), out=out, index=list(idx),
-        violations=int(bad.sum()))], head
+        violations=int(bad.sum()), worst_index=loc.worst, where=loc.to_json())], head
 
 
 def expected_error_class(case: Case, impl_out: Outcome | None) -> str:
