@@ -37,6 +37,7 @@ from typing import Any
 
 from fuzz.findings import FINDING_KINDS, Finding
 from fuzz.invalid import FAMILIES
+from oracle.case import spatial_triple
 from oracle.kernels import KERNEL_FAMILIES
 from oracle.targets import KNOWN_TARGETS
 
@@ -45,7 +46,7 @@ FIELDS = ("id", "reason", "kernels", "targets", "tf_versions", "kinds", "labels"
           "error_class", "message", "dtypes", "features")
 LEDGER_SCHEMA = "conv3dt-ledger/1"
 KNOWN_DTYPES = ("float16", "bfloat16", "float32", "float64", "int32", "int64", "complex64")
-KNOWN_PROPERTIES = ("differential", "exact", "invalid", "corpus") + tuple(
+KNOWN_PROPERTIES = ("differential", "exact", "invalid", "realistic", "corpus") + tuple(
     f"metamorphic-{name}" for name in ("determinism", "power-of-two", "adjoint", "layout",
                                        "linearity-value", "linearity-filter", "batch-split"))
 
@@ -74,20 +75,8 @@ def _valid_output_below_kernel(case: dict[str, Any], fshape, dil) -> bool:
 
 def case_features(case: dict[str, Any]) -> dict[str, Any]:
     """Facts about a Case (JSON form) that ledger entries may name."""
-    def _spatial(arg, layout):
-        if arg is None:
-            return [1, 1, 1]
-        if isinstance(arg, int):
-            return [arg] * 3
-        if isinstance(arg, list) and all(isinstance(x, int) for x in arg):
-            if len(arg) == 1:
-                return arg * 3
-            if len(arg) == 5:
-                return arg[1:4] if layout == "NDHWC" else arg[2:5]
-            return arg
-        return []
     layout = case.get("data_format")
-    dil = _spatial(case.get("dilations"), layout)
+    dil = spatial_triple(case.get("dilations"), layout)
     vshape = (case.get("value") or {}).get("shape") or []
     fshape = (case.get("filter") or {}).get("shape") or []
     return {

@@ -73,7 +73,7 @@ from fuzz.findings import Finding
 from fuzz.judge import _process_failure, kernels_of, make_finding, repro
 from fuzz.truth import Truth, normalized, truth_of
 from oracle.arrays import ArraySpec
-from oracle.case import Case
+from oracle.case import Case, spatial_triple
 
 SCALE_EXP = 3
 LIN_A, LIN_B = 2.0, -0.5
@@ -597,26 +597,13 @@ def run_checks(case: Case, run, target: str, identities=tuple(CHECKS),
 
 
 # ----------------------------------------------------------------------------- strategy
-def _spatial_triple(arg, layout: str) -> list[int]:
-    if arg is None:
-        return [1, 1, 1]
-    if isinstance(arg, int):
-        return [arg] * 3
-    arg = list(arg)
-    if len(arg) == 1:
-        return arg * 3
-    if len(arg) == 5:
-        return arg[1:4] if layout == "NDHWC" else arg[2:5]
-    return arg
-
-
 def undilated(case: Case) -> Case:
     """The Case with every dilation 1 (in the same argument form) and each output size moved to
     the nearest one the contract accepts without dilation (``fuzz.strategies.output_range``)."""
     from fuzz.strategies import output_range
 
     first = 1 if case.data_format == "NDHWC" else 2
-    strides = _spatial_triple(case.strides, case.data_format)
+    strides = spatial_triple(case.strides, case.data_format)
     out = list(case.output_shape)
     for a in range(3):
         lo, hi = output_range(case.value.shape[first + a], case.filter.shape[a], strides[a], 1,

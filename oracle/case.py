@@ -30,6 +30,28 @@ OUTPUT_SHAPE_FORMS = ("list", "tuple", "ndarray-int32", "ndarray-int64", "ndarra
                       "tensor-int32", "tensor-int64", "omitted")
 SEQUENCE_FORMS = ("omitted", "none", "int", "list", "tuple")
 
+def spatial_triple(arg: Any, layout: Any) -> list[int]:
+    """The (D, H, W) entries of a strides/dilations argument as recorded in a Case (JSON form):
+    ``None`` → [1, 1, 1]; an int → three copies; a list of ints of length 1 → three copies, of
+    length 5 → its spatial entries in ``layout`` order (NDHWC: 1..3, NCDHW: 2..4), of any other
+    length → itself (an invalid Case's wrong length stays visible); anything else → [] — never an
+    exception, since invalid Cases carry arbitrary JSON. ``impl.args`` is the validating parser; this one only reads."""
+    if arg is None:
+        return [1, 1, 1]
+    if isinstance(arg, bool) or not isinstance(arg, (int, list, tuple)):
+        return []
+    if isinstance(arg, int):
+        return [arg] * 3
+    items = list(arg)
+    if not all(isinstance(x, int) and not isinstance(x, bool) for x in items):
+        return []
+    if len(items) == 1:
+        return items * 3
+    if len(items) == 5:
+        return items[1:4] if layout == "NDHWC" else items[2:5]
+    return items
+
+
 def _as_form(value: Any, form: str) -> Any:
     """Render a JSON value (list/int/None/...) in the recorded sequence form."""
     if form == "tuple" and isinstance(value, list):
