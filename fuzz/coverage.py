@@ -3,12 +3,15 @@
 ``cells_of(case)`` names the cells one Case hits: single axis values (dtype, layout, padding,
 kernel/stride/dilation values on any axis, zero-size N/Cin/Cout/spatial, argument forms, value
 recipes), key pairs (dtype×layout, dtype×dilation>1, padding×odd total pad / VALID slack,
-stride>kernel, kernel>output) and the invalid family. ``REQUIRED`` lists every cell the ci
+stride>kernel, kernel>output), the realistic tier's size classes (``size_cells``) and the
+invalid family. ``REQUIRED`` lists every cell the ci
 profile must hit; ``missing(counts)`` is the tripwire.
 """
 from __future__ import annotations
 
-from oracle.case import Case
+import math
+
+from oracle.case import Case, spatial_triple
 from fuzz.invalid import FAMILIES, family_of
 from fuzz.strategies import DTYPES, LAYOUTS, output_range
 
@@ -29,19 +32,13 @@ PAIR_CELLS = ([f"dtype×layout={d}×{l}" for d in DTYPES for l in LAYOUTS]
               + ["padding×pad=SAME×odd", "padding×pad=SAME×even", "padding×pad=VALID×slack",
                  "stride>kernel", "kernel>output"])
 INVALID_CELLS = [f"invalid:{f}" for f in FAMILIES]
-REQUIRED = tuple(AXIS_CELLS + PAIR_CELLS + INVALID_CELLS)
-
-
-def _triple(arg, layout):
-    if arg is None:
-        return [1, 1, 1]
-    if isinstance(arg, int):
-        return [arg] * 3
-    if len(arg) == 1:
-        return list(arg) * 3
-    if len(arg) == 5:
-        return list(arg[1:4]) if layout == "NDHWC" else list(arg[2:5])
-    return list(arg)
+# The realistic tier's boundary classes (fuzz.realistic) and "large" (≥ 10⁵ outputs or ≥ 1000
+# products per output) crossed with every dtype and layout.
+SIZE_CELLS = (["size:cout-past-block-of-8", "size:cin-past-block-of-16", "size:channels>=64",
+               "size:extent-past-tile-of-16", "size:extent>=64", "size:batch>=8", "size:kernel=7",
+               "size:terms>=1000", "size:outputs>=1e5", "size:strided-deep"]
+              + [f"size:large×{d}" for d in DTYPES] + [f"size:large×{l}" for l in LAYOUTS])
+REQUIRED = tuple(AXIS_CELLS + PAIR_CELLS + INVALID_CELLS + SIZE_CELLS)
 
 
 def cells_of(case: Case) -> list[str]:
@@ -53,7 +50,7 @@ def cells_of(case: Case) -> list[str]:
     first = 1 if layout == "NDHWC" else 2
     ins, outs = vs[first:first + 3], os_[first:first + 3]
     cin, n, cout = vs[4 if layout == "NDHWC" else 1], vs[0], fs[3]
-    k, s, d = list(fs[:3]), _triple(case.strides, layout), _triple(case.dilations, layout)
+    k, s, d = list(fs[:3]), spatial_triple(case.strides, layout), spatial_triple(case.dilations, layout)
     cells = [f"dtype={dtype}", f"layout={layout}", f"padding={case.padding}",
              f"dtype×layout={dtype}×{layout}", f"values={case.value.recipe}",
              f"value_arg={case.value_arg}", f"filter_arg={case.filter_arg}",
@@ -73,6 +70,7 @@ def cells_of(case: Case) -> list[str]:
         cells.append("zero=spatial")
     if 1 in ins:
         cells.append("size=1")
+    cells += size_cells(case.dtype, layout, n, cin, cout, ins, outs, k, s)
     for a in range(3):
         eff = (k[a] - 1) * d[a] + 1
         if case.padding == "SAME" and ins[a] > 0:
@@ -85,6 +83,24 @@ def cells_of(case: Case) -> list[str]:
         if k[a] > outs[a]:
             cells.append("kernel>output")
     return sorted(set(cells))
+
+
+def size_cells(dtype, layout, n, cin, cout, ins, outs, k, s) -> list[str]:
+    """The ``SIZE_CELLS`` a valid geometry hits (see ``fuzz.realistic`` for why these)."""
+    outputs = n * cout * math.prod(outs)
+    terms = cin * math.prod(k)
+    hits = {"size:cout-past-block-of-8": cout > 8 and cout % 8 != 0,
+            "size:cin-past-block-of-16": cin > 16 and cin % 16 != 0,
+            "size:channels>=64": max(cin, cout) >= 64,
+            "size:extent-past-tile-of-16": any(o > 16 and o % 16 for o in outs),
+            "size:extent>=64": max(outs) >= 64, "size:batch>=8": n >= 8,
+            "size:kernel=7": 7 in k, "size:terms>=1000": terms >= 1000,
+            "size:outputs>=1e5": outputs >= 100_000,
+            "size:strided-deep": any(st > 1 and i >= 8 for st, i in zip(s, ins))}
+    cells = [c for c, hit in hits.items() if hit]
+    if outputs >= 100_000 or terms >= 1000:
+        cells += [f"size:large×{dtype}", f"size:large×{layout}"]
+    return cells
 
 
 def missing(counts: dict[str, int], required=REQUIRED) -> list[str]:

@@ -83,9 +83,18 @@ def _matrix_cells(case: Case) -> list[str]:
     return cells + [c for c in cells_of(case) if c.startswith(("dilation=", "zero="))]
 
 
-def _finish(ctx: Context, unknown: list[Finding], headroom: float | None) -> None:
+STEERED_BY_KERNEL_PATHS = ("realistic",)
+
+
+def _finish(ctx: Context, unknown: list[Finding], headroom: float | None,
+            new_kernel_paths: int | None = None) -> None:
+    """Steer the search (``hypothesis.target``): toward larger headroom, and for the
+    ``STEERED_BY_KERNEL_PATHS`` properties toward Cases that reach a kernel implementation or
+    blocking (``oracle.kernels`` label) no earlier example of this process reached."""
     if headroom is not None and currently_in_test_context():
         hypothesis_target(min(float(headroom), 1e6), label="headroom")
+    if new_kernel_paths is not None and currently_in_test_context():
+        hypothesis_target(float(new_kernel_paths), label="new-kernel-paths")
     if unknown:
         raise FindingError(unknown)
 
@@ -102,7 +111,7 @@ def check_valid_batch(cases: list[Case], ctx: Context, prop: str = "differential
     t0 = time.perf_counter()
     truths = [truth_of(c) for c in cases]
     ctx.timings["truth"] += time.perf_counter() - t0
-    unknown, best = [], None
+    unknown, best, new_paths = [], None, 0
     outs = ctx.run_all(list(cases))
     for j, (case, truth) in enumerate(zip(cases, truths)):
         rec.cover(cells_of(case))
@@ -111,7 +120,7 @@ def check_valid_batch(cases: list[Case], ctx: Context, prop: str = "differential
             t1 = time.perf_counter()
             rec.example(prop, name)
             rec.outcome(name, out.kind)
-            rec.kernel(name, out.kernel)
+            new_paths += rec.kernel(name, out.kernel)
             if out.kind == "raised":
                 rec.error(name, case.label, out.short_class)
             findings, head = judge_value(case, out, truth, name, prop, strict=(name == "impl"))
@@ -125,7 +134,7 @@ def check_valid_batch(cases: list[Case], ctx: Context, prop: str = "differential
             rec.matrix_cells(name, _matrix_cells(case), bool(findings))
             unknown += unknown_here
             ctx.timings["judge"] += time.perf_counter() - t1
-    _finish(ctx, unknown, best)
+    _finish(ctx, unknown, best, new_paths if prop in STEERED_BY_KERNEL_PATHS else None)
 
 
 def check_invalid(case: Case, ctx: Context, prop: str = "invalid") -> None:

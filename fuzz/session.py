@@ -62,10 +62,14 @@ class Recorder:
     def outcome(self, target: str, kind: str) -> None:
         self.outcomes[target][kind] += 1
 
-    def kernel(self, target: str, kernel) -> None:
-        """Count the kernel (``oracle.kernels.KernelObservation``) that ran one call."""
-        if kernel is not None:
-            self.kernels[target][kernel.label] += 1
+    def kernel(self, target: str, kernel) -> bool:
+        """Count the kernel (``oracle.kernels.KernelObservation``) that ran one call; whether
+        this process saw that kernel label on that target for the first time."""
+        if kernel is None:
+            return False
+        counts = self.kernels[target]
+        counts[kernel.label] += 1
+        return counts[kernel.label] == 1
 
     def error(self, target: str, label: str, cls: str | None) -> None:
         self.errors[target][label][cls or "?"] += 1

@@ -25,7 +25,7 @@ from fuzz.properties import Context, FindingError
 from fuzz.session import Recorder, merge_stats, worker_id
 
 profiles.register_profiles()
-REQUIRED_PROPERTIES = {"differential", "exact", "invalid"}
+REQUIRED_PROPERTIES = {"differential", "exact", "invalid", "realistic"}
 STATE: dict = {"recorder": None, "corpus_dir": corpus.DEFAULT_DIR, "ctx": None}
 
 

@@ -1,0 +1,34 @@
+"""Realistic-size tier: the differential property at the sizes where optimised kernels change
+code path (``fuzz.realistic``: channel counts around powers of two up to 129, extents up to 65,
+batch up to 9, kernels up to 7, thousands of products per output, outputs up to the profile's
+``SizeBudget``). One Case per example, judged on every selected target under the rigorous bound.
+
+One search per dtype (``realistic`` examples each): Hypothesis's generation mutates earlier
+examples, so a single search over all dtypes spends most of its examples in whichever dtype it
+met first; each search has its own seed (``fuzz.realistic.tier_seed``). Explicit examples: ``fuzz.realistic.boundary_cases()`` of that dtype, one
+deterministic Case per boundary class, so the tier's coverage never depends on luck."""
+import pytest
+from hypothesis import example, given, seed
+
+from fuzz import profiles
+from fuzz.properties import check_valid_batch
+from fuzz.realistic import BUDGETS, boundary_cases, realistic_cases, tier_seed
+from fuzz.strategies import DTYPES
+
+
+def tier_search(ctx, dtype: str, prop: str = "realistic"):
+    """The tier's Hypothesis search for one dtype (the profile's examples and budget)."""
+    @profiles.settings_for(prop)
+    @given(case=realistic_cases(BUDGETS[profiles.ACTIVE["profile"]], dtypes=(dtype,)))
+    def search(case):
+        check_valid_batch([case], ctx, prop)
+
+    for case in boundary_cases():
+        if case.dtype == dtype:
+            search = example(case=case)(search)
+    return seed(tier_seed(dtype, profiles.ACTIVE["seed"]))(search)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_realistic(ctx, dtype):
+    tier_search(ctx, dtype)()

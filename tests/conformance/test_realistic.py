@@ -1,0 +1,2 @@
+"""Collected here from the shipped module ``fuzz/conformance/test_realistic.py`` (one copy of the code)."""
+from fuzz.conformance.test_realistic import *  # noqa: F401,F403
