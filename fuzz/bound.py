@@ -20,6 +20,15 @@ The truth is not exact: it is ``y_ref``, computed in a wider precision ``u_ref``
 
     |y − y_ref| ≤ u·(|y_ref| + e_ref) + γ_n(u)·A + e_ref + F
 
+Half precision (float16, bfloat16) has a second, narrower bound: the same formula with the
+accumulation in float32, ``u_acc = 2^-24`` in place of the dtype's ``u`` in ``γ_n`` (the final
+rounding stays ``u·|y|``; a product of two half values is exact in float32: 11 + 11 and 8 + 8
+significand bits ≤ 24, and float32 has bfloat16's exponent range). The contract does not name an
+accumulation precision, so only the dtype-accumulation bound is a ``value-mismatch``; exceeding
+the float32-accumulation one is the distinct finding ``accumulation-precision`` (the kernel keeps
+less than float32 precision in its sums). At realistic sizes it is the only bound with teeth:
+``γ_n(2^-8)`` is infinite from n = 256 products, ``γ_n(2^-11)`` from n = 2048.
+
 ``headroom = max |y − y_ref| / bound`` over the elements: ≤ 1 means within the bound;
 its size says how much slack an implementation leaves.
 """
@@ -30,6 +39,8 @@ import numpy as np
 UNIT_ROUNDOFF = {"float16": 2.0**-11, "bfloat16": 2.0**-8, "float32": 2.0**-24, "float64": 2.0**-53}
 SMALLEST_NORMAL = {"float16": 2.0**-14, "bfloat16": 2.0**-126, "float32": 2.0**-126,
                    "float64": 2.0**-1022}
+# Accumulation precision of the narrower half-precision bound (see the module docstring).
+WIDE_ACCUMULATION = {"float16": "float32", "bfloat16": "float32"}
 LARGEST_FINITE = {"float16": 65504.0, "bfloat16": 3.3895313892515355e38,
                   "float32": float(np.finfo(np.float32).max), "float64": float(np.finfo(np.float64).max)}
 
@@ -60,20 +71,23 @@ def gamma(n: int, u: float) -> float:
 
 
 def error_bound(dtype: str, y_ref: np.ndarray, magnitude: np.ndarray, n_terms: int,
-                ref_unit_roundoff: float, ftz_term: np.ndarray | float = 0.0) -> np.ndarray:
+                ref_unit_roundoff: float, ftz_term: np.ndarray | float = 0.0,
+                accumulation: str | None = None) -> np.ndarray:
     """Per-element bound on |y − y_ref| for a result of ``dtype`` (see module docstring).
 
     ``magnitude`` is ``A_ref`` (|value| ⊛ |filter| in the reference precision), ``n_terms``
     the number of products per output element (Cin × kernel taps, before dilation), and
     ``ref_unit_roundoff`` the unit roundoff in which ``y_ref`` and ``magnitude`` were summed.
+    ``accumulation`` is the precision the sums are assumed to keep (default: ``dtype``).
     """
     u = UNIT_ROUNDOFF[dtype]
+    u_acc = UNIT_ROUNDOFF[accumulation or dtype]
     n = max(int(n_terms), 1)
     g_ref = gamma(n, ref_unit_roundoff)
     a = np.abs(np.asarray(magnitude, dtype=np.float64)) / (1.0 - g_ref)
     e_ref = g_ref * a
     y = np.abs(np.asarray(y_ref, dtype=np.float64))
-    return u * (y + e_ref) + gamma(n, u) * a + e_ref + ftz_term
+    return u * (y + e_ref) + gamma(n, u_acc) * a + e_ref + ftz_term
 
 
 def headroom(observed: np.ndarray, y_ref: np.ndarray, bound: np.ndarray) -> float:

@@ -16,9 +16,10 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 FindingKind = Literal["value-mismatch", "exactness", "accept-reject", "error-class", "crash",
-                      "timeout", "shape", "dtype", "metamorphic"]
+                      "timeout", "shape", "dtype", "metamorphic", "accumulation-precision"]
 FINDING_KINDS: tuple[str, ...] = ("value-mismatch", "exactness", "accept-reject", "error-class",
-                                  "crash", "timeout", "shape", "dtype", "metamorphic")
+                                  "crash", "timeout", "shape", "dtype", "metamorphic",
+                                  "accumulation-precision")
 
 
 def finding_id(kind: str, target: str, prop: str, case_json: dict[str, Any]) -> str:

@@ -12,7 +12,10 @@ Valid Cases (``judge_value``):
     nan; where it is ±inf, the same inf; elsewhere the result must be finite with
     ``|y − y_ref| ≤ b`` (``value-mismatch``). ``headroom = max |y − y_ref|/b``. A
     value-mismatch says where its violations lie (``fuzz.locate``): ``details["where"]``, the
-    worst index in ``details["worst_index"]`` and a one-line summary at the end of ``observed``.
+    worst index in ``details["worst_index"]`` and a one-line summary at the end of ``observed``;
+  - float16/bfloat16 within that bound must also be within the float32-accumulation bound
+    (``accumulation-precision``: the contract names no accumulation precision, so this is a
+    finding of its own kind, which a ledger entry can accept for a kernel that sums in half).
 Invalid Cases (``judge_rejection``): the target must raise (``accept-reject``); for the rules
 the documentation names the class must be ``ValueError``, for the others it must be (a subclass
 of) the class ``impl`` raises (``error-class``).
@@ -107,7 +110,30 @@ def judge_value(case: Case, out: Outcome, truth, target: str, prop: str, strict:
                                  f"{int(bad.sum())} of {bad.size} differ; at {list(idx)}: "
                                  f"{float(y[idx])!r}", out=out, index=list(idx))], 0.0
         return [], 0.0
-    return _judge_bound(case, y.astype(np.float64), truth, target, prop, strict, out)
+    findings, head = _judge_bound(case, y.astype(np.float64), truth, target, prop, strict, out)
+    if not findings and truth.bound_accum32 is not None:
+        findings = _judge_accumulation(case, y.astype(np.float64), truth, target, prop, out)
+    return findings, head
+
+
+def _judge_accumulation(case, y, truth, target, prop, out) -> list[Finding]:
+    """float16/bfloat16 within the contract bound: also within the float32-accumulation bound
+    (``fuzz.bound``)? Judged where both results are finite and no intermediate may overflow."""
+    ref, bound = truth.y_ref, truth.bound_accum32
+    with np.errstate(all="ignore"):
+        judged = np.isfinite(y) & np.isfinite(ref) & ~truth.overflow
+        ratio = np.where(judged, np.abs(y - ref) / bound, 0.0)
+    bad = judged & (ratio > 1.0)
+    if not bad.any():
+        return []
+    idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), ratio.shape))
+    return [make_finding(
+        "accumulation-precision", case, target, prop,
+        f"|y - y_ref| <= the bound for float32 accumulation; at {list(idx)}: "
+        f"y_ref={float(ref[idx])!r}, bound={bound[idx]:.3g}",
+        f"{int(bad.sum())} of {bad.size} elements beyond it (within the {truth.dtype}-accumulation "
+        f"contract bound); worst at {list(idx)}: y={float(y[idx])!r}, {float(ratio[idx]):.3g}x the bound",
+        headroom=float(ratio[idx]), out=out, index=list(idx), violations=int(bad.sum()))]
 
 
 def _judge_bound(case, y, truth, target, prop, strict, out):

@@ -3,7 +3,12 @@
 For the dtype-rounded inputs ``v`` (value, NDHWC) and ``w`` (filter) the reference is
 ``y_ref = v ⊛ w`` summed by ``impl.kernel.transposed_conv_ndhwc`` in float64 (u_ref = 2^-53) for
 float16/bfloat16/float32 inputs — whose products are then exact, and whose sums cannot overflow —
-and in ``np.longdouble`` for float64 inputs. The magnitude is ``A = |v|⊛|w|`` over the *finite*
+and in ``np.longdouble`` for float64 inputs of at most ``LONGDOUBLE_MAX_WORK`` products.
+Larger float64 Cases (the realistic tier's) are summed in float64 too: long double has no BLAS
+(~0.5 s for 10⁸ products here, against ~10 ms), and the bound stays rigorous because it carries
+the reference's own error ``e_ref = γ_n(u_ref)·A`` (``fuzz.bound``); with ``u_ref`` equal to the
+target's ``u`` that term equals the target's own accumulation allowance, so such a bound is about
+twice as wide as with long double. The magnitude is ``A = |v|⊛|w|`` over the *finite*
 inputs (non-finite entries set to 0), and the bound is ``fuzz.bound.error_bound`` with
 ``n = Cin · ΠK``.
 
@@ -17,7 +22,8 @@ must not flush, such as ``impl``), per product:
   ≤ n additions loses less than ``t`` (the dtype's smallest normal) and at most the element's
   own magnitude ``A``: ``F_ftz = 2n · min(t, A)``.
 
-``F = F_daz + F_ftz + (n + 1)·η`` (gradual underflow, ``fuzz.bound.underflow_term``, always). Elements where ``A·(1 + γ_n(u)) ≥`` the dtype's largest finite value may
+For float16/bfloat16 ``bound_accum32`` is the same bound with float32 accumulation
+(``fuzz.bound``: the ``accumulation-precision`` finding). ``F = F_daz + F_ftz + (n + 1)·η`` (gradual underflow, ``fuzz.bound.underflow_term``, always). Elements where ``A·(1 + γ_n(u)) ≥`` the dtype's largest finite value may
 overflow in an intermediate of a dtype-precision path: there a non-finite result is allowed
 (``overflow`` mask), a finite one must still meet the bound. Elements that a non-finite input
 reaches (``reached`` mask, found exactly by the transposed convolution of the non-finite
@@ -33,8 +39,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fuzz.bound import (LARGEST_FINITE, SMALLEST_NORMAL, UNIT_ROUNDOFF, error_bound, gamma,
-                        underflow_term, unit_roundoff_of)
+from fuzz.bound import (LARGEST_FINITE, SMALLEST_NORMAL, UNIT_ROUNDOFF, WIDE_ACCUMULATION,
+                        error_bound, gamma, underflow_term, unit_roundoff_of)
 from oracle.case import Case
 
 
@@ -50,6 +56,15 @@ class Truth:
     reached: np.ndarray | None  # bool: a non-finite input reaches it → must be non-finite
     n_terms: int
     exact_value: np.ndarray  # y_ref rounded once to the dtype (the exact answer for exact Cases)
+    bound_accum32: np.ndarray | None = None  # float16/bfloat16: the narrower bound of float32 accumulation
+
+
+LONGDOUBLE_MAX_WORK = 2_000_000   # products of a float64 Case summed in long double (≈ 10 ms)
+
+
+def products(call) -> int:
+    """Products the transposed convolution forms: N·ΠI·Cin·Cout·ΠK (an ``impl.NormalizedCall``)."""
+    return int(math.prod(call.value.shape) * math.prod(call.filter.shape[:4]))
 
 
 def _ndhwc(a: np.ndarray, layout: str) -> np.ndarray:
@@ -76,7 +91,7 @@ def truth_of(case: Case, arrays=None) -> Truth:
 
     call = normalized(case, arrays)
     dtype = case.dtype
-    ref = np.longdouble if dtype == "float64" else np.float64
+    ref = np.longdouble if dtype == "float64" and products(call) <= LONGDOUBLE_MAX_WORK else np.float64
     u_ref = unit_roundoff_of(ref)
     v = _ndhwc(call.value, call.data_format).astype(ref)
     w = call.filter.astype(ref)
@@ -110,6 +125,8 @@ def truth_of(case: Case, arrays=None) -> Truth:
         ftz_l = _layout(ftz_term, call.data_format) if isinstance(ftz_term, np.ndarray) else ftz_term
         bound = error_bound(dtype, y64.astype(np.float64), mag64, n, u_ref, ftz_l)
         strict = error_bound(dtype, y64.astype(np.float64), mag64, n, u_ref, strict_term)
+        wide = (error_bound(dtype, y64.astype(np.float64), mag64, n, u_ref, ftz_l,
+                            WIDE_ACCUMULATION[dtype]) if dtype in WIDE_ACCUMULATION else None)
         overflow = mag64 * (1.0 + gamma(max(n, 1), UNIT_ROUNDOFF[dtype])) >= LARGEST_FINITE[dtype]
         free_l = None
         if free is not None:
@@ -117,8 +134,9 @@ def truth_of(case: Case, arrays=None) -> Truth:
             overflow = overflow | free_l
             bound = np.where(free_l, np.inf, bound)
             strict = np.where(free_l, np.inf, strict)
+            wide = None if wide is None else np.where(free_l, np.inf, wide)
         exact_value = y64.astype(call.dtype)
         # A long-double sum beyond float64's range becomes ±inf here; ``overflow`` covers it.
         return Truth(dtype, tuple(call.output_shape), y64.astype(np.float64), mag64,
                      np.asarray(bound, np.float64), np.asarray(strict, np.float64), overflow, free_l, n,
-                     exact_value)
+                     exact_value, None if wide is None else np.asarray(wide, np.float64))

@@ -24,7 +24,7 @@ from typing import Any
 
 SCHEMA = "conv3dt-report/1"
 FINDING_KINDS = ("value-mismatch", "exactness", "accept-reject", "error-class", "crash",
-                 "timeout", "shape", "dtype", "metamorphic")
+                 "timeout", "shape", "dtype", "metamorphic", "accumulation-precision")
 FINDING_STATUSES = ("new", "known", "baseline")   # baseline: present in --baseline record
 VERDICTS = ("pass", "fail")
 CASE_FIELDS = ("dtype", "data_format", "value_shape", "filter_shape", "output_shape", "strides",

@@ -31,6 +31,8 @@ PRE = textwrap.dedent("""
 
 GROUPED = {  # env onednn -> list of (name, expr)
     "0": [
+        ("stock-half-rounds-products(bfloat16; correctly rounded: [-0.06640625, -0.20800781])", "T(np.random.default_rng(0).standard_normal((1,1,1,2,1)).astype(tf.bfloat16.as_numpy_dtype), np.random.default_rng(1).standard_normal((1,1,5,1,1)).astype(tf.bfloat16.as_numpy_dtype), [1,1,1,2,1], [1,1,1,1,1], 'SAME')"),
+        ("stock-half-rounds-products(float16; correctly rounded: [-0.0670166, -0.20739746])", "T(np.random.default_rng(0).standard_normal((1,1,1,2,1)).astype(np.float16), np.random.default_rng(1).standard_normal((1,1,5,1,1)).astype(np.float16), [1,1,1,2,1], [1,1,1,1,1], 'SAME')"),
         ("cpu-ncdhw-unsupported", "T(o((1,1,2,2,2),np.float32), o((1,1,1,1,1),np.float32), [1,1,2,2,2], [1,1,1,1,1], 'SAME', data_format='NCDHW')"),
         ("cpu-dilation-unsupported", "T(o((1,2,2,2,1),np.float32), o((2,2,2,1,1),np.float32), [1,2,2,2,1], [1,1,1,1,1], 'SAME', dilations=[1,2,2,2,1])"),
         ("cpu-cout-zero-rejected", "T(o((1,1,1,1,1),np.float32), o((1,1,1,0,1),np.float32), [1,1,1,1,0], [1,1,1,1,1], 'SAME')"),
@@ -58,6 +60,8 @@ GROUPED = {  # env onednn -> list of (name, expr)
         ("xla unreached inf tap n=2 (want 0.125 x2)", "xla(lambda: T(np.full((2,1,1,1,1),0.25,np.float32), np.array([0.5,-np.inf],np.float32).reshape(1,1,2,1,1), [2,1,1,1,1], [1,1,1,1,1], 'SAME'))"),
     ],
     "1": [
+        ("stock-half-rounds-products(bfloat16; correctly rounded: [-0.06640625, -0.20800781])", "T(np.random.default_rng(0).standard_normal((1,1,1,2,1)).astype(tf.bfloat16.as_numpy_dtype), np.random.default_rng(1).standard_normal((1,1,5,1,1)).astype(tf.bfloat16.as_numpy_dtype), [1,1,1,2,1], [1,1,1,1,1], 'SAME')"),
+        ("stock-half-rounds-products(float16; correctly rounded: [-0.0670166, -0.20739746])", "T(np.random.default_rng(0).standard_normal((1,1,1,2,1)).astype(np.float16), np.random.default_rng(1).standard_normal((1,1,5,1,1)).astype(np.float16), [1,1,1,2,1], [1,1,1,1,1], 'SAME')"),
         ("onednn:cpu-ncdhw", "T(o((1,1,2,2,2),np.float32), o((1,1,1,1,1),np.float32), [1,1,2,2,2], [1,1,1,1,1], 'SAME', data_format='NCDHW')"),
         ("onednn:cpu-dilation", "T(o((1,2,2,2,1),np.float32), o((2,2,2,1,1),np.float32), [1,2,2,2,1], [1,1,1,1,1], 'SAME', dilations=[1,2,2,2,1])"),
         ("onednn:cout-zero", "T(o((1,1,1,1,1),np.float32), o((1,1,1,0,1),np.float32), [1,1,1,1,0], [1,1,1,1,1], 'SAME')"),
