@@ -1,8 +1,10 @@
-"""``conv3dt bench fuzz``: judged differential examples/s, and where the time goes.
+"""``conv3dt bench fuzz``: judged examples/s per tier, and where the time goes.
 
 An *example* is one judged (Case, target) pair — what the gate counts. Each process (``--jobs``,
-like pytest-xdist ``-n``) draws Cases with the differential property's strategy
-(``fuzz.strategies.valid_batches``: 4 Cases of one call structure per Hypothesis example) and judges each one on every selected target at once
+like pytest-xdist ``-n``) draws Cases with a tier's strategy — ``differential``
+(``fuzz.strategies.valid_batches``: 8 Cases of one call structure per Hypothesis example) or
+``realistic`` (``fuzz.realistic.realistic_cases`` under the ci budget, one Case per example) —
+and judges each one on every selected target at once
 (``fuzz.properties.check_valid``: the truth once per Case, one ``oracle.pool.run_on_targets``
 round trip per worker), exactly as the conformance session does. Default targets: the gate's
 (``oracle.targets.default_targets()``). Printed: examples/s summed over the processes, Cases/s,
@@ -18,13 +20,14 @@ import time
 
 
 def _one(args: tuple) -> dict:
-    targets, n, seed, zero_dims = args
+    targets, n, seed, zero_dims, tier = args
     from hypothesis import HealthCheck, given, settings
     from hypothesis import seed as hseed
 
     from fuzz.ledger import Ledger
     from fuzz.properties import Context, FindingError, check_valid_batch
     from fuzz.session import Recorder
+    from fuzz.realistic import BUDGETS, realistic_cases
     from fuzz.strategies import valid_batches
     from oracle.pool import TargetPool, run_on_targets
 
@@ -37,14 +40,17 @@ def _one(args: tuple) -> dict:
     run_on_targets(pools, [])  # warm
     stats = {"cases": 0, "deviating": 0, "check": 0.0}
 
+    strategy = (valid_batches(zero_dims=zero_dims) if tier == "differential"
+                else realistic_cases(BUDGETS["ci"]).map(lambda c: [c]))
+
     @hseed(seed)
     @settings(max_examples=n, deadline=None, database=None, phases=("generate",),
               suppress_health_check=list(HealthCheck))
-    @given(cases=valid_batches(zero_dims=zero_dims))
+    @given(cases=strategy)
     def prop(cases):
         t0 = time.perf_counter()
         try:
-            check_valid_batch(cases, ctx, "differential")
+            check_valid_batch(cases, ctx, tier)
         except FindingError:
             stats["deviating"] += 1
         stats["check"] += time.perf_counter() - t0
@@ -60,6 +66,26 @@ def _one(args: tuple) -> dict:
     return {**stats, "examples": judged, "wall": wall, "crashes": lost, **ctx.timings}
 
 
+def _bench(targets, a, tier: str) -> dict:
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(a.jobs) as p:
+        res = p.map(_one, [(targets, a.batches, 1000 + i, not a.no_zero_dims, tier)
+                           for i in range(a.jobs)])
+    ex = sum(r["examples"] for r in res)
+    cases = sum(r["cases"] for r in res)
+    wall = max(r["wall"] for r in res)
+    parts = {k: sum(r[k] for r in res) for k in ("oracle", "truth", "judge")}
+    check = sum(r["check"] for r in res)
+    parts["generate+hypothesis"] = sum(r["wall"] for r in res) - check
+    parts["other (coverage, recording)"] = check - parts["oracle"] - parts["truth"] - parts["judge"]
+    return {"tier": tier, "targets": targets, "jobs": a.jobs, "cases": cases, "examples": ex,
+            "example": "one judged (Case, target) pair", "wall_s": round(wall, 2),
+            "examples_per_s": round(ex / wall, 1), "cases_per_s": round(cases / wall, 1),
+            "per_case_ms": {k: round(1000 * v / max(cases, 1), 3) for k, v in parts.items()},
+            "deviating_batches": sum(r["deviating"] for r in res),
+            "worker_crashes": sum(r["crashes"] for r in res)}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="conv3dt bench fuzz", description=__doc__.splitlines()[0])
     ap.add_argument("--target", action="append", default=None,
@@ -72,34 +98,14 @@ def main(argv=None) -> int:
     ap.add_argument("--no-zero-dims", action="store_true",
                     help="leave out zero-size dimensions (drawn in 2%% of Cases: on TF 2.21 some "
                          "crash a worker; the warm spare replaces it)")
+    ap.add_argument("--tier", choices=("differential", "realistic", "both"), default="both",
+                    help="which tier's strategy to draw from (both: one after the other, side by "
+                         "side in one run)")
     a = ap.parse_args(argv)
     from oracle.targets import default_targets
     targets = list(dict.fromkeys(a.target or default_targets()))
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(a.jobs) as p:
-        res = p.map(_one, [(targets, a.batches, 1000 + i, not a.no_zero_dims) for i in range(a.jobs)])
-    ex = sum(r["examples"] for r in res)
-    cases = sum(r["cases"] for r in res)
-    wall = max(r["wall"] for r in res)
-    parts = {k: sum(r[k] for r in res) for k in ("oracle", "truth", "judge")}
-    check = sum(r["check"] for r in res)
-    parts["generate+hypothesis"] = sum(r["wall"] for r in res) - check
-    parts["other (coverage, recording)"] = check - parts["oracle"] - parts["truth"] - parts["judge"]
-    out = {"targets": targets, "jobs": a.jobs, "cases": cases, "examples": ex,
-           "example": "one judged (Case, target) pair", "wall_s": round(wall, 2),
-           "examples_per_s": round(ex / wall, 1), "cases_per_s": round(cases / wall, 1),
-           "per_case_ms": {k: round(1000 * v / max(cases, 1), 3) for k, v in parts.items()},
-           "deviating_batches": sum(r["deviating"] for r in res),
-           "worker_crashes": sum(r["crashes"] for r in res)}
+    tiers = ("differential", "realistic") if a.tier == "both" else (a.tier,)
+    results = [_bench(targets, a, tier) for tier in tiers]
     if a.json:
-        print(json.dumps(out, indent=1))
-    else:
-        print(f"{ex} judged differential examples (an example = one (Case, target) judgment; "
-              f"{cases} Cases x {len(targets)} targets) in {wall:.1f}s with {a.jobs} processes: "
-              f"{ex / wall:.0f} examples/s ({cases / wall:.0f} Cases/s)")
-        print(f"  targets: {', '.join(targets)}")
-        print(f"  batches with an unknown deviation: {out['deviating_batches']}; worker crashes: "
-              f"{out['worker_crashes']}")
-        for k, v in out["per_case_ms"].items():
-            print(f"  {k:30s} {v:8.3f} ms/Case (per process)")
-    return 0
+        print(json.dumps(results if len(results) > 1 else results[0], indent=1))
+        return 0
