@@ -127,13 +127,18 @@ def _judge_accumulation(case, y, truth, target, prop, out) -> list[Finding]:
     if not bad.any():
         return []
     idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), ratio.shape))
+    # Past 256 bfloat16 / 2048 float16 products this is the only finite bound, so a gross
+    # defect (a dropped channel block) shows here too: say where, as for a value-mismatch.
+    loc = locate(bad, y, ref, ratio, case.data_format, bound)
     return [make_finding(
         "accumulation-precision", case, target, prop,
         f"|y - y_ref| <= the bound for float32 accumulation; at {list(idx)}: "
         f"y_ref={float(ref[idx])!r}, bound={bound[idx]:.3g}",
         f"{int(bad.sum())} of {bad.size} elements beyond it (within the {truth.dtype}-accumulation "
-        f"contract bound); worst at {list(idx)}: y={float(y[idx])!r}, {float(ratio[idx]):.3g}x the bound",
-        headroom=float(ratio[idx]), out=out, index=list(idx), violations=int(bad.sum()))]
+        f"contract bound); worst at {list(idx)}: y={float(y[idx])!r}, {float(ratio[idx]):.3g}x "
+        f"the bound; {loc.summary()}",
+        headroom=float(ratio[idx]), out=out, index=list(idx), violations=int(bad.sum()),
+        where=loc.to_json())]
 
 
 def _judge_bound(case, y, truth, target, prop, strict, out):
