@@ -5,8 +5,9 @@ per worker, the workers concurrently), so generation and the truth are paid once
 all targets. ``Context`` holds the target pools, the ledger, the session recorder and an in-process
 ``impl`` pool (the reference for error classes). ``check_valid`` / ``check_invalid`` run one
 Case on every target, judge each Outcome (``fuzz.judge``), classify Findings with the ledger —
-known deviations are recorded and pass — and raise ``FindingError`` carrying the unknown ones,
-so that Hypothesis shrinks them. The largest headroom is fed to ``hypothesis.target`` so the
+known deviations are recorded and pass — and raise the unknown ones as ``FindingError``s, one
+class per distinct failure (``fuzz.failures``), so that Hypothesis shrinks and reports each bug
+on its own, within the cost limits of ``Context.budget``. The largest headroom is fed to ``hypothesis.target`` so the
 search climbs toward bound violations.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from hypothesis import target as hypothesis_target
 from hypothesis.control import currently_in_test_context
 
 from fuzz.coverage import cells_of
+from fuzz.failures import FailureBudget, FindingError  # noqa: F401  (FindingError: re-exported)
 from fuzz.findings import Finding
 from fuzz.judge import judge_rejection, judge_value
 from fuzz.ledger import Ledger
@@ -28,25 +30,13 @@ from oracle.outcome import Outcome
 from oracle.pool import run_on_targets
 
 
-class FindingError(AssertionError):
-    """Raised by a property for deviations the ledger does not know; carries ``.findings``."""
-
-    def __init__(self, findings: list[Finding]) -> None:
-        self.findings = list(findings)
-        lines = [f"{len(self.findings)} unknown deviation(s):"]
-        lines += [f"  [{f.kind}] {f.target} ({f.property}): expected {f.expected}; "
-                  f"observed {f.observed}" for f in self.findings[:8]]
-        if self.findings:
-            lines += ["reproducer:", self.findings[0].repro]
-        super().__init__("\n".join(lines))
-
-
 @dataclass
 class Context:
     pools: dict                      # target name -> TargetPool
     recorder: Recorder
     ledger: Ledger
     impl_pool: object = None         # in-process impl TargetPool (error-class reference)
+    budget: FailureBudget = field(default_factory=FailureBudget)   # distinct failures, their cost
     timings: dict = field(default_factory=lambda: {"oracle": 0.0, "truth": 0.0, "judge": 0.0})
 
     def run(self, target: str, cases: list[Case]) -> list[Outcome]:
@@ -86,17 +76,17 @@ def _matrix_cells(case: Case) -> list[str]:
 STEERED_BY_KERNEL_PATHS = ("realistic",)
 
 
-def _finish(ctx: Context, unknown: list[Finding], headroom: float | None,
-            new_kernel_paths: int | None = None) -> None:
+def _finish(ctx: Context, prop: str, cases: list[Case], unknown: list[Finding],
+            headroom: float | None, new_kernel_paths: int | None = None) -> None:
     """Steer the search (``hypothesis.target``): toward larger headroom, and for the
     ``STEERED_BY_KERNEL_PATHS`` properties toward Cases that reach a kernel implementation or
-    blocking (``oracle.kernels`` label) no earlier example of this process reached."""
+    blocking (``oracle.kernels`` label) no earlier example of this process reached. Then raise
+    the unknown Findings as their distinct failure (``fuzz.failures.FailureBudget.fail``)."""
     if headroom is not None and currently_in_test_context():
         hypothesis_target(min(float(headroom), 1e6), label="headroom")
     if new_kernel_paths is not None and currently_in_test_context():
         hypothesis_target(float(new_kernel_paths), label="new-kernel-paths")
-    if unknown:
-        raise FindingError(unknown)
+    ctx.budget.fail(prop, cases, unknown)
 
 
 def check_valid(case: Case, ctx: Context, prop: str = "differential") -> None:
@@ -107,6 +97,8 @@ def check_valid(case: Case, ctx: Context, prop: str = "differential") -> None:
 def check_valid_batch(cases: list[Case], ctx: Context, prop: str = "differential") -> None:
     """``check_valid`` for several Cases in one ``run_on_targets`` call (the strategies' batches
     share one call structure, so tf.function / XLA trace and compile once per batch)."""
+    if not ctx.budget.before_example(prop, cases):
+        return
     rec = ctx.recorder
     t0 = time.perf_counter()
     truths = [truth_of(c) for c in cases]
@@ -134,11 +126,14 @@ def check_valid_batch(cases: list[Case], ctx: Context, prop: str = "differential
             rec.matrix_cells(name, _matrix_cells(case), bool(findings))
             unknown += unknown_here
             ctx.timings["judge"] += time.perf_counter() - t1
-    _finish(ctx, unknown, best, new_paths if prop in STEERED_BY_KERNEL_PATHS else None)
+    _finish(ctx, prop, list(cases), unknown, best,
+            new_paths if prop in STEERED_BY_KERNEL_PATHS else None)
 
 
 def check_invalid(case: Case, ctx: Context, prop: str = "invalid") -> None:
     """Every target must reject a near-miss Case with the contract's error class."""
+    if not ctx.budget.before_example(prop, [case]):
+        return
     rec = ctx.recorder
     rec.cover(cells_of(case))
     ref = next((k for k, p in ctx.pools.items() if p is ctx.impl_pool), "\0impl-reference")
@@ -161,4 +156,4 @@ def check_invalid(case: Case, ctx: Context, prop: str = "invalid") -> None:
         rec.matrix_cells(name, [case.label], bool(findings))
         unknown += ctx.settle(findings)
         ctx.timings["judge"] += time.perf_counter() - t1
-    _finish(ctx, unknown, None)
+    _finish(ctx, prop, [case], unknown, None)

@@ -72,7 +72,23 @@ def read_session(session_dir: str | Path) -> tuple[list[dict[str, Any]], dict[st
         for target, facts in (part.get("target_facts") or {}).items():   # equal in every process
             stats["target_facts"].setdefault(target, facts)
         merge_corpus(stats.setdefault("corpus", {}), part.get("corpus") or {})
+        merge_failures(stats.setdefault("failures", {}), part.get("failures") or {})
+        for target, limits in (part.get("time_limits") or {}).items():   # per process: keep each
+            stats.setdefault("time_limits", {}).setdefault(target, []).append(limits)
     return findings, stats
+
+
+def merge_failures(into: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+    """Distinct-failure bookkeeping of the processes (``fuzz.failures.FailureBudget.to_json``):
+    per signature, hits and raised examples add and shrink seconds add (time spent on it in all
+    processes); the shrink budget is the largest; a cut-short process makes the session cut short."""
+    if "shrink_seconds" in part:
+        into["shrink_seconds"] = max(float(part["shrink_seconds"]), float(into.get("shrink_seconds", 0)))
+    _add_nested(into.setdefault("keys", {}), part.get("keys") or {})
+    if part.get("cut_short"):
+        _add_nested(into.setdefault("cut_short", {"reason": part["cut_short"].get("reason", "max-time")}),
+                    {"skipped_examples": int(part["cut_short"].get("skipped_examples", 0))})
+    return into
 
 
 CORPUS_LISTS = ("fixed", "still_failing", "known", "skipped", "corrupt")
@@ -124,10 +140,22 @@ def record_finding(raw: dict[str, Any], baseline_ids: set[str]) -> dict[str, Any
             "kernels": list(raw.get("kernels") or []), "count": int(raw.get("count", 1))}
 
 
+def _case_size(f: dict[str, Any]) -> int:
+    """Elements in a finding's arrays and output: how small its reproducer is."""
+    case = f.get("case_json") or {}
+    shapes = [(case.get(k) or {}).get("shape") or [] for k in ("value", "filter")]
+    out = case.get("output_shape")
+    shapes.append(out if isinstance(out, list) and all(isinstance(x, int) for x in out) else [])
+    return sum(math.prod(max(int(x), 0) for x in s) for s in shapes)
+
+
 def merge_findings(raws: list[dict[str, Any]], baseline_ids: set[str]) -> list[dict[str, Any]]:
     """Deduplicate by id (counting repeats), keep one known deviation per (ledger id, target,
     property, kind) — the smallest id, as each worker does (``fuzz.session``), so the record does
-    not depend on how xdist spread the tests — and sort: new first, then kind, target, id."""
+    not depend on how xdist spread the tests — keep one new finding per distinct failure
+    (``details.signature``, ``fuzz.failures``): the smallest reproducer, counting the others, as
+    two processes or two parametrized tests may each have shrunk the same bug; and sort: new
+    first, then kind, target, id."""
     by_id: dict[str, dict[str, Any]] = {}
     for raw in raws:
         f = record_finding(raw, baseline_ids)
@@ -144,6 +172,15 @@ def merge_findings(raws: list[dict[str, Any]], baseline_ids: set[str]) -> list[d
                 del by_id[fid]
             else:
                 kept[key] = fid
+    same_bug: dict[str, list[dict[str, Any]]] = {}
+    for f in by_id.values():
+        if f["status"] == "new" and f["details"].get("signature"):
+            same_bug.setdefault(f["details"]["signature"], []).append(f)
+    for group in same_bug.values():
+        group.sort(key=lambda f: (_case_size(f), f["id"]))
+        for other in group[1:]:
+            group[0]["count"] += other["count"]
+            del by_id[other["id"]]
     order = {"new": 0, "baseline": 1, "known": 2}
     return sorted(by_id.values(), key=lambda f: (order[f["status"]], f["kind"], f["target"],
                                                    f["property"], f["id"]))
@@ -166,6 +203,9 @@ def merge_session(record: dict[str, Any], findings: list[dict[str, Any]], stats:
         targets_env.setdefault(target, facts)
     _add_nested(record["matrix"], stats.get("matrix", {}))
     merge_corpus(record.setdefault("corpus", {}), stats.get("corpus", {}))
+    failures = merge_failures(record.setdefault("failures", {}), stats.get("failures", {}))
+    if stats.get("time_limits"):
+        record["run"]["time_limits"] = stats["time_limits"]
     raw_headroom = record.setdefault("_headroom_raw", {})
     for target, per_dtype in stats.get("headroom", {}).items():
         for dtype, values in per_dtype.items():
@@ -176,6 +216,10 @@ def merge_session(record: dict[str, Any], findings: list[dict[str, Any]], stats:
     raws = [{**f, "case_summary": f["case"], "case": f.get("case_json", {})}
             for f in record["findings"]]
     merged = merge_findings(raws + list(findings), baseline_ids)
+    for f in merged:   # what the distinct-failure bookkeeping knows of each new finding
+        sig = f["details"].get("signature")
+        if f["status"] == "new" and sig in failures.get("keys", {}):
+            f["details"]["failure"] = failures["keys"][sig]
     record["findings"] = merged
     ledger = record["ledger"]
     ledger["enabled"] = bool(ledger_enabled)

@@ -10,18 +10,23 @@ is zero (the tripwire), since under xdist no single worker sees every cell.
 """
 from __future__ import annotations
 
+import json
 import os
+import signal
 import sys
+import threading
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from fuzz import corpus, profiles
 from fuzz.coverage import missing
+from fuzz.failures import DEFAULT_SHRINK_SECONDS, FailureBudget, findings_in, signature
 from fuzz.ledger import DEFAULT_LEDGER, Ledger
-from fuzz.properties import Context, FindingError
+from fuzz.properties import Context
 from fuzz.session import Recorder, merge_stats, worker_id
 
 profiles.register_profiles()
@@ -40,13 +45,29 @@ def pytest_addoption(parser):
     g.addoption("--ledger", default=str(DEFAULT_LEDGER), dest="conv3dt_ledger",
                 help="known-deviation ledger JSON, or 'none'")
     g.addoption("--conv3dt-corpus", default=None, help="regression corpus directory")
+    g.addoption("--conv3dt-deadline", type=float, default=None,
+                help="wall-clock deadline (a time.time() value): past it no example is judged, "
+                     "the session winds down and its stats say it was cut short")
+    g.addoption("--conv3dt-shrink-seconds", type=float, default=DEFAULT_SHRINK_SECONDS,
+                help="how long Hypothesis may keep shrinking one distinct failure "
+                     f"(fuzz.failures; default {DEFAULT_SHRINK_SECONDS:g})")
 
 
 def _is_controller(config) -> bool:
     return not hasattr(config, "workerinput")
 
 
+def _stop_on(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def pytest_configure(config):
+    # SIGTERM (a CI timeout: ``timeout`` signals the whole process group) and SIGHUP end the
+    # session as Ctrl-C does, so every process still writes what it judged (sessionfinish) and
+    # the gate can build a partial record; by default they would kill pytest on the spot.
+    if threading.current_thread() is threading.main_thread():
+        for name in ("SIGTERM", "SIGHUP"):
+            signal.signal(getattr(signal, name), _stop_on)
     profile = config.getoption("hypothesis_profile", default=None)
     profiles.configure(profile, config.getoption("conv3dt_examples", default=None),
                        config.getoption("conv3dt_seed", default=None))
@@ -95,7 +116,10 @@ def ctx(request):
         # The corpus keeps regressions, not known deviations: a --ledger none (or custom) run
         # must not fill it with what the shipped ledger already explains.
         STATE["shipped_ledger"] = Ledger.load(DEFAULT_LEDGER, tf_version)
-        c = Context(pools, STATE["recorder"], ledger, impl_pool)
+        budget = FailureBudget(request.config.getoption("conv3dt_deadline", default=None),
+                               request.config.getoption("conv3dt_shrink_seconds",
+                                                        default=DEFAULT_SHRINK_SECONDS))
+        c = Context(pools, STATE["recorder"], ledger, impl_pool, budget)
         STATE["ctx"] = c
         yield c
     finally:
@@ -103,6 +127,9 @@ def ctx(request):
         if STATE["ctx"] is not None:
             rec.extra["ledger_stale"] = {i: 1 for i in STATE["ctx"].ledger.stale()}
             rec.extra["timings"] = dict(STATE["ctx"].timings)
+            rec.extra["failures"] = STATE["ctx"].budget.to_json()
+        rec.extra["time_limits"] = {name: p.time_limits() for name, p in pools.items()
+                                    if hasattr(p, "time_limits")}
         for p in pools.values():
             p.close()
 
@@ -114,14 +141,6 @@ def target_facts(info: dict) -> dict:
     return facts(info)
 
 
-def _findings_of(exc) -> list:
-    if isinstance(exc, FindingError):
-        return exc.findings
-    if isinstance(exc, BaseExceptionGroup):
-        return [f for e in exc.exceptions for f in _findings_of(e)]
-    return []
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -130,7 +149,8 @@ def pytest_runtest_makereport(item, call):
         prop = item.originalname if hasattr(item, "originalname") else item.name
         rec.seconds[prop.removeprefix("test_")] += call.duration
         if call.excinfo is not None:
-            for f in _findings_of(call.excinfo.value):
+            for f in findings_in(call.excinfo.value):
+                f = replace(f, details={**f.details, "signature": signature(f).text()})
                 rec.final(f)
                 shipped = STATE.get("shipped_ledger")
                 if shipped is None or not shipped.classify(f).known_deviation:
@@ -152,6 +172,9 @@ def pytest_sessionfinish(session, exitstatus):
         return  # a worker, or a single process (there test_coverage.py checks the counts)
     if not profiles.tripwire_applies():
         return
+    if any("cut_short" in (json.loads(p.read_text()).get("failures") or {})
+           for p in Path(rec.out_dir).glob("stats-*.json")):
+        return  # cut short by the deadline: the record says so; missing cells are expected
     stats = merge_stats(sorted(Path(rec.out_dir).glob("stats-*.json")))
     if not REQUIRED_PROPERTIES <= set(stats.get("examples", {})):
         return  # not every property ran (e.g. -k selected one): the cells cannot all be hit

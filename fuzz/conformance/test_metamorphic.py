@@ -11,7 +11,6 @@ import time
 from hypothesis import given, settings
 
 from fuzz import metamorphic, profiles
-from fuzz.properties import FindingError
 from oracle.pool import run_on_targets
 
 # One example runs 7 identities (~11 calls per target), so a third of the profile's
@@ -23,6 +22,8 @@ SETTINGS = settings(SETTINGS, max_examples=max(1, SETTINGS.max_examples // 3))
 @SETTINGS
 @given(case=metamorphic.metamorphic_cases())
 def test_metamorphic(ctx, case):
+    if not ctx.budget.before_example("metamorphic", [case]):
+        return
     plan = metamorphic.plan(case)
     stats = ctx.recorder.extra.setdefault("metamorphic", {})
     unknown = []
@@ -40,5 +41,4 @@ def test_metamorphic(ctx, case):
             cell["judged"] += int(v.judged)
             cell["bit_identical"] += int(bool(v.judged and v.bit_identical))
             unknown += ctx.settle(v.findings)
-    if unknown:
-        raise FindingError(unknown)
+    ctx.budget.fail("metamorphic", [case], unknown)

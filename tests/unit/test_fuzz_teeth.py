@@ -8,7 +8,8 @@ from hypothesis import given, settings, HealthCheck
 
 from fuzz.invalid import invalid_cases
 from fuzz.ledger import Ledger
-from fuzz.properties import Context, FindingError, check_invalid, check_valid
+from fuzz.failures import FindingError, findings_in
+from fuzz.properties import Context, check_invalid, check_valid
 from fuzz.session import Recorder
 from fuzz.strategies import exact_cases, valid_cases
 from oracle.pool import TargetPool
@@ -43,8 +44,8 @@ def _search(target: str, prop: str, strategy) -> list:
 
     try:
         run()
-    except FindingError as exc:
-        return exc.findings
+    except (FindingError, BaseExceptionGroup) as exc:   # several distinct failures: a group
+        return findings_in(exc)
     finally:
         pool.close()
         impl_pool.close()

@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, example, given, seed, settings
 
 from fuzz.ledger import Ledger
 from fuzz.profiles import examples_for, register_profiles
-from fuzz.properties import Context, FindingError, check_valid_batch
+from fuzz.failures import FindingError, findings_in
+from fuzz.properties import Context, check_valid_batch
 from fuzz.realistic import BUDGETS, boundary_cases, realistic_cases, tier_seed
 from fuzz.session import Recorder
 from fuzz.strategies import DTYPES, exact_batches, valid_batches
@@ -55,8 +56,8 @@ def _search(target: str, strategy, prop: str, max_examples: int, explicit=(),
         run = seed(seed_value)(run)
     try:
         run()
-    except FindingError as exc:
-        return exc.findings
+    except (FindingError, BaseExceptionGroup) as exc:   # several distinct failures: a group
+        return findings_in(exc)
     finally:
         for p in (*pools.values(), impl_pool):
             p.close()

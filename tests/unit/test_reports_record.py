@@ -138,6 +138,28 @@ def test_merge_keeps_the_smallest_known_id_per_key_across_workers() -> None:
                                                             ("tf-graph", "F0000000000c")]
 
 
+def test_merge_keeps_one_new_finding_per_distinct_failure_the_smallest_reproducer() -> None:
+    """Two processes (or two parametrized tests) each shrank the same bug: one finding, the
+    smaller Case, counting both; the bookkeeping of that failure is attached to it."""
+    def raw(fid, n, signature="crash | t | differential | SIGABRT"):
+        return {"id": fid, "kind": "crash", "target": "t", "property": "differential",
+                "case": {"value": {"shape": [n, 2, 2, 2, 1]}, "filter": {"shape": [1, 1, 1, 1, 1]},
+                         "output_shape": [n, 2, 2, 2, 1]},
+                "expected": "", "observed": "", "details": {"signature": signature}}
+
+    other = raw("F0000000000a", 1, "timeout | t | differential | timeout")
+    kept = merge.merge_findings([raw("F00000000001", 3), raw("F00000000002", 2), other], set())
+    assert sorted((f["id"], f["count"]) for f in kept) == [("F00000000002", 2), ("F0000000000a", 1)]
+    stats = {"failures": {"shrink_seconds": 60.0,
+                          "keys": {"crash | t | differential | SIGABRT": {"hits": 9, "raised": 4, "shrink_s": 12.5}}}}
+    record = rec.new_record({}, {"command": "gate", "profile": "ci", "seed": 0, "targets": ["t"],
+                                 "duration_s": 1.0, "examples": 0})
+    merge.merge_session(record, [raw("F00000000002", 2)], {**merge.empty_stats(), **stats})
+    (f,) = record["findings"]
+    assert f["details"]["failure"] == {"hits": 9, "raised": 4, "shrink_s": 12.5}
+    assert record["failures"]["shrink_seconds"] == 60.0
+
+
 def test_headroom_cell_is_bounded_and_deterministic() -> None:
     values = [i / 10000 for i in range(5000)] + [float("inf")]
     a, b = merge.headroom_cell(values), merge.headroom_cell(list(reversed(values)))

@@ -1,0 +1,126 @@
+"""Distinct failures and their cost (``fuzz.failures``): signatures, one Hypothesis origin per
+failure, the shrink budget per failure, replays, the deadline — and that Hypothesis really
+reports several independent defects of one target from one run."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fuzz.failures import FailureBudget, FailureKey, FindingError, findings_in, signature
+from fuzz.findings import Finding
+
+CHECK = ("F0000 00:00:1796217316.204041   30122 tensor_format.h:428] Check failed: index >= 0 && "
+         "index < num_total_dims Invalid index from the dimension: 4, 1, 2")
+
+
+class FakeCase:
+    def __init__(self, i: int) -> None:
+        self.case_id = f"C{i}"
+
+
+def finding(kind="value-mismatch", target="t", prop="differential", label="valid", **details) -> Finding:
+    return Finding(kind=kind, target=target, property=prop, case={"label": label, "n": id(details)},
+                   case_summary={}, expected="e", observed="o", repro="r", details=details)
+
+
+def test_a_crash_signature_is_the_signal_and_the_check_line_without_run_noise() -> None:
+    a = signature(finding("crash", signal="SIGABRT", stderr_tail="stack\n" + CHECK + "\n*** Begin"))
+    b = signature(finding("crash", signal="SIGABRT", stderr_tail=CHECK.replace("30122", "777")
+                          .replace("4, 1, 2", "3, 1, 2").replace("1796217316.204041", "1.5")))
+    assert a == b
+    assert a.what.startswith("SIGABRT: tensor_format.h:428] Check failed: index >= # && index")
+    assert signature(finding("crash", signal="SIGSEGV", stderr_tail=CHECK)) != a
+    assert signature(finding("crash", signal=None, exit_code=3, stderr_tail="")).what == "exit code 3"
+
+
+def test_error_class_findings_differ_by_class_and_by_rule() -> None:
+    a = signature(finding("error-class", prop="invalid", label="invalid:channel-in",
+                          error_class="tensorflow.errors.AbortedError"))
+    assert a == FailureKey("error-class", "t", "invalid", "AbortedError on invalid:channel-in")
+    assert a != signature(finding("error-class", prop="invalid", label="invalid:strides-length",
+                                  error_class="tensorflow.errors.AbortedError"))
+    assert signature(finding("accept-reject", prop="invalid", label="invalid:channel-in")).what == \
+        "returned a value on invalid:channel-in"
+
+
+def test_numeric_findings_are_one_failure_per_kind_target_and_property() -> None:
+    assert signature(finding(target="a")) == signature(finding(target="a"))
+    assert signature(finding(target="a")) != signature(finding(target="b"))
+    assert signature(finding(prop="exact")) != signature(finding(prop="differential"))
+    assert signature(finding("timeout")).what == "timeout"
+
+
+def test_one_exception_class_per_key_so_hypothesis_tells_them_apart() -> None:
+    k1, k2 = FailureKey("crash", "t", "p", "SIGABRT"), FailureKey("timeout", "t", "p", "timeout")
+    assert FindingError.for_key(k1) is FindingError.for_key(k1)
+    assert FindingError.for_key(k1) is not FindingError.for_key(k2)
+    assert issubclass(FindingError.for_key(k2), FindingError) and FindingError.for_key(k2).key == k2
+
+
+def test_an_example_raises_its_smallest_key_and_a_replay_raises_the_same_without_judging() -> None:
+    budget = FailureBudget()
+    both = [finding("timeout"), finding("crash", signal="SIGABRT")]
+    with pytest.raises(FindingError) as first:
+        budget.fail("differential", [FakeCase(1)], both)
+    assert type(first.value).key.kind == "crash" and first.value.findings == both
+    with pytest.raises(FindingError) as again:
+        budget.before_example("differential", [FakeCase(1)])
+    assert again.value is first.value
+    assert budget.before_example("differential", [FakeCase(2)]) is True
+
+
+def test_past_its_shrink_budget_a_failure_is_counted_not_raised() -> None:
+    budget = FailureBudget(shrink_seconds=0.05)
+    crash = finding("crash", signal="SIGSEGV")
+    with pytest.raises(FindingError):
+        budget.fail("differential", [FakeCase(1)], [crash])
+    time.sleep(0.06)
+    budget.fail("differential", [FakeCase(2)], [crash])             # counted only
+    with pytest.raises(FindingError) as exc:                          # another failure still raises
+        budget.fail("differential", [FakeCase(3)], [crash, finding("timeout")])
+    assert type(exc.value).key.kind == "timeout"
+    stats = budget.to_json()["keys"]
+    key = signature(crash).text()
+    assert stats[key]["hits"] == 3 and stats[key]["raised"] == 1
+    assert budget.stats_of(crash)["hits"] == 3
+
+
+def test_past_the_deadline_no_example_is_judged_and_the_budget_says_cut_short() -> None:
+    budget = FailureBudget(deadline=time.time() - 1)
+    assert budget.before_example("invalid", [FakeCase(1)]) is False
+    budget.fail("invalid", [FakeCase(1)], [finding()])                 # nothing raised any more
+    assert budget.to_json()["cut_short"] == {"reason": "max-time", "skipped_examples": 1}
+    assert "cut_short" not in FailureBudget().to_json()
+
+
+def test_bad_budget_is_one_clear_error() -> None:
+    with pytest.raises(ValueError, match="shrink_seconds must be > 0"):
+        FailureBudget(shrink_seconds=0)
+
+
+def test_hypothesis_reports_every_independent_defect_of_one_run() -> None:
+    """A 'target' with three independent defects: one run reports all three, each shrunk to its
+    own minimal example (before: one FindingError class, so one failure per run)."""
+    budget = FailureBudget()
+
+    @settings(max_examples=300, database=None, derandomize=True, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(st.integers(0, 1000))
+    def prop(x):
+        found = []
+        if x >= 700:
+            found.append(finding("crash", signal="SIGABRT"))
+        if x % 7 == 3:
+            found.append(finding("timeout"))
+        if 100 <= x < 200:
+            found.append(finding("shape"))
+        budget.fail("differential", [FakeCase(x)], found)
+
+    with pytest.raises(BaseExceptionGroup) as group:
+        prop()
+    kinds = sorted({type(e).key.kind for e in group.value.exceptions})
+    assert kinds == ["crash", "shape", "timeout"]
+    assert len(findings_in(group.value)) >= 3
