@@ -10,10 +10,12 @@ cumulative record is merged and written atomically, and a progress line is print
 
 While the campaign runs the record says ``partial: true`` (``interrupted.reason`` =
 "campaign in progress"), so even a killed campaign leaves the last round's valid record.
-Ctrl-C stops the running round (pytest still writes what it judged), merges it, and writes a
-valid partial record (``interrupted.reason`` = "SIGINT"). When the budget is used up the last
+Ctrl-C, SIGTERM or SIGHUP stops the running round (pytest still writes what it judged), merges
+it, and writes a valid partial record (``interrupted.reason`` = the signal's name; exit 128 + its
+number unless there are new findings: 1). When the budget is used up the last
 round is stopped the same way and the record is final (``partial: false``).
-Exit codes as for the gate: 0 no new findings, 1 new findings, 2 bad usage, 3 infrastructure.
+Exit codes as for the gate: 0 no new findings, 1 new findings, 2 bad usage, 3 infrastructure,
+130 / 143 / 129 stopped by Ctrl-C / SIGTERM / SIGHUP with nothing new.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from pathlib import Path
 
 from conv3dt import gate
 from conv3dt.cli import EXIT_FINDINGS, EXIT_INFRA, EXIT_OK, EXIT_USAGE
+from conv3dt.signals import exit_code, reason_of
 
 
 def build_parser():
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix=".run-", dir=out))
     start = time.monotonic()
     deadline = start + args.budget
-    record, interrupted, round_no = None, False, 0
+    record, interrupted, round_no = None, None, 0
     try:
         try:
             conf = gate.conformance_dir()
@@ -88,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             seed = args.seed + round_no - 1
             cmd = gate.pytest_command(conf, session, work / "junit.xml", targets, args.profile, seed,
                                       args.examples or args.round_examples, args.workers,
-                                      "none" if args.no_ledger else args.ledger)
+                                      "none" if args.no_ledger else args.ledger,
+                                      time.time() + (deadline - time.monotonic()), args.shrink_seconds)
             rc, interrupted, _ = gate.run_session(cmd, log, deadline=deadline)
             if not any(session.glob("stats-*.json")):
                 if interrupted or time.monotonic() >= deadline - 1.0:
@@ -104,14 +108,14 @@ def main(argv: list[str] | None = None) -> int:
                 return EXIT_INFRA
             record["run"]["rounds"] = round_no
             record["run"]["seeds"] = [args.seed, seed]
-            mark_interrupted(record, "SIGINT" if interrupted else "campaign in progress")
+            mark_interrupted(record, interrupted or "campaign in progress")
             gate.publish(record, out, None, None)
             print(_progress(round_no, time.monotonic() - start, args.budget, record), flush=True)
             shutil.rmtree(session, ignore_errors=True)
-    except KeyboardInterrupt:            # Ctrl-C between rounds
-        interrupted = True
+    except KeyboardInterrupt as exc:     # Ctrl-C / SIGTERM / SIGHUP between rounds
+        interrupted = reason_of(exc)
         if record is not None:
-            mark_interrupted(record, "SIGINT")
+            mark_interrupted(record, interrupted)
             gate.publish(record, out, None, None)
     finally:
         if (work / "pytest.log").exists():
@@ -119,9 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     if record is None:
         print("conv3dt fuzz: no round completed; nothing written", file=sys.stderr)
-        return gate.EXIT_INTERRUPTED if interrupted else EXIT_INFRA
+        return exit_code(interrupted) if interrupted else EXIT_INFRA
     if not interrupted:
         record["partial"], record["interrupted"] = False, None
         gate.publish(record, out, None, None)
     gate.print_summary(record, out, args.quiet)
+    if interrupted and record["summary"]["verdict"] != "fail":
+        return exit_code(interrupted)
     return EXIT_FINDINGS if record["summary"]["verdict"] == "fail" else EXIT_OK

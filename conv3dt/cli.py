@@ -3,13 +3,15 @@
 Every subcommand module exposes ``main(argv: list[str]) -> int``; this file only
 dispatches, so the CLI stays importable without TensorFlow. Exit codes across the CLI:
 0 success / only known deviations, 1 new findings, 2 bad usage or input, 3 infrastructure
-failure (e.g. a target cannot start).
+failure (e.g. a target cannot start), 4 cut short by the time budget with nothing new, 128 + the
+signal number when stopped by Ctrl-C (130), SIGTERM (143) or SIGHUP (129).
 """
 from __future__ import annotations
 
 import importlib
-import signal
 import sys
+
+from conv3dt import signals
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INFRA = 0, 1, 2, 3
 
@@ -38,11 +40,10 @@ def _usage() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # Ctrl-C must reach gate/fuzz even when started from a parent that ignores SIGINT (Python
-    # keeps an inherited SIG_IGN, e.g. under a pytest-xdist worker): a campaign would otherwise
-    # run to its budget and never write its partial record.
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    # Ctrl-C, SIGTERM (CI timeouts) and SIGHUP stop gate/fuzz the same way, leaving a valid
+    # partial record (conv3dt.signals), also when SIGINT was inherited as ignored (a parent such
+    # as a pytest-xdist worker): a campaign would otherwise run to its budget.
+    signals.install()
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
         return EXIT_OK if argv else EXIT_USAGE

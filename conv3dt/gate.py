@@ -28,10 +28,18 @@ from pathlib import Path
 from typing import Any
 
 from conv3dt.cli import EXIT_FINDINGS, EXIT_INFRA, EXIT_OK, EXIT_USAGE
+from conv3dt.signals import exit_code
 
 DEFAULT_REPORT_DIR = "conv3dt-report"
 PROFILES = ("ci", "dev", "nightly")
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130          # Ctrl-C; SIGTERM 143, SIGHUP 129 (conv3dt.signals.exit_code)
+EXIT_INCOMPLETE = 4             # --max-time ran out before every property finished, nothing new
+# The default wall-clock budget per profile (seconds; None: none). A ci gate takes ~3 minutes
+# on 2 cores against every default target; the budget bounds a run against a kernel that
+# crashes or hangs everywhere, so that CI still gets a record and a verdict.
+MAX_TIME = {"ci": 900.0, "dev": 300.0, "nightly": None}
+WIND_DOWN_S = 120.0             # after the budget: time for in-flight calls and the record
+OWN_STOP_S = 10.0               # a stop signal that reached pytest too: its time to wind down
 
 
 class UsageError(Exception):
@@ -54,7 +62,8 @@ def build_parser(prog: str = "conv3dt gate") -> argparse.ArgumentParser:
                 "plots.",
                 epilog="exit codes: 0 pass (only known deviations), 1 new findings, 2 bad usage "
                 "or input, 3 infrastructure failure (a target cannot start, pytest broke), "
-                "130 interrupted (a partial record is still written).\n"
+                "4 cut short by --max-time with no new finding, 130 / 143 / 129 interrupted by "
+                "Ctrl-C / SIGTERM / SIGHUP (a valid partial record is still written).\n"
                 "examples:\n  conv3dt gate\n  conv3dt gate --profile dev --target impl\n"
                 "  conv3dt gate --target mypkg.kernels:conv3d_transpose --baseline old/report.json")
     p.add_argument("--target", action="append", metavar="NAME", default=None,
@@ -77,6 +86,14 @@ def build_parser(prog: str = "conv3dt gate") -> argparse.ArgumentParser:
                    help="force oneDNN off (0) or on (1) for the as-shipped TF paths (tf-eager, "
                    "tf-graph, tf-function, tf-xla, tf-v2, tf-grad), to check a verdict for the "
                    "other kind of CPU; default: TF decides by this CPU, as a user gets")
+    p.add_argument("--max-time", type=float, default=None, metavar="SECONDS",
+                   help="wall-clock budget of the gate: when it runs out no new example is drawn, "
+                   "what is in flight finishes and the record of everything judged so far is "
+                   "written, marked cut short (exit 1 if it holds new findings, else 4); "
+                   "0: no budget; default: " + ", ".join(f"{k} {v or 'none'}" for k, v in MAX_TIME.items()))
+    p.add_argument("--shrink-seconds", type=float, default=None, metavar="SECONDS",
+                   help="how long Hypothesis may shrink any one distinct failure before later hits "
+                   "of it are only counted (default: 60)")
     p.add_argument("--quiet", action="store_true", help="print only the verdict line")
     return p
 
@@ -108,6 +125,10 @@ def check_args(args: argparse.Namespace) -> tuple[list[str], dict[str, Any] | No
         raise UsageError(f"--examples must be at least 1, got {args.examples}")
     if args.workers < 0:
         raise UsageError(f"--workers must be 0 or more, got {args.workers}")
+    if args.max_time is not None and args.max_time < 0:
+        raise UsageError(f"--max-time must be 0 (no budget) or more seconds, got {args.max_time}")
+    if args.shrink_seconds is not None and args.shrink_seconds <= 0:
+        raise UsageError(f"--shrink-seconds must be positive, got {args.shrink_seconds}")
     if args.no_ledger and args.ledger:
         raise UsageError("--no-ledger and --ledger contradict each other")
     if args.ledger and not Path(args.ledger).exists():
@@ -163,10 +184,16 @@ def preflight(targets: list[str], timeout: float = 60.0) -> None:
 
 # ---------------------------------------------------------------------------- session
 def pytest_command(conf: Path, session: Path, junit: Path, targets: list[str], profile: str,
-                   seed: int, examples: int | None, workers: int, ledger: str | None) -> list[str]:
+                   seed: int, examples: int | None, workers: int, ledger: str | None,
+                   deadline: float | None = None, shrink_seconds: float | None = None) -> list[str]:
+    """The conformance session's command line; ``deadline`` is a ``time.time()`` value."""
     cmd = [sys.executable, "-m", "pytest", str(conf), "-q", "-p", "no:cacheprovider",
            f"--junitxml={junit}", f"--hypothesis-profile={profile}", f"--conv3dt-out={session}",
            f"--seed={seed}", "--hypothesis-seed", str(seed)]
+    if deadline is not None:
+        cmd.append(f"--conv3dt-deadline={deadline:.3f}")
+    if shrink_seconds is not None:
+        cmd.append(f"--conv3dt-shrink-seconds={shrink_seconds:g}")
     if workers > 0:
         cmd += ["-p", "xdist", "-n", str(workers)]
     if examples is not None:
@@ -196,9 +223,12 @@ def junit_counts(path: Path) -> dict[str, Any]:
 
 
 def _stop(proc: subprocess.Popen, grace: float = 30.0) -> int:
-    """Ask pytest to stop (SIGINT: it still writes its output), then kill it after ``grace``."""
+    """Ask pytest to stop (SIGINT: it still writes its output), then kill it after ``grace``.
+    A signal sent to the whole process group (a terminal's Ctrl-C, ``timeout``'s SIGTERM) has
+    reached pytest already: it gets ``OWN_STOP_S`` to wind down first, since a second interrupt
+    would cut its JUnit XML and statistics short."""
     try:
-        return proc.wait(timeout=2.0)          # a terminal Ctrl-C reached pytest by itself
+        return proc.wait(timeout=OWN_STOP_S)
     except subprocess.TimeoutExpired:
         pass
     proc.send_signal(signal.SIGINT)
@@ -209,16 +239,19 @@ def _stop(proc: subprocess.Popen, grace: float = 30.0) -> int:
         return proc.wait()
 
 
-def run_session(cmd: list[str], log: Path, deadline: float | None = None) -> tuple[int, bool, float]:
-    """Run pytest; returns (returncode, interrupted, seconds).
+def run_session(cmd: list[str], log: Path, deadline: float | None = None) -> tuple[int, str | None, float]:
+    """Run pytest; returns (returncode, interrupted, seconds), ``interrupted`` the stop signal's
+    name ("SIGINT", "SIGTERM", "SIGHUP"; ``conv3dt.signals``) or None.
 
-    Ctrl-C / SIGINT (``interrupted``) and reaching ``deadline`` (a ``time.monotonic()`` value;
-    not counted as interrupted) both stop pytest with SIGINT so it still writes its output.
+    A stop signal and reaching ``deadline`` (a ``time.monotonic()`` value; not counted as
+    interrupted) both stop pytest with SIGINT so it still writes its output.
     """
+    from conv3dt.signals import reason_of
+
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), env.get("PYTHONPATH")) if p)
     start = time.monotonic()
-    interrupted = False
+    interrupted = None
     with open(log, "ab") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
         try:
@@ -230,8 +263,8 @@ def run_session(cmd: list[str], log: Path, deadline: float | None = None) -> tup
                 except subprocess.TimeoutExpired:
                     rc = _stop(proc)
                     break
-        except KeyboardInterrupt:
-            interrupted = True
+        except KeyboardInterrupt as exc:
+            interrupted = reason_of(exc)
             while True:
                 try:
                     rc = _stop(proc)
@@ -344,43 +377,55 @@ def main(argv: list[str] | None = None) -> int:
         session, junit, log = work / "session", work / "junit.xml", work / "pytest.log"
         session.mkdir()
         ledger = "none" if args.no_ledger else args.ledger
+        budget = MAX_TIME.get(args.profile) if args.max_time is None else (args.max_time or None)
+        deadline = None if budget is None else time.time() + budget
         cmd = pytest_command(conf, session, junit, targets, args.profile, args.seed, args.examples,
-                             args.workers, ledger)
+                             args.workers, ledger, deadline, args.shrink_seconds)
         if not args.quiet:
             print(f"conv3dt gate: {len(targets)} target(s), profile {args.profile}, seed {args.seed}, "
-                  f"{args.workers} worker(s) ...", flush=True)
-        rc, interrupted, seconds = run_session(cmd, log)
+                  f"{args.workers} worker(s), budget {f'{budget:.0f} s' if budget else 'none'} ...",
+                  flush=True)
+        hard_stop = None if budget is None else time.monotonic() + budget + WIND_DOWN_S
+        rc, interrupted, seconds = run_session(cmd, log, hard_stop)
+        stopped_at_deadline = hard_stop is not None and time.monotonic() >= hard_stop
         counts = junit_counts(junit)
-        if not interrupted and rc not in (0, 1):
+        if not interrupted and not stopped_at_deadline and rc not in (0, 1):
             print(f"conv3dt gate: infrastructure failure: pytest exited {rc}"
                   + (f" ({counts['first_error']})" if counts["first_error"] else "")
                   + f"; log tail:\n{_tail(log)}", file=sys.stderr)
             return EXIT_INFRA
         if not any(session.glob("stats-*.json")):
             if interrupted:
-                print("conv3dt gate: interrupted before any example ran; nothing written",
-                      file=sys.stderr)
-                return EXIT_INTERRUPTED
+                print(f"conv3dt gate: interrupted ({interrupted}) before any example ran; nothing "
+                      f"written", file=sys.stderr)
+                return exit_code(interrupted)
             print(f"conv3dt gate: infrastructure failure: the session wrote no statistics; log tail:\n"
                   f"{_tail(log)}", file=sys.stderr)
             return EXIT_INFRA
         from reports.merge import SessionError
         try:
-            record = build_record("gate", args, targets, session, seconds, baseline)
+            record = build_record("gate", args, targets, session, seconds, baseline,
+                                  {"max_time_s": budget})
         except SessionError as exc:
             print(f"conv3dt gate: infrastructure failure: {exc}", file=sys.stderr)
             return EXIT_INFRA
         record["run"]["pytest"] = {"returncode": rc, **{k: counts[k] for k in ("tests", "failures", "errors")}}
+        cut_short = stopped_at_deadline or bool((record.get("failures") or {}).get("cut_short"))
+        from reports.record import mark_interrupted
         if interrupted:
-            from reports.record import mark_interrupted
-            mark_interrupted(record, "SIGINT")
+            mark_interrupted(record, interrupted)
+        elif cut_short:
+            mark_interrupted(record, f"max-time ({budget:.0f} s)")
         publish(record, out, junit, log)
         if os.path.isdir(out / "session"):
             shutil.rmtree(out / "session", ignore_errors=True)
         os.replace(session, out / "session")
         print_summary(record, out, args.quiet)
+        failed = record["summary"]["verdict"] == "fail"
         if interrupted:
-            return EXIT_INTERRUPTED
+            return exit_code(interrupted)
+        if cut_short:
+            return EXIT_FINDINGS if failed else EXIT_INCOMPLETE
         if counts["errors"] and not record["summary"]["new"]:
             print(f"conv3dt gate: infrastructure failure: {counts['errors']} test error(s) "
                   f"({counts['first_error']}); see {out / 'pytest.log'}", file=sys.stderr)
@@ -390,6 +435,6 @@ def main(argv: list[str] | None = None) -> int:
                   f"failure(s) but the session recorded no new finding; see {out / 'pytest.log'}",
                   file=sys.stderr)
             return EXIT_INFRA
-        return EXIT_FINDINGS if record["summary"]["verdict"] == "fail" else EXIT_OK
+        return EXIT_FINDINGS if failed else EXIT_OK
     finally:
         shutil.rmtree(work, ignore_errors=True)

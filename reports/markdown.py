@@ -45,7 +45,8 @@ def corpus_lines(record: dict[str, Any]) -> list[str | tuple[str, list[str]]]:
 def summary_lines(record: dict[str, Any]) -> list[str]:
     """The concise summary the gate prints (also the top of report.md)."""
     s, run = record["summary"], record["run"]
-    head = "PASS" if s["verdict"] == "pass" else "FAIL"
+    # A partial record that found nothing new has not passed: it did not judge everything.
+    head = "FAIL" if s["verdict"] == "fail" else ("INCOMPLETE" if record.get("partial") else "PASS")
     if record.get("partial"):
         head += f" (PARTIAL: interrupted by {record['interrupted']['reason']})"
     lines = [f"conv3dt {run['command']}: {head} — {s['examples']} examples in "
