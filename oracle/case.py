@@ -246,3 +246,18 @@ class Case:
             return cls(**fields)
         except TypeError as exc:
             raise ValueError(f"Case JSON has unexpected or missing fields: {exc}") from exc
+
+
+def structure_key(case: Case | dict[str, Any]) -> str:
+    """The call structure of a Case (or its JSON): every argument except the array values —
+    value/filter dtype and shape (not their recipes), output_shape and its form, strides and
+    dilations and their forms, padding, data_format, the argument aliases, ``name``. ``label``
+    and ``exact`` are judging metadata, not arguments. Calls with equal keys trace to the same
+    TF function or graph (``oracle.tf_paths`` caches traces by it) and do the same work (the
+    pool's time limits learn per key: ``oracle.timelimits``). Canonical JSON text; never raises."""
+    obj = dict(case) if isinstance(case, dict) else case.to_json()
+    for key in ("value", "filter"):
+        if isinstance(obj.get(key), dict):
+            obj[key] = {"dtype": obj[key].get("dtype"), "shape": obj[key].get("shape")}
+    obj.pop("label", None), obj.pop("exact", None)
+    return json.dumps(obj, sort_keys=True)

@@ -15,8 +15,9 @@ Per-path adaptation of the Case's v1 arguments:
                 placeholders of the Case's exact dtype and static shape, run by a Session with
                 the arrays fed — the way a v1 model calls the op. Shape inference / attr checks
                 raise at construction (often ``ValueError``). A built (graph, session) is cached
-                per argument structure (LRU), like the traced functions; a structure whose
-                construction raised is rebuilt, so the error is seen on every call.
+                per argument structure (``oracle.case.structure_key``, LRU), like the traced
+                functions; a structure whose construction raised is rebuilt, so the error is
+                seen on every call.
 - ``function``  the call traced in ``tf.function`` (value and filter are the function's
                 tensor arguments; every other argument is a Python constant of the trace).
                 Traced functions are cached per argument structure (LRU).
@@ -36,13 +37,12 @@ Per-path adaptation of the Case's v1 arguments:
 """
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 
-from oracle.case import Case
+from oracle.case import Case, structure_key
 from oracle.targets import Inexpressible, expand_to_5, grad_check, v2_case
 
 #: Traced functions and built graphs per (path, argument structure), least recently used first.
@@ -182,17 +182,7 @@ class _GraphCall:
 
 
 def _graph(case: Case, arrays: tuple):
-    return _lru_get(("graph", _structure_key(case)), lambda: _GraphCall(case, arrays))(arrays)
-
-
-def _structure_key(case: Case) -> str:
-    """Everything that shapes a trace: all arguments except the array values."""
-    obj = case.to_json()
-    for key in ("value", "filter"):
-        if obj[key] is not None:
-            obj[key] = {"dtype": obj[key]["dtype"], "shape": obj[key]["shape"]}
-    obj.pop("label", None), obj.pop("exact", None)
-    return json.dumps(obj, sort_keys=True)
+    return _lru_get(("graph", structure_key(case)), lambda: _GraphCall(case, arrays))(arrays)
 
 
 def _traced(case: Case, arrays: tuple, jit: bool):
@@ -205,7 +195,7 @@ def _traced(case: Case, arrays: tuple, jit: bool):
 
         return tf.function(call, jit_compile=jit, reduce_retracing=False)
 
-    fn = _lru_get(("xla" if jit else "function", _structure_key(case)), build)
+    fn = _lru_get(("xla" if jit else "function", structure_key(case)), build)
     value, filt = arrays
     return fn(None if value is None else tf.constant(value),
               None if filt is None else tf.constant(filt))
