@@ -1,0 +1,235 @@
+"""Per-call time limits that follow a target's observed call times, per call structure.
+
+A fixed limit (the pool's ``timeout``, 30 s) makes every hung call cost 30 s. Instead, each
+call gets
+
+    limit = clamp(FACTOR × expected, FLOOR_S, ceiling)        ceiling = TargetPool.timeout
+
+where ``expected`` is, for the call's structure (``oracle.case.structure_key``: the Case minus
+its values),
+
+1. the slowest completed call of that structure on this target (the first call of a structure
+   included: XLA's compile, oneDNN's primitive creation, a graph build — so later calls of it
+   get at least FACTOR × that);
+2. for a structure not seen yet, its *size class*: the slowest completed call of the same dtype
+   whose work (:func:`call_work`, ≈ products) lies in the same power-of-two bucket, times 2 (a
+   bucket spans a factor 2 of work); else the nearest smaller bucket's slowest, scaled linearly
+   by the work ratio bound 2^(Δbucket + 1) (linear scaling from an overhead-dominated small
+   call overshoots: safe, loose); else the nearest larger bucket's slowest;
+3. nothing of that dtype observed yet: the ceiling.
+
+Only completed calls (a value or a raised error) are observations; crashes and timeouts are not.
+
+Confirm-once guard (``confirm=True``): a target's first timeout under a limit below the ceiling
+does not count yet. The call is re-run once on a fresh worker with the ceiling; if it
+completes, its Outcome stands and its time raises that structure's limit (``spurious_cuts``);
+if it times out again, the timeout stands and the guard is spent — the target has shown that it
+really hangs, and from then on its timeouts trust the adaptive limits. A guard that caught a
+spurious cut stays armed.
+
+The constants (measured with ``conv3dt bench oracle --spread``, ``oracle/README.md``):
+
+- ``FLOOR_S`` = 5 s. No call is cut earlier. On the shared 2-core machine (load 5-8) honest
+  calls of one structure vary by up to ~150× (preemption: a 2 ms call took 0.25 s), bfloat16 /
+  subnormal values slow NumPy targets ~5×, and the largest ci-tier calls (10⁶ outputs, 4·10⁷
+  products) took up to ~2 s on impl and ~3 s for tf-xla's first (compiling) call. The floor
+  is what absorbs a stall of a whole tiny call behind other jobs; 5 s is > 2× the slowest honest
+  stall measured, while a hang still costs seconds, not 30.
+- ``FACTOR`` = 10. Against the slowest observed call: it covers repeated-call spread under load
+  (max/min per structure up to ~100× on tiny calls, but those sit under the floor; ≤ ~5× for
+  calls above 0.5 s, where the factor decides).
+- ``STRUCTURE_MEMORY`` = 4096 structures per target (least recently used forgotten; their
+  calls fall back to the size class): a fuzz run draws a new structure per example.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from oracle.case import structure_key
+
+FLOOR_S = 5.0
+FACTOR = 10.0
+STRUCTURE_MEMORY = 4096
+
+
+@dataclass(frozen=True)
+class LimitPolicy:
+    """How a pool limits each call. ``adaptive=False``: every call gets the ceiling."""
+    floor: float = FLOOR_S
+    factor: float = FACTOR
+    confirm: bool = True
+    adaptive: bool = True
+    memory: int = STRUCTURE_MEMORY
+
+
+class Limit(NamedTuple):
+    """One call's limit and what it came from."""
+    seconds: float
+    basis: str            # 'structure' | 'size' | 'ceiling' | 'fixed' | 'confirm'
+    key: str
+    dtype: str
+    work: int
+
+
+@dataclass
+class _Seen:
+    """What one structure (or one size class) has shown on this target."""
+    dtype: str
+    work: int
+    summary: str = ""
+    calls: int = 0
+    slowest: float = 0.0
+    timeouts: int = 0
+
+
+def call_work(case_json: dict[str, Any]) -> int:
+    """The work of a call: value elements × Cout × taps (= N·ΠI·Cin·Cout·ΠK, the products) plus
+    output elements; at least 1. Reads only shapes (any JSON an invalid Case carries; never raises)."""
+    def dims(x: Any) -> list[int]:
+        shape = x.get("shape") if isinstance(x, dict) else x
+        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+            return []
+        return [max(d, 0) for d in shape]
+
+    value, filt, out = dims(case_json.get("value")), dims(case_json.get("filter")), dims(case_json.get("output_shape"))
+    per_input = math.prod(filt[:4]) if len(filt) == 5 else math.prod(filt)
+    products = math.prod(value) * per_input if value and filt else 0
+    return max(1, products + (math.prod(out) if out else 0))
+
+
+def _bucket(work: int) -> int:
+    return work.bit_length() - 1
+
+
+def _summary(case_json: dict[str, Any]) -> str:
+    def shape(x: Any) -> Any:
+        return x.get("shape") if isinstance(x, dict) else None
+
+    dtype = next((x.get("dtype") for x in (case_json.get("value"), case_json.get("filter")) if isinstance(x, dict)), None)
+    return (f"{dtype} {case_json.get('data_format')} value {shape(case_json.get('value'))} "
+            f"filter {shape(case_json.get('filter'))} output_shape {case_json.get('output_shape')}")
+
+
+class TimeLimits:
+    """One target's time-limit policy state (see the module docstring); thread-safe."""
+
+    def __init__(self, ceiling: float, policy: LimitPolicy | None = None) -> None:
+        self.ceiling = float(ceiling)
+        self.policy = policy or LimitPolicy()
+        self._structures: OrderedDict[str, _Seen] = OrderedDict()
+        self._sizes: dict[str, dict[int, float]] = {}   # dtype -> bucket -> slowest seconds
+        self._lock = threading.Lock()
+        self.calls = self.timeouts = 0
+        self.guard_spent = False
+        self.reruns = self.spurious_cuts = self.confirmed_timeouts = 0
+
+    # ------------------------------------------------------------------ the limit
+    def limit(self, case_json: dict[str, Any]) -> Limit:
+        """The limit of one call of this Case (JSON) on this target."""
+        key = structure_key(case_json)
+        dtype = str(next((x.get("dtype") for x in (case_json.get("value"), case_json.get("filter"))
+                          if isinstance(x, dict)), None))
+        work = call_work(case_json)
+        if not self.policy.adaptive:
+            return Limit(self.ceiling, "fixed", key, dtype, work)
+        with self._lock:
+            seen = self._structures.get(key)
+            if seen is not None and seen.calls:
+                return Limit(self._clamp(seen.slowest), "structure", key, dtype, work)
+            expected = self._by_size(dtype, work)
+        if expected is None:
+            return Limit(self.ceiling, "ceiling", key, dtype, work)
+        return Limit(self._clamp(expected), "size", key, dtype, work)
+
+    def ceiling_limit(self, limit: Limit) -> Limit:
+        """The same call, limited by the ceiling (the confirming re-run)."""
+        return limit._replace(seconds=self.ceiling, basis="confirm")
+
+    def _clamp(self, expected: float) -> float:
+        floor = min(self.policy.floor, self.ceiling)
+        return min(self.ceiling, max(floor, self.policy.factor * expected))
+
+    def _by_size(self, dtype: str, work: int) -> float | None:
+        rows = self._sizes.get(dtype)
+        if not rows:
+            return None
+        bucket = _bucket(work)
+        below = [j for j in rows if j <= bucket]
+        if below:
+            j = max(below)
+            return rows[j] * 2.0 ** (bucket - j + 1)
+        return rows[min(rows)]
+
+    # ------------------------------------------------------------------ what happened
+    def observe(self, limit: Limit, seconds: float, case_json: dict[str, Any] | None = None) -> None:
+        """A completed call (value or raised) of ``limit``'s structure took ``seconds``."""
+        with self._lock:
+            self.calls += 1
+            seen = self._seen(limit, case_json)
+            seen.calls += 1
+            seen.slowest = max(seen.slowest, seconds)
+            rows = self._sizes.setdefault(limit.dtype, {})
+            bucket = _bucket(limit.work)
+            rows[bucket] = max(rows.get(bucket, 0.0), seconds)
+            if limit.basis == "confirm":
+                self.spurious_cuts += 1
+
+    def timed_out(self, limit: Limit, case_json: dict[str, Any] | None = None) -> None:
+        """A call ran past ``limit`` and the timeout stands."""
+        with self._lock:
+            self.timeouts += 1
+            self._seen(limit, case_json).timeouts += 1
+            if limit.basis == "confirm":
+                self.confirmed_timeouts += 1
+                self.guard_spent = True
+
+    def should_confirm(self, limit: Limit) -> bool:
+        """Whether a timeout under ``limit`` must be confirmed by a re-run with the ceiling."""
+        confirm = self.policy.confirm and not self.guard_spent and limit.seconds < self.ceiling
+        if confirm:
+            with self._lock:
+                self.reruns += 1
+        return confirm
+
+    def _seen(self, limit: Limit, case_json: dict[str, Any] | None) -> _Seen:
+        seen = self._structures.get(limit.key)
+        if seen is None:
+            seen = self._structures[limit.key] = _Seen(limit.dtype, limit.work,
+                                                       _summary(case_json) if case_json else "")
+            while len(self._structures) > self.policy.memory:
+                self._structures.popitem(last=False)
+        else:
+            self._structures.move_to_end(limit.key)
+        return seen
+
+    # ------------------------------------------------------------------ report
+    def to_json(self) -> dict[str, Any]:
+        """Policy constants, the guard, and per structure: calls, slowest, current limit, timeouts."""
+        with self._lock:
+            structures = {
+                hashlib.sha256(key.encode()).hexdigest()[:12]: {
+                    "summary": s.summary, "dtype": s.dtype, "work": s.work, "calls": s.calls,
+                    "slowest_s": round(s.slowest, 6), "timeouts": s.timeouts,
+                    "limit_s": round(self._current(s), 3)}
+                for key, s in self._structures.items()}
+            sizes = {dtype: {f"2^{j}": round(t, 6) for j, t in sorted(rows.items())}
+                     for dtype, rows in sorted(self._sizes.items())}
+        return {"adaptive": self.policy.adaptive, "floor_s": self.policy.floor,
+                "ceiling_s": self.ceiling, "factor": self.policy.factor,
+                "confirm": {"enabled": self.policy.confirm, "spent": self.guard_spent,
+                            "reruns": self.reruns, "spurious_cuts": self.spurious_cuts,
+                            "confirmed_timeouts": self.confirmed_timeouts},
+                "calls": self.calls, "timeouts": self.timeouts,
+                "structures": structures, "slowest_by_size": sizes}
+
+    def _current(self, seen: _Seen) -> float:
+        """The limit the structure's next call would get."""
+        if not self.policy.adaptive:
+            return self.ceiling
+        expected = seen.slowest if seen.calls else self._by_size(seen.dtype, seen.work)
+        return self.ceiling if expected is None else self._clamp(expected)
