@@ -27,6 +27,7 @@ from oracle.kernels import KernelObservation
 OutcomeKind = Literal["value", "raised", "crashed", "timeout"]
 
 _FATAL_LINE = re.compile(r"^F\d{4} ")  # glog/absl FATAL prefix, e.g. "F0000 00:00:17... file.cc:610]"
+_PY_FATAL = "Fatal Python error: "      # faulthandler's first line (NumPy-world workers enable it)
 
 
 def qualified_name(cls: type) -> str:
@@ -89,11 +90,17 @@ class Outcome:
     @property
     def fatal_line(self) -> str | None:
         """The stderr line that best explains a crash: the last FATAL / CHECK-failure line
-        (glog ``F....`` or ``Check failed``), else the last non-empty line."""
+        (glog ``F....`` or ``Check failed``); else Python's ``faulthandler`` report ("Fatal Python
+        error: Segmentation fault") with the innermost frame it dumped; else the last non-empty
+        line."""
         lines = [ln.strip() for ln in self.stderr_tail.splitlines() if ln.strip()]
         for ln in reversed(lines):
             if _FATAL_LINE.match(ln) or "Check failed" in ln:
                 return ln
+        for i in range(len(lines) - 1, -1, -1):
+            if lines[i].startswith(_PY_FATAL):
+                frame = next((ln for ln in lines[i + 1:] if ln.startswith("File ")), None)
+                return lines[i] + (f" ({frame})" if frame else "")
         return lines[-1] if lines else None
 
     def describe(self) -> str:

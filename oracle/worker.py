@@ -22,6 +22,7 @@ Crashes and time limits are the parent's business: it sees EOF or silence (see o
 """
 from __future__ import annotations
 
+import faulthandler
 import importlib
 import json
 import os
@@ -166,7 +167,8 @@ def run_one(fn: Callable, case_json: dict, kernel_of: Callable[[dict, str], dict
     return header, raw
 
 
-def serve(conn, preload: str) -> None:
+def preload_info(preload: str) -> dict[str, Any]:
+    """Import what a worker of this kind needs before its first call; return its facts."""
     info: dict[str, Any] = {"python": sys.version.split()[0], "numpy": np.__version__,
                             "pid": os.getpid(), "preload": preload}
     if preload == "tf":
@@ -177,8 +179,22 @@ def serve(conn, preload: str) -> None:
         from oracle import jax_path
 
         info.update(jax_path.warm_up())
+    else:  # NumPy world: what impl and every materialised bfloat16 array need
+        import ml_dtypes  # noqa: F401
+
+        import impl  # noqa: F401
+    return info
+
+
+def serve(conn, preload: str) -> None:
+    info = preload_info(preload)
     conn.send_bytes(json.dumps({"ready": True, "pid": os.getpid(), "info": info}).encode())
-    callables: dict[str, Callable] = {}
+    serve_loop(conn, info, {})
+
+
+def serve_loop(conn, info: dict[str, Any], callables: dict[str, Callable]) -> None:
+    """Answer ``load`` / ``run`` / ``exit`` until told to exit or the parent goes away.
+    ``callables``: targets loaded already (a forked worker inherits its zygote's)."""
     observers: dict[str, Callable] = {}
     output = CallOutput()
     while True:
@@ -223,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     # Anything a target prints to stdout goes to the stderr file, never into the protocol.
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    if preload == "none":  # a NumPy-world target's fatal signal leaves its Python stack
+        faulthandler.enable()
     serve(Connection(fd), preload)
     return 0
 
