@@ -72,6 +72,29 @@ def by_value(*args, **kwargs):
     return {0.0: fine, 1.0: abort, 2.0: segfault, 3.0: hang, 4.0: rejecting}[first](*args, **kwargs)
 
 
+def sleeps(*args, **kwargs):
+    """Sleeps value[0] seconds, then returns like ``fine``; a negative value[0] hangs."""
+    first = float(np.asarray(_value(kwargs, args)).ravel()[0])
+    if first < 0:
+        hang()
+    time.sleep(first)
+    return fine(*args, **kwargs)
+
+
+def abort_tagged(*args, **kwargs):
+    """value[0] == 1: writes a CHECK line naming value[1] (the call's tag), then aborts;
+    else writes a noise line naming the tag and returns like ``fine``."""
+    flat = np.asarray(_value(kwargs, args)).ravel()
+    tag = int(flat[1])
+    if float(flat[0]) == 1.0:
+        sys.stderr.write(f"F0000 fixtures_targets.py:2] Check failed: call {tag} aborts\n")
+        sys.stderr.flush()
+        os.abort()
+    sys.stderr.write(f"call {tag} is fine\n")
+    sys.stderr.flush()
+    return fine(*args, **kwargs)
+
+
 def prints(*args, **kwargs):
     """Writes to stdout (must not corrupt the worker protocol)."""
     print("noise on stdout " * 100)
