@@ -33,7 +33,7 @@ from oracle.kernels import KernelObservation
 from oracle.outcome import Outcome
 from oracle.process import TAIL_CHARS, WorkerBase, crash_tail
 from oracle.slot import WorkerSlot
-from oracle.timelimits import Limit
+from oracle.timelimits import CallShape, Limit, call_shape
 from oracle.worker import rss_bytes
 
 if TYPE_CHECKING:
@@ -96,12 +96,19 @@ class _Drive:
     """One ``_drive`` call's state across the batches it takes."""
     items: list[tuple["TargetPool", Case]]
     jsons: dict[int, dict] = field(default_factory=dict)
+    shapes: dict[int, CallShape] = field(default_factory=dict)
     confirm_first: Limit | None = None   # the next batch's first item re-runs with this limit
 
     def json_of(self, case: Case) -> dict:
         if id(case) not in self.jsons:
             self.jsons[id(case)] = case.to_json()
         return self.jsons[id(case)]
+
+    def shape_of(self, case: Case) -> CallShape:
+        """Once per Case, however many targets share the message."""
+        if id(case) not in self.shapes:
+            self.shapes[id(case)] = call_shape(self.json_of(case))
+        return self.shapes[id(case)]
 
 
 def _drive(slot: WorkerSlot, items: list[tuple["TargetPool", Case]]) -> list[Outcome]:
@@ -134,7 +141,7 @@ def _run_batch(slot: WorkerSlot, state: _Drive, done: int) -> list[Outcome]:
     outcomes: list[Outcome] = []
     for i, (pool, case) in enumerate(items):
         case_json = state.json_of(case)
-        limit = state.confirm_first if i == 0 and state.confirm_first else pool.limits.limit(case_json)
+        limit = state.confirm_first if i == 0 and state.confirm_first else pool.limits.limit(state.shape_of(case))
         state.confirm_first = None
         start = time.perf_counter()
         status = _wait(pool, worker, start, limit.seconds)

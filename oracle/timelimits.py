@@ -90,16 +90,34 @@ class _Seen:
 def call_work(case_json: dict[str, Any]) -> int:
     """The work of a call: value elements × Cout × taps (= N·ΠI·Cin·Cout·ΠK, the products) plus
     output elements; at least 1. Reads only shapes (any JSON an invalid Case carries; never raises)."""
-    def dims(x: Any) -> list[int]:
-        shape = x.get("shape") if isinstance(x, dict) else x
-        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
-            return []
-        return [max(d, 0) for d in shape]
-
-    value, filt, out = dims(case_json.get("value")), dims(case_json.get("filter")), dims(case_json.get("output_shape"))
+    value, filt = _dims(case_json.get("value")), _dims(case_json.get("filter"))
+    out = _dims(case_json.get("output_shape"), array=False)
     per_input = math.prod(filt[:4]) if len(filt) == 5 else math.prod(filt)
     products = math.prod(value) * per_input if value and filt else 0
     return max(1, products + (math.prod(out) if out else 0))
+
+
+def _dims(x: Any, array: bool = True) -> list[int]:
+    shape = x.get("shape") if array and isinstance(x, dict) else x
+    if type(shape) is not list:
+        return []
+    for d in shape:
+        if type(d) is not int:
+            return []
+    return [d if d > 0 else 0 for d in shape]
+
+
+class CallShape(NamedTuple):
+    """What the policy reads of a call: its structure key, dtype and work."""
+    key: str
+    dtype: str
+    work: int
+
+
+def call_shape(case_json: dict[str, Any]) -> CallShape:
+    dtype = next((x.get("dtype") for x in (case_json.get("value"), case_json.get("filter"))
+                  if isinstance(x, dict)), None)
+    return CallShape(structure_key(case_json), str(dtype), call_work(case_json))
 
 
 def _bucket(work: int) -> int:
@@ -129,12 +147,9 @@ class TimeLimits:
         self.reruns = self.spurious_cuts = self.confirmed_timeouts = 0
 
     # ------------------------------------------------------------------ the limit
-    def limit(self, case_json: dict[str, Any]) -> Limit:
-        """The limit of one call of this Case (JSON) on this target."""
-        key = structure_key(case_json)
-        dtype = str(next((x.get("dtype") for x in (case_json.get("value"), case_json.get("filter"))
-                          if isinstance(x, dict)), None))
-        work = call_work(case_json)
+    def limit(self, case_json: dict[str, Any] | CallShape) -> Limit:
+        """The limit of one call of this Case (its JSON, or its :func:`call_shape`)."""
+        key, dtype, work = case_json if isinstance(case_json, CallShape) else call_shape(case_json)
         if not self.policy.adaptive:
             return Limit(self.ceiling, "fixed", key, dtype, work)
         with self._lock:
