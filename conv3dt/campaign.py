@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from conv3dt import gate
+from conv3dt import session as session_run
 from conv3dt.cli import EXIT_FINDINGS, EXIT_INFRA, EXIT_OK, EXIT_USAGE
 from conv3dt.signals import exit_code, reason_of
 
@@ -89,19 +90,19 @@ def main(argv: list[str] | None = None) -> int:
             session = work / f"session-{round_no}"
             session.mkdir()
             seed = args.seed + round_no - 1
-            cmd = gate.pytest_command(conf, session, work / "junit.xml", targets, args.profile, seed,
+            cmd = session_run.pytest_command(conf, session, work / "junit.xml", targets, args.profile, seed,
                                       args.examples or args.round_examples, args.workers,
                                       "none" if args.no_ledger else args.ledger,
                                       time.time() + (deadline - time.monotonic()), args.shrink_seconds)
-            rc, interrupted, _ = gate.run_session(cmd, log, deadline=deadline)
+            rc, interrupted, _ = session_run.run_session(cmd, log, deadline=deadline)
             if not any(session.glob("stats-*.json")):
                 if interrupted or time.monotonic() >= deadline - 1.0:
                     break          # stopped before this round judged anything
                 print(f"conv3dt fuzz: infrastructure failure: round {round_no} (pytest exit {rc}) "
-                      f"wrote no statistics; log tail:\n{gate._tail(log)}", file=sys.stderr)
+                      f"wrote no statistics; log tail:\n{session_run.log_tail(log)}", file=sys.stderr)
                 return EXIT_INFRA
             try:
-                record = gate.build_record("fuzz", args, targets, session, time.monotonic() - start,
+                record = session_run.build_record("fuzz", args, targets, session, time.monotonic() - start,
                                            baseline, {"budget_s": args.budget, "rounds": 0}, record)
             except SessionError as exc:
                 print(f"conv3dt fuzz: infrastructure failure: {exc}", file=sys.stderr)
@@ -109,14 +110,14 @@ def main(argv: list[str] | None = None) -> int:
             record["run"]["rounds"] = round_no
             record["run"]["seeds"] = [args.seed, seed]
             mark_interrupted(record, interrupted or "campaign in progress")
-            gate.publish(record, out, None, None)
+            session_run.publish(record, out, None, None)
             print(_progress(round_no, time.monotonic() - start, args.budget, record), flush=True)
             shutil.rmtree(session, ignore_errors=True)
     except KeyboardInterrupt as exc:     # Ctrl-C / SIGTERM / SIGHUP between rounds
         interrupted = reason_of(exc)
         if record is not None:
             mark_interrupted(record, interrupted)
-            gate.publish(record, out, None, None)
+            session_run.publish(record, out, None, None)
     finally:
         if (work / "pytest.log").exists():
             (work / "pytest.log").replace(out / "pytest.log")
@@ -126,8 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         return exit_code(interrupted) if interrupted else EXIT_INFRA
     if not interrupted:
         record["partial"], record["interrupted"] = False, None
-        gate.publish(record, out, None, None)
-    gate.print_summary(record, out, args.quiet)
+        session_run.publish(record, out, None, None)
+    session_run.print_summary(record, out, args.quiet)
     if interrupted and record["summary"]["verdict"] != "fail":
         return exit_code(interrupted)
     return EXIT_FINDINGS if record["summary"]["verdict"] == "fail" else EXIT_OK

@@ -1,9 +1,12 @@
-"""``conv3dt gate``: judge targets against the contract; write reports; exit 0/1/2/3.
+"""``conv3dt gate``: judge targets against the contract; write reports; exit 0/1/2/3/4/128+n.
 
 The conformance session (``pytest <conformance dir>`` with pytest-xdist and a Hypothesis
-profile) runs as a *subprocess*, so a crash of pytest itself is an infrastructure failure
-(exit 3), never a lost gate. Its output (``findings-*.jsonl``, ``stats-*.json``) is merged into
-the run record (``reports.merge``), rendered (``reports.render``) and summarised.
+profile; ``conv3dt.session``) runs as a *subprocess*, so a crash of pytest itself is an
+infrastructure failure (exit 3), never a lost gate. Its output (``findings-*.jsonl``,
+``stats-*.json``) is merged into the run record (``reports.merge``), rendered
+(``reports.render``) and summarised. A wall-clock budget (``--max-time``) ends the session
+cleanly (exit 4: cut short, nothing new), and a stop signal (Ctrl-C, SIGTERM, SIGHUP) leaves a
+valid partial record (exit 128 + the signal number).
 
 Nothing already in the report directory is lost: the session writes into a fresh temp
 directory, every report file is written to a temp name and ``os.replace``d, and files are only
@@ -18,16 +21,15 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 from conv3dt.cli import EXIT_FINDINGS, EXIT_INFRA, EXIT_OK, EXIT_USAGE
+from conv3dt.session import (build_record, junit_counts, log_tail, print_summary, publish,
+                             pytest_command, run_session)
 from conv3dt.signals import exit_code
 
 DEFAULT_REPORT_DIR = "conv3dt-report"
@@ -39,7 +41,6 @@ EXIT_INCOMPLETE = 4             # --max-time ran out before every property finis
 # crashes or hangs everywhere, so that CI still gets a record and a verdict.
 MAX_TIME = {"ci": 900.0, "dev": 300.0, "nightly": None}
 WIND_DOWN_S = 120.0             # after the budget: time for in-flight calls and the record
-OWN_STOP_S = 10.0               # a stop signal that reached pytest too: its time to wind down
 
 
 class UsageError(Exception):
@@ -182,98 +183,6 @@ def preflight(targets: list[str], timeout: float = 60.0) -> None:
             raise InfraError(f"target {name} cannot start: {str(exc).strip().splitlines()[-1]}") from None
 
 
-# ---------------------------------------------------------------------------- session
-def pytest_command(conf: Path, session: Path, junit: Path, targets: list[str], profile: str,
-                   seed: int, examples: int | None, workers: int, ledger: str | None,
-                   deadline: float | None = None, shrink_seconds: float | None = None) -> list[str]:
-    """The conformance session's command line; ``deadline`` is a ``time.time()`` value."""
-    cmd = [sys.executable, "-m", "pytest", str(conf), "-q", "-p", "no:cacheprovider",
-           f"--junitxml={junit}", f"--hypothesis-profile={profile}", f"--conv3dt-out={session}",
-           f"--seed={seed}", "--hypothesis-seed", str(seed)]
-    if deadline is not None:
-        cmd.append(f"--conv3dt-deadline={deadline:.3f}")
-    if shrink_seconds is not None:
-        cmd.append(f"--conv3dt-shrink-seconds={shrink_seconds:g}")
-    if workers > 0:
-        cmd += ["-p", "xdist", "-n", str(workers)]
-    if examples is not None:
-        cmd.append(f"--examples={examples}")
-    if ledger is not None:
-        cmd.append(f"--ledger={ledger}")
-    for t in targets:
-        cmd.append(f"--target={t}")
-    return cmd
-
-
-def junit_counts(path: Path) -> dict[str, Any]:
-    """tests / failures / errors and the first error message from pytest's JUnit XML."""
-    out: dict[str, Any] = {"tests": 0, "failures": 0, "errors": 0, "first_error": ""}
-    try:
-        root = ET.parse(path).getroot()
-    except (OSError, ET.ParseError):
-        return out
-    for suite in root.iter("testsuite"):
-        for key in ("tests", "failures", "errors"):
-            out[key] += int(suite.get(key, 0))
-    for case in root.iter("testcase"):
-        err = case.find("error")
-        if err is not None and not out["first_error"]:
-            out["first_error"] = f"{case.get('name')}: {(err.get('message') or '').strip()[:300]}"
-    return out
-
-
-def _stop(proc: subprocess.Popen, grace: float = 30.0) -> int:
-    """Ask pytest to stop (SIGINT: it still writes its output), then kill it after ``grace``.
-    A signal sent to the whole process group (a terminal's Ctrl-C, ``timeout``'s SIGTERM) has
-    reached pytest already: it gets ``OWN_STOP_S`` to wind down first, since a second interrupt
-    would cut its JUnit XML and statistics short."""
-    try:
-        return proc.wait(timeout=OWN_STOP_S)
-    except subprocess.TimeoutExpired:
-        pass
-    proc.send_signal(signal.SIGINT)
-    try:
-        return proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.wait()
-
-
-def run_session(cmd: list[str], log: Path, deadline: float | None = None) -> tuple[int, str | None, float]:
-    """Run pytest; returns (returncode, interrupted, seconds), ``interrupted`` the stop signal's
-    name ("SIGINT", "SIGTERM", "SIGHUP"; ``conv3dt.signals``) or None.
-
-    A stop signal and reaching ``deadline`` (a ``time.monotonic()`` value; not counted as
-    interrupted) both stop pytest with SIGINT so it still writes its output.
-    """
-    from conv3dt.signals import reason_of
-
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), env.get("PYTHONPATH")) if p)
-    start = time.monotonic()
-    interrupted = None
-    with open(log, "ab") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
-        try:
-            while True:
-                left = None if deadline is None else max(0.0, deadline - time.monotonic())
-                try:
-                    rc = proc.wait(timeout=left)
-                    break
-                except subprocess.TimeoutExpired:
-                    rc = _stop(proc)
-                    break
-        except KeyboardInterrupt as exc:
-            interrupted = reason_of(exc)
-            while True:
-                try:
-                    rc = _stop(proc)
-                    break
-                except KeyboardInterrupt:    # impatient second Ctrl-C: kill now
-                    proc.kill()
-    return rc, interrupted, time.monotonic() - start
-
-
 def ledger_entries(path: str | None) -> list[dict[str, Any]]:
     """The ledger's entries (id, reason, TF versions, targets) for the record."""
     from fuzz.ledger import DEFAULT_LEDGER, Ledger
@@ -286,72 +195,6 @@ def ledger_entries(path: str | None) -> list[dict[str, Any]]:
     return [{"id": e.id, "reason": e.reason, "tf_versions": ", ".join(e.tf_versions) or "any",
              "kernels": ", ".join(e.kernels) or "any",
              "targets": ", ".join(e.targets) or "any"} for e in ledger.entries]
-
-
-def environment() -> dict[str, Any]:
-    from oracle.environment import capture_environment
-    env = capture_environment()
-    pk = env.get("packages", {})
-    env["tensorflow"] = pk.get("tensorflow-cpu") or pk.get("tensorflow") or "not installed"
-    env["numpy"] = pk.get("numpy")
-    return env
-
-
-# ---------------------------------------------------------------------------- record
-def build_record(command: str, args: argparse.Namespace, targets: list[str], session: Path,
-                 seconds: float, baseline: dict[str, Any] | None, extra_run: dict[str, Any] | None = None,
-                 record: dict[str, Any] | None = None) -> dict[str, Any]:
-    from reports import merge
-    from reports.record import new_record
-
-    if record is None:
-        run = {"command": command, "profile": args.profile, "seed": args.seed, "targets": targets,
-               "examples": 0, "examples_requested": args.examples, "workers": args.workers,
-               "duration_s": round(seconds, 2), "ledger": "none" if args.no_ledger else (args.ledger or "shipped"),
-               "baseline": args.baseline, "label": os.environ.get("CONV3DT_RUN_LABEL") or None,
-               "as_shipped_onednn": getattr(args, "as_shipped_onednn", None),
-               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        run.update(extra_run or {})
-        record = new_record(environment(), run)
-        if baseline is not None:
-            record["run"]["baseline"] = args.baseline
-            baseline.setdefault("run", {})["source"] = args.baseline
-    else:
-        record["run"]["duration_s"] = round(seconds, 2)
-    findings, stats = merge.read_session(session)
-    entries = None if args.no_ledger else args.ledger_entries
-    return merge.merge_session(record, findings, stats, entries, not args.no_ledger, baseline)
-
-
-def publish(record: dict[str, Any], out: Path, junit_tmp: Path | None, log_tmp: Path | None) -> None:
-    """Render the reports and move JUnit XML / the pytest log into place (atomically)."""
-    from reports.render import render_all
-
-    if junit_tmp is not None and junit_tmp.exists():
-        os.replace(junit_tmp, out / "junit.xml")
-    if log_tmp is not None and log_tmp.exists():
-        os.replace(log_tmp, out / "pytest.log")
-    render_all(record, out)
-
-
-def print_summary(record: dict[str, Any], out: Path, quiet: bool) -> None:
-    from reports.markdown import summary_lines
-
-    lines = summary_lines(record)
-    print("\n".join(lines[:1] if quiet else lines))
-    if not quiet:
-        print(f"reports: {out / 'report.html'} (also report.json, report.md, junit.xml)")
-        new = [f for f in record["findings"] if f["status"] == "new"][:5]
-        for f in new:
-            print(f"  new {f['id']} {f['kind']} on {f['target']} ({f['property']}): "
-                  f"{f['observed'][:120]}   → conv3dt repro {f['id']} --report {out / 'report.json'}")
-
-
-def _tail(path: Path, n: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
-    except OSError:
-        return ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -392,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         if not interrupted and not stopped_at_deadline and rc not in (0, 1):
             print(f"conv3dt gate: infrastructure failure: pytest exited {rc}"
                   + (f" ({counts['first_error']})" if counts["first_error"] else "")
-                  + f"; log tail:\n{_tail(log)}", file=sys.stderr)
+                  + f"; log tail:\n{log_tail(log)}", file=sys.stderr)
             return EXIT_INFRA
         if not any(session.glob("stats-*.json")):
             if interrupted:
@@ -400,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"written", file=sys.stderr)
                 return exit_code(interrupted)
             print(f"conv3dt gate: infrastructure failure: the session wrote no statistics; log tail:\n"
-                  f"{_tail(log)}", file=sys.stderr)
+                  f"{log_tail(log)}", file=sys.stderr)
             return EXIT_INFRA
         from reports.merge import SessionError
         try:

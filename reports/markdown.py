@@ -84,6 +84,16 @@ def findings_table(findings: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def failure_lines(f: dict[str, Any]) -> list[str]:
+    """What the run spent on a new finding's distinct failure (``details.failure``)."""
+    fail = (f.get("details") or {}).get("failure")
+    if not fail:
+        return []
+    return [f"- distinct failure `{_cell(f['details'].get('signature', ''))}`: seen in "
+            f"{fail.get('hits', 0)} example(s) ({f.get('count', 1)} shrunk reproducer(s) kept as "
+            f"one), {fail.get('shrink_s', 0):.1f} s spent shrinking"]
+
+
 def render_markdown(record: dict[str, Any]) -> str:
     s, run, env = record["summary"], record["run"], record["environment"]
     out = [f"# conv3dt report — {s['verdict'].upper()}", ""]
@@ -97,8 +107,8 @@ def render_markdown(record: dict[str, Any]) -> str:
     out += ["## New findings", "", *findings_table(new), ""]
     for f in new[:50]:
         out += [f"### `{f['id']}` {f['kind']} on {f['target']} ({f['property']})", "",
-                f"- expected: {f['expected']}", f"- observed: {f['observed']}", "",
-                "```python", f["repro"].rstrip(), "```", ""]
+                f"- expected: {f['expected']}", f"- observed: {f['observed']}",
+                *failure_lines(f), "", "```python", f["repro"].rstrip(), "```", ""]
     if len(new) > 50:
         out += [f"({len(new) - 50} more new findings: see report.json)", ""]
     out += ["## Known deviations and baselined findings", "", *findings_table(rest), ""]
