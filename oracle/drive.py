@@ -191,13 +191,14 @@ def _run_batch(slot: WorkerSlot, state: _Drive, done: int) -> list[Outcome]:
 
 
 def _wait(pool: "TargetPool", worker: WorkerBase, start: float, limit: float) -> str:
-    """Wait for the next reply: 'ready', 'timeout' or 'memory'."""
+    """Wait for the next reply: 'ready', 'timeout' or 'memory'. A reply already there when the
+    limit has passed (this thread was descheduled) is still 'ready': only the worker is timed."""
     while True:
         remaining = limit - (time.perf_counter() - start)
+        if worker.conn.poll(min(max(remaining, 0.0), _POLL_SLICE)):
+            return "ready"
         if remaining <= 0:
             return "timeout"
-        if worker.conn.poll(min(remaining, _POLL_SLICE)):
-            return "ready"
         if pool.rss_kill is not None and rss_bytes(worker.pid) > pool.rss_kill:
             return "memory"
 

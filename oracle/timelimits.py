@@ -8,15 +8,17 @@ call gets
 where ``expected`` is, for the call's structure (``oracle.case.structure_key``: the Case minus
 its values),
 
-1. the slowest completed call of that structure on this target (the first call of a structure
-   included: XLA's compile, oneDNN's primitive creation, a graph build — so later calls of it
-   get at least FACTOR × that);
-2. for a structure not seen yet, its *size class*: the slowest completed call of the same dtype
-   whose work (:func:`call_work`, ≈ products) lies in the same power-of-two bucket, times 2 (a
-   bucket spans a factor 2 of work); else the nearest smaller bucket's slowest, scaled linearly
-   by the work ratio bound 2^(Δbucket + 1) (linear scaling from an overhead-dominated small
-   call overshoots: safe, loose); else the nearest larger bucket's slowest;
-3. nothing of that dtype observed yet: the ceiling.
+1. ``structure``: the slowest completed call of that structure on this target (its first call
+   included: XLA's compile, oneDNN's primitive creation, a graph build — later calls of it get
+   at least FACTOR × that);
+2. ``size``, a structure not seen yet: the slowest completed call of the same dtype whose work
+   (:func:`call_work`, ≈ products) lies in the same power-of-two bucket, × 2 (a bucket spans a
+   factor 2 of work); else the nearest smaller bucket's slowest × 2^(Δbucket + 1) (linear in
+   work: from an overhead-dominated small call this overshoots — safe, loose); else the nearest
+   larger bucket's slowest;
+3. ``other-dtype``, nothing of that dtype completed yet: the same from the other dtypes (the
+   largest) × ``DTYPE_MARGIN``;
+4. ``ceiling``, nothing completed at all.
 
 Only completed calls (a value or a raised error) are observations; crashes and timeouts are not.
 
@@ -27,17 +29,25 @@ if it times out again, the timeout stands and the guard is spent — the target 
 really hangs, and from then on its timeouts trust the adaptive limits. A guard that caught a
 spurious cut stays armed.
 
-The constants (measured with ``conv3dt bench oracle --spread``, ``oracle/README.md``):
+The constants, from ``conv3dt bench oracle --spread 3`` (``oracle/README.md``: 64 structures —
+24 tiny, 16 realistic, 24 at the ci budget's corners, 10⁶ outputs / 4·10⁷ products, every dtype
+and layout — × 3 calls, shuffled, on tf-eager, tf-xla and isolated impl; shared 2-core Xeon,
+load average 4.5-7 from other jobs):
 
-- ``FLOOR_S`` = 5 s. No call is cut earlier. On the shared 2-core machine (load 5-8) honest
-  calls of one structure vary by up to ~150× (preemption: a 2 ms call took 0.25 s), bfloat16 /
-  subnormal values slow NumPy targets ~5×, and the largest ci-tier calls (10⁶ outputs, 4·10⁷
-  products) took up to ~2 s on impl and ~3 s for tf-xla's first (compiling) call. The floor
-  is what absorbs a stall of a whole tiny call behind other jobs; 5 s is > 2× the slowest honest
-  stall measured, while a hang still costs seconds, not 30.
-- ``FACTOR`` = 10. Against the slowest observed call: it covers repeated-call spread under load
-  (max/min per structure up to ~100× on tiny calls, but those sit under the floor; ≤ ~5× for
-  calls above 0.5 s, where the factor decides).
+- ``FLOOR_S`` = 5 s: no call is cut earlier. The slowest honest calls measured: tiny Cases
+  0.04 s (tf-eager), 0.76 s (tf-xla, compiling), 0.03 s (impl); realistic and budget Cases
+  3.5 s (tf-eager float16: the stock half-precision kernel), 1.4 s (tf-xla), 1.9 s (impl). The
+  floor covers every tiny call's worst stall > 6× and a hang still costs seconds, not 30.
+- ``FACTOR`` = 10: replaying the policy on the recorded calls, the tightest limit was still 4.6×
+  the call it limited (floor 5 s) — and even ``FACTOR`` 4 with a 0.5 s floor would have cut no
+  honest call (tightest 1.3×); 10 keeps > 4× headroom for a machine more loaded than measured.
+  Per-structure spread (slowest / fastest call of one structure): up to ~20× at the budget
+  tier; a first call up to ~700× its repeats (tf-eager: 1.7 s, then ~2 ms) — the first call is
+  the slowest observed, so it raises the limit rather than being cut by it.
+- ``DTYPE_MARGIN`` = 100: the same call is up to ~50× slower in another dtype (tf-eager float16
+  3.5 s vs float32 0.07 s at 4·10⁷ products). So a target that never completes a call of one
+  dtype (aborts or hangs on every bfloat16 call) still gets the floor on tiny calls, and big
+  calls of an unseen dtype get (nearly) the ceiling.
 - ``STRUCTURE_MEMORY`` = 4096 structures per target (least recently used forgotten; their
   calls fall back to the size class): a fuzz run draws a new structure per example.
 """
@@ -54,6 +64,7 @@ from oracle.case import structure_key
 
 FLOOR_S = 5.0
 FACTOR = 10.0
+DTYPE_MARGIN = 100.0
 STRUCTURE_MEMORY = 4096
 
 
@@ -70,7 +81,7 @@ class LimitPolicy:
 class Limit(NamedTuple):
     """One call's limit and what it came from."""
     seconds: float
-    basis: str            # 'structure' | 'size' | 'ceiling' | 'fixed' | 'confirm'
+    basis: str            # 'structure' | 'size' | 'other-dtype' | 'ceiling' | 'fixed' | 'confirm'
     key: str
     dtype: str
     work: int
@@ -124,6 +135,18 @@ def _bucket(work: int) -> int:
     return work.bit_length() - 1
 
 
+def _by_size(rows: dict[int, float] | None, work: int) -> float | None:
+    """Expected seconds at ``work`` from one dtype's size classes (bucket -> slowest seconds)."""
+    if not rows:
+        return None
+    bucket = _bucket(work)
+    below = [j for j in rows if j <= bucket]
+    if below:
+        j = max(below)
+        return rows[j] * 2.0 ** (bucket - j + 1)
+    return rows[min(rows)]
+
+
 def _summary(case_json: dict[str, Any]) -> str:
     def shape(x: Any) -> Any:
         return x.get("shape") if isinstance(x, dict) else None
@@ -156,10 +179,10 @@ class TimeLimits:
             seen = self._structures.get(key)
             if seen is not None and seen.calls:
                 return Limit(self._clamp(seen.slowest), "structure", key, dtype, work)
-            expected = self._by_size(dtype, work)
+            expected, basis = self._unseen(dtype, work)
         if expected is None:
             return Limit(self.ceiling, "ceiling", key, dtype, work)
-        return Limit(self._clamp(expected), "size", key, dtype, work)
+        return Limit(self._clamp(expected), basis, key, dtype, work)
 
     def ceiling_limit(self, limit: Limit) -> Limit:
         """The same call, limited by the ceiling (the confirming re-run)."""
@@ -169,16 +192,14 @@ class TimeLimits:
         floor = min(self.policy.floor, self.ceiling)
         return min(self.ceiling, max(floor, self.policy.factor * expected))
 
-    def _by_size(self, dtype: str, work: int) -> float | None:
-        rows = self._sizes.get(dtype)
-        if not rows:
-            return None
-        bucket = _bucket(work)
-        below = [j for j in rows if j <= bucket]
-        if below:
-            j = max(below)
-            return rows[j] * 2.0 ** (bucket - j + 1)
-        return rows[min(rows)]
+    def _unseen(self, dtype: str, work: int) -> tuple[float | None, str]:
+        """Expected seconds of a structure not seen yet, and from what ('size', 'other-dtype')."""
+        own = _by_size(self._sizes.get(dtype), work)
+        if own is not None:
+            return own, "size"
+        others = [e for d, rows in self._sizes.items() if d != dtype
+                  for e in (_by_size(rows, work),) if e is not None]
+        return (max(others) * DTYPE_MARGIN, "other-dtype") if others else (None, "ceiling")
 
     # ------------------------------------------------------------------ what happened
     def observe(self, limit: Limit, seconds: float, case_json: dict[str, Any] | None = None) -> None:
@@ -246,5 +267,5 @@ class TimeLimits:
         """The limit the structure's next call would get."""
         if not self.policy.adaptive:
             return self.ceiling
-        expected = seen.slowest if seen.calls else self._by_size(seen.dtype, seen.work)
+        expected = seen.slowest if seen.calls else self._unseen(seen.dtype, seen.work)[0]
         return self.ceiling if expected is None else self._clamp(expected)

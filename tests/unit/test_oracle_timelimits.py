@@ -12,7 +12,7 @@ import pytest
 from oracle.arrays import ArraySpec
 from oracle.case import Case, structure_key
 from oracle.pool import TargetPool
-from oracle.timelimits import FACTOR, FLOOR_S, LimitPolicy, TimeLimits, call_work
+from oracle.timelimits import DTYPE_MARGIN, FACTOR, FLOOR_S, LimitPolicy, TimeLimits, call_work
 from tests.unit.test_oracle_isolation import FIX, assert_fine, case
 
 
@@ -52,8 +52,8 @@ def test_nothing_seen_gets_the_ceiling_then_the_structure_its_own_limit():
     assert limits.limit(shaped()).seconds == 30.0                          # the ceiling caps it
 
 
-def test_unseen_structures_scale_from_their_size_class_of_the_same_dtype():
-    limits = TimeLimits(1000.0, LimitPolicy(floor=0.0))
+def test_unseen_structures_scale_from_their_size_class():
+    limits = TimeLimits(1e5, LimitPolicy(floor=0.0))
     seen = limits.limit(shaped(n=4, c=4))
     limits.observe(seen, 1.0, shaped(n=4, c=4))
     same_bucket = limits.limit(shaped(n=5, c=4))
@@ -62,7 +62,9 @@ def test_unseen_structures_scale_from_their_size_class_of_the_same_dtype():
     assert bigger.basis == "size" and bigger.seconds == FACTOR * 1.0 * 2 ** 4
     smaller = limits.limit(shaped(n=1, c=1))
     assert smaller.basis == "size" and smaller.seconds == FACTOR * 1.0
-    assert limits.limit(shaped(n=4, c=4, dtype="float16")).basis == "ceiling"   # another dtype
+    other = limits.limit(shaped(n=4, c=4, dtype="float16"))           # nothing of float16 yet
+    assert other.basis == "other-dtype" and other.seconds == FACTOR * 1.0 * 2 * DTYPE_MARGIN
+    assert TimeLimits(1000.0).limit(shaped()).basis == "ceiling"       # nothing at all yet
 
 
 def test_floor_above_ceiling_and_fixed_policy_give_the_ceiling():
