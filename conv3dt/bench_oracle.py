@@ -13,6 +13,10 @@ concurrently). ``--recovery N`` measures the crash-recovery latency: after a rea
 ``tf-xla`` (filter with Cout = 0), the wall time of the next call (``tf-eager``, same worker
 environment), without a spare (``spare=False``: the next call waits for a TF re-import) and
 with a warm spare ready (``spare=True``), N times each; plus the RSS of a warm TF worker.
+``--crash-recovery N``: the same for a crashing ``module:function`` target, spawned workers
+(before the fork server) vs forked ones, side by side (``conv3dt.bench_crashes``).
+``--spread R``: honest call-time spread per call structure, and the adaptive time-limit policy
+replayed on it (``conv3dt.bench_limits``).
 """
 from __future__ import annotations
 
@@ -113,7 +117,7 @@ def measure_recovery(n: int) -> dict:
         with TargetPool("tf-xla", spare=spare) as xla, TargetPool("tf-eager", spare=spare) as eager:
             eager.run([tiny_case(0)])
             if not spare:
-                out["tf_worker_rss_mb"] = round(rss_bytes(eager._slot.worker.proc.pid) / 2**20)
+                out["tf_worker_rss_mb"] = round(rss_bytes(eager._slot.worker.pid) / 2**20)
             for i in range(n + (1 if spare else 0)):
                 if spare:  # a spare exists after the first lost worker: wait until it is warm
                     deadline = time.monotonic() + 300
@@ -125,7 +129,7 @@ def measure_recovery(n: int) -> dict:
                 if not spare or i:
                     times.append(time.perf_counter() - start)
             if spare and eager._slot.spare is not None:
-                out["spare_rss_mb"] = round(rss_bytes(eager._slot.spare.proc.pid) / 2**20)
+                out["spare_rss_mb"] = round(rss_bytes(eager._slot.spare.pid) / 2**20)
         out["spare" if spare else "no_spare"] = {"next_call_s": [round(t, 3) for t in times],
                                                  "median_s": round(sorted(times)[len(times) // 2], 3),
                                                  "crash_outcomes": sorted(kinds)}
@@ -142,6 +146,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run ONE case on ALL --targets, N times: sequential vs run_on_targets")
     parser.add_argument("--recovery", type=int, default=0, metavar="N",
                         help="also measure the call after a real tf-xla crash, N times without/with a spare")
+    parser.add_argument("--crash-recovery", type=int, default=0, metavar="N",
+                        help="also measure the call after a module:function crash, N rounds, spawn vs fork")
+    parser.add_argument("--crash-burst", type=int, default=20, metavar="M",
+                        help="with --crash-recovery: M crashes in a row per pool (default %(default)s)")
+    parser.add_argument("--spread", type=int, default=0, metavar="R",
+                        help="also measure honest call-time spread (R calls per structure) and replay the limits")
+    parser.add_argument("--spread-targets", default="tf-eager,tf-xla,impl",
+                        help="targets of --spread (default: %(default)s)")
     parser.add_argument("--skip-single", action="store_true", help="skip the per-target rows")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
@@ -167,6 +179,20 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['no_spare']['next_call_s']}; spare median {r['spare']['median_s']:.3f} s "
                   f"{r['spare']['next_call_s']}; TF worker RSS {r.get('tf_worker_rss_mb')} MB, "
                   f"spare RSS {r.get('spare_rss_mb')} MB")
+            sys.stdout.flush()
+    if args.crash_recovery:
+        from conv3dt.bench_crashes import measure_crash_recovery, print_crash_recovery
+
+        extra["crash_recovery"] = measure_crash_recovery(args.crash_recovery, args.crash_burst)
+        if not args.json:
+            print_crash_recovery(extra["crash_recovery"])
+            sys.stdout.flush()
+    if args.spread:
+        from conv3dt.bench_limits import measure_spread, print_spread
+
+        extra["spread"] = measure_spread([t for t in args.spread_targets.split(",") if t], args.spread)
+        if not args.json:
+            print_spread(extra["spread"])
             sys.stdout.flush()
     for target in ([] if args.skip_single else targets):
         try:
