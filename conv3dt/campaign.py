@@ -125,9 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     if record is None:
         print("conv3dt fuzz: no round completed; nothing written", file=sys.stderr)
         return exit_code(interrupted) if interrupted else EXIT_INFRA
-    if not interrupted:
+    if interrupted:    # also when the stopped round had judged nothing: the last record says so
+        mark_interrupted(record, interrupted)
+    else:
         record["partial"], record["interrupted"] = False, None
-        session_run.publish(record, out, None, None)
+    session_run.publish(record, out, None, None)
     session_run.print_summary(record, out, args.quiet)
     if interrupted and record["summary"]["verdict"] != "fail":
         return exit_code(interrupted)
