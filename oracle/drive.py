@@ -141,7 +141,8 @@ def _run_batch(slot: WorkerSlot, state: _Drive, done: int) -> list[Outcome]:
     outcomes: list[Outcome] = []
     for i, (pool, case) in enumerate(items):
         case_json = state.json_of(case)
-        limit = state.confirm_first if i == 0 and state.confirm_first else pool.limits.limit(state.shape_of(case))
+        limit = state.confirm_first if i == 0 else None
+        limit = limit or pool.limits.limit(state.shape_of(case))
         state.confirm_first = None
         start = time.perf_counter()
         status = _wait(pool, worker, start, limit.seconds)

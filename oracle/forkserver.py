@@ -1,11 +1,12 @@
 """Fork server: a zygote process that ``os.fork()``-s a fresh NumPy-world worker in milliseconds.
 
 Why: a worker lost to a crash, a timeout or a memory kill must be replaced before the next
-call. Spawning one costs a Python + NumPy + target import (0.3-1 s on a loaded 2-core
-machine, far more for a heavy vendor module); a target that aborts on every bfloat16 call pays
-that hundreds of times in a row. The zygote pays it once: it imports NumPy, ml_dtypes,
-``impl``, ``oracle.worker`` and every loaded target, then forks a child per worker on demand
-(measured: ``conv3dt bench oracle --crash-recovery``, ``oracle/README.md``).
+call. Spawning one costs a Python + NumPy + target import (~0.25 s on the loaded 2-core
+machine, more for a heavy vendor module) and, at its first bfloat16 array, ml_dtypes' (~1.7 s);
+a target that aborts on every bfloat16 call pays that hundreds of times in a row. The zygote
+pays it once: it imports NumPy, ml_dtypes, ``impl``, ``oracle.worker`` and every loaded target,
+then forks a child per worker on demand — the call after a crash takes ~6 ms instead of
+~275 ms (``conv3dt bench oracle --crash-recovery``, ``oracle/README.md``).
 
 Only for NumPy-world targets (``impl`` isolated, ``module:function``): forking a process whose
 runtime runs thread pools (TensorFlow, XLA, jax, torch) leaves the child with locks held by
@@ -43,6 +44,7 @@ import tempfile
 import threading
 import time
 import traceback
+import warnings
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import recvfds, sendfds
 from typing import Any, Callable
@@ -120,6 +122,11 @@ def zygote(conn: Connection) -> None:
     from oracle import worker
 
     info = {**worker.preload_info("none"), "launcher": "fork"}
+    # what every fork would otherwise import on its own: impl (isolated) and ml_dtypes (every
+    # bfloat16 array; its import alone takes ~1.7 s on the loaded 2-core machine)
+    import ml_dtypes  # noqa: F401
+
+    import impl  # noqa: F401
     baseline = _threads()
     callables: dict[str, Callable] = {}
     conn.send_bytes(json.dumps({"ready": True, "pid": os.getpid(), "info": info}).encode())
@@ -158,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    # Python >= 3.12 warns on fork() with more than one OS thread; NumPy's BLAS has one (its
+    # pthread_atfork handlers make that safe) and fork_hazard() refuses any other.
+    warnings.filterwarnings("ignore", r".*multi-threaded, use of fork\(\) may lead", DeprecationWarning)
     zygote(Connection(int(argv[0])))
     return 0
 

@@ -117,7 +117,10 @@ class WorkerSlot:
         if server is None:
             return "ok", ""
         status = server.load(name, startup_timeout)
-        detail = server.zygote.load_error or "" if status == "refused" else server.zygote.stderr_since(0)[-2000:]
+        if status == "refused":
+            detail = server.zygote.load_error or ""
+        else:
+            detail = server.zygote.stderr_since(0)[-2000:]
         if status in ("hung", "died"):
             with self._server_lock:
                 server.kill()

@@ -27,27 +27,30 @@ does not count yet. The call is re-run once on a fresh worker with the ceiling; 
 completes, its Outcome stands and its time raises that structure's limit (``spurious_cuts``);
 if it times out again, the timeout stands and the guard is spent — the target has shown that it
 really hangs, and from then on its timeouts trust the adaptive limits. A guard that caught a
-spurious cut stays armed.
+spurious cut stays armed: on a target that never hangs (TF in a user's gate) every cut is
+re-run with the ceiling, so a tight limit costs time, never a false timeout.
 
 The constants, from ``conv3dt bench oracle --spread 3`` (``oracle/README.md``: 64 structures —
 24 tiny, 16 realistic, 24 at the ci budget's corners, 10⁶ outputs / 4·10⁷ products, every dtype
 and layout — × 3 calls, shuffled, on tf-eager, tf-xla and isolated impl; shared 2-core Xeon,
-load average 4.5-7 from other jobs):
+load average 5-7 from other jobs; three runs, numbers from the last):
 
-- ``FLOOR_S`` = 5 s: no call is cut earlier. The slowest honest calls measured: tiny Cases
-  0.04 s (tf-eager), 0.76 s (tf-xla, compiling), 0.03 s (impl); realistic and budget Cases
-  3.5 s (tf-eager float16: the stock half-precision kernel), 1.4 s (tf-xla), 1.9 s (impl). The
-  floor covers every tiny call's worst stall > 6× and a hang still costs seconds, not 30.
-- ``FACTOR`` = 10: replaying the policy on the recorded calls, the tightest limit was still 4.6×
-  the call it limited (floor 5 s) — and even ``FACTOR`` 4 with a 0.5 s floor would have cut no
-  honest call (tightest 1.3×); 10 keeps > 4× headroom for a machine more loaded than measured.
-  Per-structure spread (slowest / fastest call of one structure): up to ~20× at the budget
-  tier; a first call up to ~700× its repeats (tf-eager: 1.7 s, then ~2 ms) — the first call is
-  the slowest observed, so it raises the limit rather than being cut by it.
-- ``DTYPE_MARGIN`` = 100: the same call is up to ~50× slower in another dtype (tf-eager float16
-  3.5 s vs float32 0.07 s at 4·10⁷ products). So a target that never completes a call of one
-  dtype (aborts or hangs on every bfloat16 call) still gets the floor on tiny calls, and big
-  calls of an unseen dtype get (nearly) the ceiling.
+- ``FLOOR_S`` = 5 s: no call is cut earlier. Slowest honest calls: tiny Cases 0.03 s
+  (tf-eager), 0.41 s (tf-xla, compiling), 0.05 s (impl); realistic and budget Cases 3.8 s
+  (tf-eager float16: the stock half-precision kernel), 0.96 s (tf-xla), 1.5 s (impl bfloat16).
+  Replaying the policy on the recorded calls, no honest call was cut and the tightest limit was
+  3.3× its call (impl: a realistic bfloat16 call of a new structure, 1.5 s, 14× its size
+  class's slowest, kept by the floor); tf-eager 7.7×, tf-xla 5.4×. A 1 s floor (or 0.5 s with
+  factor 4) would have cut that call. A hang still costs seconds, not 30.
+- ``FACTOR`` = 10: against the slowest observed call of a structure. A structure's slowest /
+  fastest call was up to ~385× (tiny tf-xla Cases) and ~165× (realistic tf-eager ones), each
+  time its first call (compile, kernel set-up) against its repeats — that first call is the
+  slowest observation, so it raises the limit instead of being cut by it; at the budget tier
+  the spread among repeats stayed ≤ ~6×. 10 leaves that and a more loaded machine headroom.
+- ``DTYPE_MARGIN`` = 100: the same work is up to ~60× slower in another dtype (tf-eager
+  float16 1.9 s vs float32 0.03 s on the realistic tier, 3.8 s vs 0.18 s at the budget). So a
+  target that never completes a call of one dtype (aborts or hangs on every bfloat16 call)
+  still gets the floor on tiny calls, and big calls of an unseen dtype (nearly) the ceiling.
 - ``STRUCTURE_MEMORY`` = 4096 structures per target (least recently used forgotten; their
   calls fall back to the size class): a fuzz run draws a new structure per example.
 """
@@ -151,9 +154,12 @@ def _summary(case_json: dict[str, Any]) -> str:
     def shape(x: Any) -> Any:
         return x.get("shape") if isinstance(x, dict) else None
 
-    dtype = next((x.get("dtype") for x in (case_json.get("value"), case_json.get("filter")) if isinstance(x, dict)), None)
-    return (f"{dtype} {case_json.get('data_format')} value {shape(case_json.get('value'))} "
-            f"filter {shape(case_json.get('filter'))} output_shape {case_json.get('output_shape')}")
+    arrays = (case_json.get("value"), case_json.get("filter"))
+    dtype = next((x.get("dtype") for x in arrays if isinstance(x, dict)), None)
+    return (f"{dtype} {case_json.get('data_format')} {case_json.get('padding')} value "
+            f"{shape(case_json.get('value'))} filter {shape(case_json.get('filter'))} output_shape "
+            f"{case_json.get('output_shape')} strides {case_json.get('strides')} "
+            f"({case_json.get('strides_form')}) dilations {case_json.get('dilations')}")
 
 
 class TimeLimits:

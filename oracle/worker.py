@@ -1,9 +1,11 @@
 """The worker process: ``python -m oracle.worker FD PRELOAD`` — runs Cases, streams Outcomes.
 
-Started by ``oracle.pool`` with its environment already set (``TF_ENABLE_ONEDNN_OPTS`` is
-read once, when TF is imported), stdout and stderr both redirected to the worker's own
-stderr file (so a CHECK-failure line survives the crash for the parent to read) and one
-end of a socketpair inherited as file descriptor ``FD``.
+Started by ``oracle.process.SpawnedWorker`` with its environment already set
+(``TF_ENABLE_ONEDNN_OPTS`` is read once, when TF is imported), stdout and stderr both
+redirected to the worker's own stderr file (so a CHECK-failure line survives the crash for the
+parent to read) and one end of a socketpair inherited as file descriptor ``FD``. NumPy-world
+workers are usually not started this way but forked by ``oracle.forkserver``'s zygote, which
+then runs :func:`serve_loop` in the child; either way they enable ``faulthandler``.
 
 Protocol (``multiprocessing.connection.Connection`` framing; every message is JSON, arrays
 travel as raw bytes — the parent never unpickles anything from an untrusted target):
@@ -18,7 +20,7 @@ travel as raw bytes — the parent never unpickles anything from an untrusted ta
     parent -> worker  {"op": "load", "target": NAME} -> {"ok": bool, "error"?}
     parent -> worker  {"op": "exit"}
 
-Crashes and time limits are the parent's business: it sees EOF or silence (see oracle.pool).
+Crashes and time limits are the parent's business: it sees EOF or silence (see oracle.drive).
 """
 from __future__ import annotations
 
@@ -179,10 +181,6 @@ def preload_info(preload: str) -> dict[str, Any]:
         from oracle import jax_path
 
         info.update(jax_path.warm_up())
-    else:  # NumPy world: what impl and every materialised bfloat16 array need
-        import ml_dtypes  # noqa: F401
-
-        import impl  # noqa: F401
     return info
 
 
