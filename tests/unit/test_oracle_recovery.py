@@ -5,6 +5,7 @@ wall-clock thresholds (this machine is shared); ``conv3dt bench oracle --crash-r
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 
@@ -80,3 +81,14 @@ def test_forked_spare_is_swapped_in(spare):
         assert pool.run([case(1.0)])[0].kind == "crashed"
         assert_fine(pool.run([case(0.0)])[0])
         assert pool._slot.spare_swaps >= 1 and pool.info()["recovery"]["spawned"] == 1
+
+
+def test_bench_crash_recovery_measures_both_launchers_side_by_side(capsys):
+    from conv3dt import bench_oracle
+
+    assert bench_oracle.main(["--targets", "impl", "--skip-single", "--crash-recovery", "2",
+                              "--crash-burst", "3", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)["crash_recovery"]
+    assert r["fork"]["recovery"]["spawned"] == 1 and r["spawn"]["recovery"]["forked"] == 0
+    for row in r.values():
+        assert row["outcomes"] == ["crashed:SIGABRT", "value"] and len(row["next_call_s"]) == 2

@@ -158,3 +158,15 @@ def test_impl_reports_its_limits(isolate):
         pool.run([case()])
         report = pool.time_limits()
     assert report["enforced"] is isolate and report["calls"] == (1 if isolate else 0)
+
+
+def test_bench_replay_counts_cuts_and_margins():
+    from conv3dt.bench_limits import _replay
+
+    small = Case.from_json(shaped())
+    records = [("tiny", 0, small, 0.01, "value"), ("tiny", 0, small, 0.02, "value"),
+               ("tiny", 0, small, 1.5, "value")]                     # 1.5 s > the 1 s floor
+    replay = _replay(records)
+    assert replay["floor=5,factor=10"]["cuts"] == 0
+    assert replay["floor=1,factor=10"]["cuts"] == 1
+    assert replay["floor=5,factor=10"]["median_limit_s"] == {"tiny": 5.0}
