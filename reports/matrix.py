@@ -2,8 +2,13 @@
 
 Each cell: the target's new / known findings in that record, its examples, its worst sampled
 headroom and, when higher, its findings' worst. A second table lists the ledger entries each
-record matched (hits per version). A column is labelled by the record's TF version; two records of the same version are
-told apart by their run label (e.g. the tox env name) or file name.
+record matched (hits per version). A column is labelled by the record's TF version and, when the
+record says it, the kernel configuration its as-shipped TF paths ran (``run.as_shipped_onednn``
+"0" / "1": ``oneDNN off`` / ``oneDNN on``; otherwise what ``tf-eager``'s worker says TF decided:
+``as shipped: oneDNN on|off``), so the two configurations of one TF version stand side by side
+(``2.21.0 · oneDNN off``, ``2.21.0 · oneDNN on``); the Markdown then renders one table per
+configuration. Two records that still share a label are told apart by their run label (e.g. the
+tox env name) or file name.
 """
 from __future__ import annotations
 
@@ -23,21 +28,33 @@ def _version_key(v: str) -> tuple:
     return tuple(parts)
 
 
+def configuration(r: dict[str, Any]) -> str | None:
+    """The kernel configuration a record's as-shipped TF paths ran: forced by
+    ``--as-shipped-onednn`` (``run.as_shipped_onednn``), else as ``tf-eager``'s TF decided
+    (``environment.targets``); None when the record says neither (older records, no TF)."""
+    forced = r["run"].get("as_shipped_onednn")
+    if forced in ("0", "1"):
+        return f"oneDNN {'on' if forced == '1' else 'off'}"
+    decided = ((r["environment"].get("targets") or {}).get("tf-eager") or {}).get("onednn_enabled")
+    return None if decided is None else f"as shipped: oneDNN {'on' if decided else 'off'}"
+
+
 def build_matrix(records: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     """``records``: (source path, record). Returns {columns, targets, cells[target][column]}."""
     columns: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     for source, r in records:
         tf = str(r["environment"].get("tensorflow", "?"))
-        label = tf
-        seen[tf] = seen.get(tf, 0) + 1
-        columns.append({"tf": tf, "label": label, "source": source,
+        config = configuration(r)
+        label = tf if config is None else f"{tf} · {config}"
+        seen[label] = seen.get(label, 0) + 1
+        columns.append({"tf": tf, "config": config, "label": label, "source": source,
                         "run_label": r["run"].get("label") or Path(source).parent.name,
                         "verdict": r["summary"]["verdict"], "partial": r["partial"], "record": r})
     for c in columns:
-        if seen[c["tf"]] > 1:
-            c["label"] = f"{c['tf']} ({c['run_label']})"
-    columns.sort(key=lambda c: (_version_key(c["tf"]), c["label"]))
+        if seen[c["label"]] > 1:
+            c["label"] = f"{c['label']} ({c['run_label']})"
+    columns.sort(key=lambda c: (_version_key(c["tf"]), c["config"] or "", c["label"]))
     targets = sorted({t for c in columns for t in c["record"]["run"]["targets"]})
     cells: dict[str, dict[str, Any]] = {}
     for t in targets:
@@ -87,26 +104,45 @@ def _cell_text(cell: dict[str, Any] | None) -> str:
     return text
 
 
-def _ledger_rows(m: dict[str, Any]) -> list[tuple[str, list[str]]]:
-    labels = [c["label"] for c in m["columns"]]
+def _ledger_rows(m: dict[str, Any], columns: list[dict[str, Any]] | None = None
+                 ) -> list[tuple[str, list[str]]]:
+    """Hits per ledger entry in ``columns`` (default: all); entries no such column matched are left out."""
+    labels = [c["label"] for c in (m["columns"] if columns is None else columns)]
     return [(entry, [str(per[l]) if l in per else "–" for l in labels])
-            for entry, per in m.get("ledger", {}).items()]
+            for entry, per in m.get("ledger", {}).items() if any(l in per for l in labels)]
 
 
-def render_matrix_markdown(m: dict[str, Any]) -> str:
-    labels = [c["label"] for c in m["columns"]]
-    out = ["# conv3dt: targets × TensorFlow versions", "",
-           "| target | " + " | ".join(f"TF {l}" for l in labels) + " |",
-           "|---|" + "---|" * len(labels)]
+def _markdown_tables(m: dict[str, Any], columns: list[dict[str, Any]], heads: list[str]) -> list[str]:
+    """The targets table and the ledger-hits table over ``columns``, headed ``heads``."""
+    labels = [c["label"] for c in columns]
+    out = ["| target | " + " | ".join(heads) + " |", "|---|" + "---|" * len(labels)]
     for t in m["targets"]:
         out.append(f"| {t} | " + " | ".join(_cell_text(m["cells"].get(t, {}).get(l)) for l in labels) + " |")
     out.append("| **verdict** | " + " | ".join(
-        c["verdict"].upper() + (" (partial)" if c["partial"] else "") for c in m["columns"]) + " |")
-    if m.get("ledger"):
+        c["verdict"].upper() + (" (partial)" if c["partial"] else "") for c in columns) + " |")
+    rows = _ledger_rows(m, columns)
+    if rows:
         out += ["", "Known deviations matched (ledger hits; – = none in that run):", "",
-                "| ledger entry | " + " | ".join(f"TF {l}" for l in labels) + " |",
-                "|---|" + "---|" * len(labels)]
-        out += [f"| {entry} | " + " | ".join(vals) + " |" for entry, vals in _ledger_rows(m)]
+                "| ledger entry | " + " | ".join(heads) + " |", "|---|" + "---|" * len(labels)]
+        out += [f"| {entry} | " + " | ".join(vals) + " |" for entry, vals in rows]
+    return out
+
+
+def render_matrix_markdown(m: dict[str, Any]) -> str:
+    """One table of every column; with several configurations, one table per configuration
+    (by name, an unrecorded one last), headed by TF version (and run label where one repeats)."""
+    configs = sorted({c.get("config") for c in m["columns"]}, key=lambda x: (x is None, x or ""))
+    out = ["# conv3dt: targets × TensorFlow versions", ""]
+    if len(configs) <= 1:
+        out += _markdown_tables(m, m["columns"], [f"TF {c['label']}" for c in m["columns"]])
+    else:
+        for config in configs:
+            cols = [c for c in m["columns"] if c.get("config") == config]
+            suffix = f" · {config}"
+            heads = ["TF " + c["label"].replace(suffix, "", 1) for c in cols]
+            out += [f"## {config or 'configuration not recorded'}", ""]
+            out += _markdown_tables(m, cols, heads) + [""]
+        out.pop()
     out += ["", "Records: " + ", ".join(f"`{c['source']}`" for c in m["columns"])]
     return "\n".join(out) + "\n"
 
