@@ -20,7 +20,10 @@ PRE = textwrap.dedent("""
             print(f"{name}: value shape={r.shape} dtype={r.dtype} vals={r.ravel()[:6].tolist()} nonzero={int(np.count_nonzero(r))}", flush=True)
         except Exception as e:
             print(f"{name}: raised {type(e).__name__}: {str(e).splitlines()[0].split('}} ')[-1][:170] if str(e) else ''}", flush=True)
-    xla = lambda f: tf.function(f, jit_compile=True)()
+    # value and filter are the jitted function's arguments: closed-over constants would be
+    # constant-folded onto the stock kernel before XLA sees them (a closure gave the stock
+    # kernel's nan / SIGSEGV where XLA itself returns 0.125 / a result)
+    xla = lambda f, *arrays: tf.function(f, jit_compile=True)(*[tf.constant(a) for a in arrays])
     def graph(f):
         g = tf.Graph()
         with g.as_default():
@@ -33,6 +36,7 @@ GROUPED = {  # env onednn -> list of (name, expr)
     "0": [
         ("stock-half-rounds-products(bfloat16; correctly rounded: [-0.06640625, -0.20800781])", "T(np.random.default_rng(0).standard_normal((1,1,1,2,1)).astype(tf.bfloat16.as_numpy_dtype), np.random.default_rng(1).standard_normal((1,1,5,1,1)).astype(tf.bfloat16.as_numpy_dtype), [1,1,1,2,1], [1,1,1,1,1], 'SAME')"),
         ("stock-half-rounds-products(float16; correctly rounded: [-0.0670166, -0.20739746])", "T(np.random.default_rng(0).standard_normal((1,1,1,2,1)).astype(np.float16), np.random.default_rng(1).standard_normal((1,1,5,1,1)).astype(np.float16), [1,1,1,2,1], [1,1,1,1,1], 'SAME')"),
+        ("xla-float16-rounds-products(correctly rounded: [-0.0670166, -0.20739746])", "xla(lambda a, b: T(a, b, [1,1,1,2,1], [1,1,1,1,1], 'SAME'), np.random.default_rng(0).standard_normal((1,1,1,2,1)).astype(np.float16), np.random.default_rng(1).standard_normal((1,1,5,1,1)).astype(np.float16))"),
         ("cpu-ncdhw-unsupported", "T(o((1,1,2,2,2),np.float32), o((1,1,1,1,1),np.float32), [1,1,2,2,2], [1,1,1,1,1], 'SAME', data_format='NCDHW')"),
         ("cpu-dilation-unsupported", "T(o((1,2,2,2,1),np.float32), o((2,2,2,1,1),np.float32), [1,2,2,2,1], [1,1,1,1,1], 'SAME', dilations=[1,2,2,2,1])"),
         ("cpu-cout-zero-rejected", "T(o((1,1,1,1,1),np.float32), o((1,1,1,0,1),np.float32), [1,1,1,1,0], [1,1,1,1,1], 'SAME')"),
@@ -45,10 +49,10 @@ GROUPED = {  # env onednn -> list of (name, expr)
         ("stock:batch-channel-dilation", "T(o((1,1,1,1,1),np.float32), o((1,1,1,1,1),np.float32), [1,1,1,1,1], [1,1,1,1,1], 'SAME', dilations=[1,1,1,1,2])"),
         ("stock:value-rank4", "T(o((1,1,1,1),np.float32), o((1,1,1,1,1),np.float32), [1,1,1,1,1], [1,1,1], 'SAME')"),
         ("stock:valid-output-below-kernel", "T(o((1,1,3,3,1),np.float32), o((4,3,4,2,1),np.float32), [1,3,5,9,2], [1,4,1,2,1], 'VALID')"),
-        ("xla-unimplemented-batch-channel-dilation", "xla(lambda: T(o((1,1,1,1,1),np.float32), o((1,1,1,1,1),np.float32), [2,1,1,1,1], [2,1,1,1,1], 'SAME'))"),
-        ("xla:dilations-nonpositive", "xla(lambda: T(o((1,1,1,1,1),np.float32), o((1,1,1,1,1),np.float32), [1,1,1,1,1], [1,1,1,1,1], 'SAME', dilations=[1,0,1,1,1]))"),
-        ("xla-output-channel-unchecked(out C=3, filter Cout=2)", "xla(lambda: T(o((1,1,1,1,1),np.float32), o((1,1,1,2,1),np.float32), [1,1,1,1,3], [1,1,1,1,1], 'SAME'))"),
-        ("xla-output-channel-unchecked(Cin=2, filter Cout=1, out C=2; want reject)", "xla(lambda: T(o((1,1,1,1,2),np.float32), o((1,1,1,1,2),np.float32), [1,1,1,1,2], [1,1,1,1,1], 'SAME'))"),
+        ("xla-unimplemented-batch-channel-dilation", "xla(lambda a, b: T(a, b, [2,1,1,1,1], [2,1,1,1,1], 'SAME'), o((1,1,1,1,1),np.float32), o((1,1,1,1,1),np.float32))"),
+        ("xla:dilations-nonpositive", "xla(lambda a, b: T(a, b, [1,1,1,1,1], [1,1,1,1,1], 'SAME', dilations=[1,0,1,1,1]), o((1,1,1,1,1),np.float32), o((1,1,1,1,1),np.float32))"),
+        ("xla-output-channel-unchecked(out C=3, filter Cout=2)", "xla(lambda a, b: T(a, b, [1,1,1,1,3], [1,1,1,1,1], 'SAME'), o((1,1,1,1,1),np.float32), o((1,1,1,2,1),np.float32))"),
+        ("xla-output-channel-unchecked(Cin=2, filter Cout=1, out C=2; want reject)", "xla(lambda a, b: T(a, b, [1,1,1,1,2], [1,1,1,1,1], 'SAME'), o((1,1,1,1,2),np.float32), o((1,1,1,1,2),np.float32))"),
         ("numpy-dtype-promotion", "T(o((1,1,1,1,1),np.float32), o((1,1,1,1,1),np.float64), [1,1,1,1,1], [1,1,1,1,1], 'SAME')"),
         ("grad-zero-element-filter(conv3d, filter [1,2,3,2,0])", "tf.nn.conv3d(o((1,1,1,1,2),np.float32), o((1,2,3,2,0),np.float32), [1,1,1,1,1], 'SAME')"),
         ("cin-zero-uninitialized-output(81 elems, want 0 nonzero)", "T(o((1,2,2,2,0),np.float32), o((2,2,2,3,0),np.float32), [1,3,3,3,3], [1,1,1,1,1], 'VALID')"),
@@ -57,7 +61,7 @@ GROUPED = {  # env onednn -> list of (name, expr)
         ("stock-batched-unreached-inf-tap-nan n=2 (want 0.125 x2)", "T(np.full((2,1,1,1,1),0.25,np.float32), np.array([0.5,-np.inf],np.float32).reshape(1,1,2,1,1), [2,1,1,1,1], [1,1,1,1,1], 'SAME')"),
         ("unreached-nonfinite-input-propagates n=2 (want 1,1)", "T(np.full((2,1,1,1,1),0.5,np.float32), np.array([2.0,np.inf],np.float32).reshape(2,1,1,1,1), [2,1,1,1,1], [1,1,1,1,1], 'SAME')"),
         ("stock:conv3d batch stride (tf-grad's forward op)", "tf.nn.conv3d(tf.zeros((1,1,1,1,1)), o((1,1,1,1,1),np.float32), [2,1,1,1,1], 'SAME')"),
-        ("xla unreached inf tap n=2 (want 0.125 x2)", "xla(lambda: T(np.full((2,1,1,1,1),0.25,np.float32), np.array([0.5,-np.inf],np.float32).reshape(1,1,2,1,1), [2,1,1,1,1], [1,1,1,1,1], 'SAME'))"),
+        ("xla unreached inf tap n=2 (want 0.125 x2)", "xla(lambda a, b: T(a, b, [2,1,1,1,1], [1,1,1,1,1], 'SAME'), np.full((2,1,1,1,1),0.25,np.float32), np.array([0.5,-np.inf],np.float32).reshape(1,1,2,1,1))"),
     ],
     "1": [
         ("stock-half-rounds-products(bfloat16; correctly rounded: [-0.06640625, -0.20800781])", "T(np.random.default_rng(0).standard_normal((1,1,1,2,1)).astype(tf.bfloat16.as_numpy_dtype), np.random.default_rng(1).standard_normal((1,1,5,1,1)).astype(tf.bfloat16.as_numpy_dtype), [1,1,1,2,1], [1,1,1,1,1], 'SAME')"),
@@ -79,13 +83,13 @@ GROUPED = {  # env onednn -> list of (name, expr)
     ],
 }
 CRASHY = [  # (name, onednn, expr)
-    ("xla-zero-size-wrong-shape(expect (1,1,3,3,1))", "0", "xla(lambda: T(o((1,0,2,2,1),np.float32), o((2,2,2,1,1),np.float32), [1,1,3,3,1], [1,2,1,1,1], 'VALID'))"),
-    ("xla-zero-size-wrong-shape NCDHW (expect (2,3,0,5,1))", "0", "xla(lambda: T(o((2,2,0,2,1)), o((5,1,4,3,2)), [2,3,0,5,1], [1,1,4,3,1], 'SAME', data_format='NCDHW'))"),
+    ("xla-zero-size-wrong-shape(expect (1,1,3,3,1))", "0", "xla(lambda a, b: T(a, b, [1,1,3,3,1], [1,2,1,1,1], 'VALID'), o((1,0,2,2,1),np.float32), o((2,2,2,1,1),np.float32))"),
+    ("xla-zero-size-wrong-shape NCDHW (expect (2,3,0,5,1))", "0", "xla(lambda a, b: T(a, b, [2,3,0,5,1], [1,1,4,3,1], 'SAME', data_format='NCDHW'), o((2,2,0,2,1)), o((5,1,4,3,2)))"),
     ("empty-value-segfault(stock eager)", "0", "T(o((1,0,2,2,1),np.float32), o((2,2,2,1,1),np.float32), [1,1,3,3,1], [1,2,1,1,1], 'VALID')"),
     ("empty-value(onednn)", "1", "T(o((1,0,2,2,1),np.float32), o((2,2,2,1,1),np.float32), [1,1,3,3,1], [1,2,1,1,1], 'VALID')"),
     ("onednn-negative-output-shape-abort", "1", "T(o((1,1,1,1,1),np.float32), o((1,1,1,1,1),np.float32), [1,-1,1,1,1], [1,1,1,1,1], 'SAME')"),
     ("stock negative output_shape", "0", "T(o((1,1,1,1,1),np.float32), o((1,1,1,1,1),np.float32), [1,-1,1,1,1], [1,1,1,1,1], 'SAME')"),
-    ("zero-size-sigfpe(xla cout=0)", "0", "xla(lambda: T(o((1,1,1,1,1),np.float32), o((1,1,1,0,1),np.float32), [1,1,1,1,0], [1,1,1,1,1], 'SAME'))"),
+    ("zero-size-sigfpe(xla cout=0)", "0", "xla(lambda a, b: T(a, b, [1,1,1,1,0], [1,1,1,1,1], 'SAME'), o((1,1,1,1,1),np.float32), o((1,1,1,0,1),np.float32))"),
 ]
 
 def go(code, onednn):
