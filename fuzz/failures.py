@@ -27,18 +27,21 @@ the run. Three pieces:
       the same bug again. The time is reported per key (``shrink_s``).
     - *Deadline* (the gate's ``--max-time``): past it, an example is not run at all (no draws are
       judged, none are counted) and the session winds down; the record says it was cut short.
-    - *Replays*: an example that raised is remembered by (property, Case ids); when Hypothesis
-      replays it (the final report, a shrink that lands on it again) the same error is raised
-      without running the targets again. That keeps the final replay consistent when a budget
-      ran out in between, or when a target is nondeterministic (uninitialised memory, a
-      flaky crash), and costs no oracle time.
+    - *No example judged twice*: every judged example is remembered by (property, Case ids)
+      with its unknown Findings. When Hypothesis replays a failure (the final report, a shrink
+      that lands on it again) the same error is raised without running the targets again,
+      which keeps the final replay consistent when a budget ran out in between or the target
+      is nondeterministic (uninitialised memory, a flaky crash).
+- ``every_failure(run, budget)``: runs a property's Hypothesis test in rounds until a round
+  finds no new failure, so that every independent defect is reported, not only those the
+  first examples hit (its docstring says why Hypothesis alone stops early).
 """
 from __future__ import annotations
 
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 from fuzz.findings import Finding
 
@@ -140,11 +143,19 @@ class KeyStats:
 @dataclass
 class FailureBudget:
     """The cost limits of one pytest process (module docstring). ``deadline`` is a
-    ``time.time()`` value or None; ``shrink_seconds`` the budget per failure key."""
+    ``time.time()`` value or None; ``shrink_seconds`` the budget per failure key.
+
+    ``judged`` remembers every judged example (property and Case ids) with its unknown
+    Findings, so that no example is judged twice in a process: a later round or test that draws
+    it again gets the same answer without running the targets. ``reported`` holds the keys whose
+    minimal reproducer a finished Hypothesis run already reported (``every_failure``): they are
+    counted from then on, never raised again."""
     deadline: float | None = None
     shrink_seconds: float = DEFAULT_SHRINK_SECONDS
     keys: dict[FailureKey, KeyStats] = field(default_factory=dict)
-    raised: dict[tuple, FindingError] = field(default_factory=dict)
+    reported: set[FailureKey] = field(default_factory=set)
+    judged: dict[tuple, list[Finding]] = field(default_factory=dict)
+    raised: dict[tuple, FindingError] = field(default_factory=dict)   # this round's failures
     skipped_after_deadline: int = 0
     cut_short_at: float | None = None
 
@@ -163,38 +174,48 @@ class FailureBudget:
             self.cut_short_at = time.time()
         return True
 
+    def new_round(self) -> None:
+        """A new Hypothesis run starts: its failures are its own (replays raise what it raised)."""
+        self.raised.clear()
+
     def before_example(self, prop: str, cases: Sequence[Any]) -> bool:
-        """Whether to judge this example: re-raises a remembered failure (a replay), and says
-        False past the deadline (the example is neither run nor counted)."""
-        err = self.raised.get(self.example_key(prop, cases))
+        """Whether to judge this example. A replay of a failure of this round raises it again; an
+        example judged before is not judged again (it raises for a failure that may still be
+        shrunk, else passes); past the deadline nothing is judged (nor counted)."""
+        key = self.example_key(prop, cases)
+        err = self.raised.get(key)
         if err is not None:
             raise err
+        if key in self.judged:
+            self._raise_fresh(key, self.judged[key])
+            return False
         if self.past_deadline():
             self.skipped_after_deadline += 1
             return False
         return True
 
     def fail(self, prop: str, cases: Sequence[Any], unknown: list[Finding]) -> None:
-        """Raise the FindingError of the smallest key of ``unknown`` that still has shrink
-        budget (remembered for replays); when none has, count the hits and return."""
-        if not unknown:
-            return
+        """Record the judged example; count each failure key it shows, and raise the
+        FindingError of its smallest key that may still be shrunk (not reported, within its
+        shrink budget; remembered for replays). Returns when there is none."""
+        key = self.example_key(prop, cases)
+        self.judged[key] = list(unknown)
         now = time.monotonic()
-        keys = sorted({signature(f) for f in unknown})
-        fresh = []
-        for k in keys:
-            st = self.keys.setdefault(k, KeyStats(first=now, last=now))
-            st.hits += 1
-            if now - st.first < self.shrink_seconds:
-                fresh.append(k)
+        for k in {signature(f) for f in unknown}:
+            self.keys.setdefault(k, KeyStats(first=now, last=now)).hits += 1
+        self._raise_fresh(key, unknown)
+
+    def _raise_fresh(self, example: tuple, unknown: list[Finding]) -> None:
+        now = time.monotonic()
+        fresh = [k for k in sorted({signature(f) for f in unknown})
+                 if k not in self.reported and now - self.keys[k].first < self.shrink_seconds]
         if not fresh or self.past_deadline():
             return
-        key = fresh[0]
-        st = self.keys[key]
+        st = self.keys[fresh[0]]
         st.raised += 1
         st.last = now
-        err = FindingError.for_key(key)(unknown)
-        self.raised[self.example_key(prop, cases)] = err
+        err = FindingError.for_key(fresh[0])(unknown)
+        self.raised[example] = err
         raise err
 
     def stats_of(self, f: Finding) -> dict[str, Any]:
@@ -208,6 +229,50 @@ class FailureBudget:
         if self.cut_short_at is not None:
             out["cut_short"] = {"reason": "max-time", "skipped_examples": self.skipped_after_deadline}
         return out
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for e in exc.exceptions for leaf in _leaves(e)]
+    return [exc]
+
+
+MAX_ROUNDS = 16
+
+
+def every_failure(run: Callable[[], None], budget: FailureBudget, max_rounds: int = MAX_ROUNDS) -> None:
+    """Run a Hypothesis test (``run``) until a run reports no new distinct failure, and raise
+    every failure found, each with its own minimal reproducer.
+
+    Why rounds: once Hypothesis has found a failure it stops generating about ten seconds later
+    and shrinks, so one run shows the defects its first examples happen to hit. After each run
+    the failures it reported are ``reported`` in the budget (counted, never raised again) and
+    the test runs again; its examples judged before are answered from ``budget.judged`` without
+    running the targets, so a round costs only the examples it has not seen. The last round
+    finds nothing new (or ``max_rounds`` is reached); one failure is raised as itself, several
+    as an ``ExceptionGroup``. Anything else a run raises (a bug in the suite) is raised with
+    them, never swallowed."""
+    errors: list[BaseException] = []
+    for _ in range(max_rounds):
+        budget.new_round()
+        try:
+            run()
+            break
+        except BaseException as exc:   # noqa: BLE001 — sorted below, nothing is swallowed
+            leaves = _leaves(exc)
+            found = [e for e in leaves if isinstance(e, FindingError) and e.key is not None]
+            if len(found) != len(leaves) or not found:
+                raise (BaseExceptionGroup("distinct failures and an error", [*errors, exc])
+                       if errors else exc)
+            new = [e for e in found if e.key not in budget.reported]
+            if not new:
+                break
+            errors += new
+            budget.reported.update(e.key for e in new)
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise BaseExceptionGroup(f"{len(errors)} distinct failures", errors)
 
 
 def findings_in(exc: BaseException) -> list[Finding]:

@@ -9,6 +9,7 @@ TF 2.21 crashes or corrupts on some) and every valid corpus Case."""
 from hypothesis import example, given
 
 from fuzz import corpus, profiles
+from fuzz.failures import every_failure
 from fuzz.properties import check_valid_batch
 from fuzz.strategies import rare_cell_cases, valid_batches
 
@@ -25,5 +26,9 @@ def _with_examples(test):
 @profiles.settings_for("differential")
 @_with_examples
 @given(cases=valid_batches())
-def test_differential(ctx, cases):
+def differential(ctx, cases):
     check_valid_batch(cases, ctx, "differential")
+
+
+def test_differential(ctx):
+    every_failure(lambda: differential(ctx), ctx.budget)

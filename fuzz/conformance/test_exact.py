@@ -4,12 +4,17 @@ selected target at once."""
 from hypothesis import given
 
 from fuzz import profiles
+from fuzz.failures import every_failure
 from fuzz.properties import check_valid_batch
 from fuzz.strategies import exact_batches
 
 
 @profiles.settings_for("exact")
 @given(cases=exact_batches())
-def test_exact(ctx, cases):
+def exact(ctx, cases):
     assert all(c.exact for c in cases)
     check_valid_batch(cases, ctx, "exact")
+
+
+def test_exact(ctx):
+    every_failure(lambda: exact(ctx), ctx.budget)

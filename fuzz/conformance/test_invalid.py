@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 
 from fuzz import profiles
+from fuzz.failures import every_failure
 from fuzz.invalid import family_examples, invalid_cases
 from fuzz.properties import check_invalid
 
@@ -19,5 +20,9 @@ def test_invalid_family(ctx, case):
 
 @profiles.settings_for("invalid")
 @given(case=invalid_cases())
-def test_invalid(ctx, case):
+def invalid(ctx, case):
     check_invalid(case, ctx, "invalid")
+
+
+def test_invalid(ctx):
+    every_failure(lambda: invalid(ctx), ctx.budget)

@@ -11,6 +11,7 @@ import time
 from hypothesis import given, settings
 
 from fuzz import metamorphic, profiles
+from fuzz.failures import every_failure
 from oracle.pool import run_on_targets
 
 # One example runs 7 identities (~11 calls per target), so a third of the profile's
@@ -21,7 +22,7 @@ SETTINGS = settings(SETTINGS, max_examples=max(1, SETTINGS.max_examples // 3))
 
 @SETTINGS
 @given(case=metamorphic.metamorphic_cases())
-def test_metamorphic(ctx, case):
+def metamorphic_identities(ctx, case):
     if not ctx.budget.before_example("metamorphic", [case]):
         return
     plan = metamorphic.plan(case)
@@ -42,3 +43,7 @@ def test_metamorphic(ctx, case):
             cell["bit_identical"] += int(bool(v.judged and v.bit_identical))
             unknown += ctx.settle(v.findings)
     ctx.budget.fail("metamorphic", [case], unknown)
+
+
+def test_metamorphic(ctx):
+    every_failure(lambda: metamorphic_identities(ctx), ctx.budget)

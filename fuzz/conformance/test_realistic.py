@@ -11,6 +11,7 @@ import pytest
 from hypothesis import example, given, seed
 
 from fuzz import profiles
+from fuzz.failures import every_failure
 from fuzz.properties import check_valid_batch
 from fuzz.realistic import BUDGETS, boundary_cases, realistic_cases, tier_seed
 from fuzz.strategies import DTYPES
@@ -31,4 +32,4 @@ def tier_search(ctx, dtype: str, prop: str = "realistic"):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_realistic(ctx, dtype):
-    tier_search(ctx, dtype)()
+    every_failure(tier_search(ctx, dtype), ctx.budget)

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fuzz.failures import FailureBudget, FailureKey, FindingError, findings_in, signature
+from fuzz.failures import (FailureBudget, FailureKey, FindingError, every_failure, findings_in,
+                           signature)
 from fuzz.findings import Finding
 
 CHECK = ("F0000 00:00:1796217316.204041   30122 tensor_format.h:428] Check failed: index >= 0 && "
@@ -124,3 +125,48 @@ def test_hypothesis_reports_every_independent_defect_of_one_run() -> None:
     kinds = sorted({type(e).key.kind for e in group.value.exceptions})
     assert kinds == ["crash", "shape", "timeout"]
     assert len(findings_in(group.value)) >= 3
+
+
+def defects_at(x: int) -> list[Finding]:
+    """Three independent defects, the last two only on inputs Hypothesis meets late."""
+    found = []
+    if x >= 7:
+        found.append(finding("crash", signal="SIGABRT"))
+    if x % 1000 == 999:
+        found.append(finding("timeout"))
+    if 5000 <= x < 5100:
+        found.append(finding("shape"))
+    return found
+
+
+def test_rounds_report_every_independent_defect_and_judge_no_example_twice() -> None:
+    """One Hypothesis run stops generating ~10 s after its first failure; every_failure runs
+    rounds until none finds anything new, answering examples judged before from the budget."""
+    budget = FailureBudget()
+    judged = []
+
+    @settings(max_examples=600, database=None, derandomize=True, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(st.integers(0, 10_000))
+    def prop(x):
+        if not budget.before_example("differential", [FakeCase(x)]):
+            return
+        judged.append(x)
+        budget.fail("differential", [FakeCase(x)], defects_at(x))
+
+    with pytest.raises(BaseExceptionGroup) as group:
+        every_failure(prop, budget)
+    kinds = sorted(type(e).key.kind for e in group.value.exceptions)
+    assert kinds == ["crash", "shape", "timeout"]
+    assert len(judged) == len(set(judged))                      # no example judged twice
+    assert budget.reported == {type(e).key for e in group.value.exceptions}
+
+
+def test_rounds_reraise_what_is_not_a_finding() -> None:
+    budget = FailureBudget()
+
+    def broken():
+        raise KeyError("a bug in the suite")
+
+    with pytest.raises(KeyError):
+        every_failure(broken, budget)
