@@ -26,7 +26,9 @@ def pytest_command(conf: Path, session: Path, junit: Path, targets: list[str], p
                    seed: int, examples: int | None, workers: int, ledger: str | None,
                    deadline: float | None = None, shrink_seconds: float | None = None) -> list[str]:
     """The conformance session's command line; ``deadline`` is a ``time.time()`` value."""
-    cmd = [sys.executable, "-m", "pytest", str(conf), "-q", "-p", "no:cacheprovider",
+    # --tb=native: Hypothesis formats every failing run's traceback through pytest, whose default
+    # style parses the source of each frame; the record carries the findings, not tracebacks.
+    cmd = [sys.executable, "-m", "pytest", str(conf), "-q", "-p", "no:cacheprovider", "--tb=native",
            f"--junitxml={junit}", f"--hypothesis-profile={profile}", f"--conv3dt-out={session}",
            f"--seed={seed}", "--hypothesis-seed", str(seed)]
     if deadline is not None:

@@ -8,6 +8,7 @@ from hypothesis import given, settings, HealthCheck
 
 from fuzz.invalid import invalid_cases
 from fuzz.ledger import Ledger
+from fuzz.profiles import PHASES
 from fuzz.failures import FindingError, findings_in
 from fuzz.properties import Context, check_invalid, check_valid
 from fuzz.session import Recorder
@@ -15,7 +16,7 @@ from fuzz.strategies import exact_cases, valid_cases
 from oracle.pool import TargetPool
 
 MOD = "tests.unit.broken_targets"
-CFG = dict(max_examples=300, deadline=None, database=None, derandomize=True,
+CFG = dict(max_examples=300, deadline=None, database=None, derandomize=True, phases=PHASES,
            suppress_health_check=list(HealthCheck))
 
 # broken target -> (property, strategy, finding kinds that count as caught)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, seed, settings
 
 from fuzz.ledger import Ledger
-from fuzz.profiles import examples_for, register_profiles
+from fuzz.profiles import PHASES, examples_for, register_profiles
 from fuzz.failures import FindingError, findings_in
 from fuzz.properties import Context, check_valid_batch
 from fuzz.realistic import BUDGETS, boundary_cases, realistic_cases, tier_seed
@@ -23,7 +23,8 @@ from tests.unit.broken_size_targets import BROKEN
 MOD = "tests.unit.broken_size_targets"
 register_profiles()
 CI_EXAMPLES = examples_for("realistic", "ci")   # what the ci gate draws per dtype
-CFG = dict(deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
+CFG = dict(deadline=None, database=None, derandomize=True, phases=PHASES,
+           suppress_health_check=list(HealthCheck))
 
 
 def _geometry(case: Case) -> dict[str, int]:
