@@ -51,6 +51,15 @@ load average 5-7 from other jobs; three runs, numbers from the last):
   float16 1.9 s vs float32 0.03 s on the realistic tier, 3.8 s vs 0.18 s at the budget). So a
   target that never completes a call of one dtype (aborts or hangs on every bfloat16 call)
   still gets the floor on tiny calls, and big calls of an unseen dtype (nearly) the ceiling.
+- ``HANGING_FLOOR_S`` = 0.5 s, once a target has shown that it really hangs (its confirm-once
+  guard is spent): the floor drops to it, and a structure that has never completed a call but
+  has hung gets exactly it (basis ``hung-before``). Against a kernel that hangs on a common
+  input class every new structure of that class would otherwise cost the 5 s floor, and a
+  fuzz property draws its Cases in batches of one structure (8 values): measured on the
+  hostile target of ``tests/unit/hostile_targets.py`` (hangs on every float16 NCDHW VALID
+  call), 157-398 hung calls made most of a 10-13 minute ci gate. The price: on such a target
+  an honest call slower than 10 × its expectation and than 0.5 s is cut, and its timeout joins
+  the target's timeout finding, which already fails the gate.
 - ``STRUCTURE_MEMORY`` = 4096 structures per target (least recently used forgotten; their
   calls fall back to the size class): a fuzz run draws a new structure per example.
 """
@@ -69,6 +78,7 @@ FLOOR_S = 5.0
 FACTOR = 10.0
 DTYPE_MARGIN = 100.0
 STRUCTURE_MEMORY = 4096
+HANGING_FLOOR_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -84,7 +94,7 @@ class LimitPolicy:
 class Limit(NamedTuple):
     """One call's limit and what it came from."""
     seconds: float
-    basis: str            # 'structure' | 'size' | 'other-dtype' | 'ceiling' | 'fixed' | 'confirm'
+    basis: str            # 'structure' | 'size' | 'other-dtype' | 'ceiling' | 'fixed' | 'confirm' | 'hung-before'
     key: str
     dtype: str
     work: int
@@ -185,6 +195,8 @@ class TimeLimits:
             seen = self._structures.get(key)
             if seen is not None and seen.calls:
                 return Limit(self._clamp(seen.slowest), "structure", key, dtype, work)
+            if seen is not None and seen.timeouts and self.guard_spent:
+                return Limit(min(self.ceiling, HANGING_FLOOR_S), "hung-before", key, dtype, work)
             expected, basis = self._unseen(dtype, work)
         if expected is None:
             return Limit(self.ceiling, "ceiling", key, dtype, work)
@@ -196,6 +208,8 @@ class TimeLimits:
 
     def _clamp(self, expected: float) -> float:
         floor = min(self.policy.floor, self.ceiling)
+        if self.guard_spent:       # the target really hangs: see HANGING_FLOOR_S
+            floor = min(floor, HANGING_FLOOR_S)
         return min(self.ceiling, max(floor, self.policy.factor * expected))
 
     def _unseen(self, dtype: str, work: int) -> tuple[float | None, str]:

@@ -12,7 +12,8 @@ import pytest
 from oracle.arrays import ArraySpec
 from oracle.case import Case, structure_key
 from oracle.pool import TargetPool
-from oracle.timelimits import DTYPE_MARGIN, FACTOR, FLOOR_S, LimitPolicy, TimeLimits, call_work
+from oracle.timelimits import (DTYPE_MARGIN, FACTOR, FLOOR_S, HANGING_FLOOR_S, CallShape, LimitPolicy,
+                               TimeLimits, call_work)
 from tests.unit.test_oracle_isolation import FIX, assert_fine, case
 
 
@@ -88,6 +89,20 @@ def test_confirm_once_guard_is_spent_only_by_a_confirmed_timeout():
     assert not TimeLimits(30.0, LimitPolicy(confirm=False)).should_confirm(cut)
 
 
+def test_once_a_target_really_hangs_its_floor_drops_and_hung_structures_get_it():
+    limits = TimeLimits(30.0)
+    hangs, fine = CallShape("hangs", "float16", 64), CallShape("fine", "float16", 64)
+    limits.observe(limits.limit(fine), 0.01)
+    first = limits.limit(hangs)
+    assert first.seconds == FLOOR_S
+    limits.timed_out(first)
+    assert limits.limit(hangs).seconds == FLOOR_S                      # the guard is not spent yet
+    limits.timed_out(limits.ceiling_limit(first))                      # confirmed: it really hangs
+    again = limits.limit(hangs)
+    assert (again.seconds, again.basis) == (HANGING_FLOOR_S, "hung-before")
+    assert limits.limit(fine).seconds == HANGING_FLOOR_S               # 10 x 0.01 s, the lower floor
+
+
 def test_structures_are_remembered_least_recently_used():
     limits = TimeLimits(30.0, LimitPolicy(memory=2))
     for n in (1, 2, 3):
@@ -128,7 +143,8 @@ def test_first_timeout_is_confirmed_with_the_ceiling_later_ones_trust_the_limit(
         hung = pool.run([case(-1.0)])[0]
         assert hung.kind == "timeout" and hung.seconds >= 6.0          # the re-run had the ceiling
         again = pool.run([case(-1.0), case(0.0)])
-        assert again[0].kind == "timeout" and 1.0 <= again[0].seconds < 4.0
+        # the target really hangs now: the floor drops to HANGING_FLOOR_S (0.5 s < 1 s)
+        assert again[0].kind == "timeout" and HANGING_FLOOR_S <= again[0].seconds < 4.0
         assert_fine(again[1])
         assert pool.time_limits()["confirm"] == {"enabled": True, "spent": True, "reruns": 1,
                                                  "spurious_cuts": 0, "confirmed_timeouts": 1}
