@@ -150,11 +150,17 @@ def build_record(command: str, args: argparse.Namespace, targets: list[str], ses
 
 
 def publish(record: dict[str, Any], out: Path, junit_tmp: Path | None, log_tmp: Path | None) -> None:
-    """Render the reports and move JUnit XML / the pytest log into place (atomically)."""
+    """Render the reports and move JUnit XML / the pytest log into place (atomically). When
+    pytest's JUnit XML is missing or cut short (a session stopped by a signal), the record's
+    own rendering takes its place (``reports.junit``)."""
+    from reports.junit import render_junit, well_formed
+    from reports.record import write_atomic
     from reports.render import render_all
 
-    if junit_tmp is not None and junit_tmp.exists():
+    if junit_tmp is not None and well_formed(junit_tmp):
         os.replace(junit_tmp, out / "junit.xml")
+    elif junit_tmp is not None:
+        write_atomic(out / "junit.xml", render_junit(record))
     if log_tmp is not None and log_tmp.exists():
         os.replace(log_tmp, out / "pytest.log")
     render_all(record, out)

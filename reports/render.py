@@ -3,7 +3,8 @@
 ``render_all(record, out_dir)`` writes ``report.json`` (validated), ``report.md``,
 ``report.html`` (plots embedded) and the plot PNGs next to them. Each file is written to a
 temp name and ``os.replace``d, so an existing report in ``out_dir`` is only ever replaced by a
-complete new file, never truncated. JUnit XML is pytest's own and is placed by the gate.
+complete new file, never truncated. JUnit XML is pytest's own and is placed by the gate;
+when a stopped session left none (or half of one), ``reports.junit`` renders it from the record.
 """
 from __future__ import annotations
 
