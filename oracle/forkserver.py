@@ -140,11 +140,7 @@ def zygote(conn: Connection) -> None:
         if op == "exit":
             return
         if op == "load":
-            try:
-                callables[msg["target"]] = worker._load_callable(msg["target"])
-                reply: dict[str, Any] = {"ok": True}
-            except BaseException as exc:  # noqa: BLE001
-                reply = {"ok": False, "error": f"{worker.qualified_name(type(exc))}: {exc}"}
+            reply = worker.load_target(callables, msg["target"])
             reply["fork_hazard"] = fork_hazard(baseline)
             conn.send_bytes(json.dumps(reply).encode())
         elif op == "fork":

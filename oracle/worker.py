@@ -190,6 +190,15 @@ def serve(conn, preload: str) -> None:
     serve_loop(conn, info, {})
 
 
+def load_target(callables: dict[str, Callable], name: str) -> dict[str, Any]:
+    """Load target ``name`` into ``callables``; the ``load`` reply (``ok``, or the error)."""
+    try:
+        callables[name] = _load_callable(name)
+        return {"ok": True}
+    except BaseException as exc:  # noqa: BLE001 — a target's import may raise anything
+        return {"ok": False, "error": f"{qualified_name(type(exc))}: {exc}"}
+
+
 def serve_loop(conn, info: dict[str, Any], callables: dict[str, Callable]) -> None:
     """Answer ``load`` / ``run`` / ``exit`` until told to exit or the parent goes away.
     ``callables``: targets loaded already (a forked worker inherits its zygote's)."""
@@ -204,11 +213,7 @@ def serve_loop(conn, info: dict[str, Any], callables: dict[str, Callable]) -> No
         if op == "exit":
             return
         if op == "load":
-            try:
-                callables[msg["target"]] = _load_callable(msg["target"])
-                conn.send_bytes(json.dumps({"ok": True}).encode())
-            except BaseException as exc:  # noqa: BLE001
-                conn.send_bytes(json.dumps({"ok": False, "error": f"{qualified_name(type(exc))}: {exc}"}).encode())
+            conn.send_bytes(json.dumps(load_target(callables, msg["target"])).encode())
             continue
         if op == "run":
             items = msg["items"] if "items" in msg else [[msg["target"], c] for c in msg["cases"]]
