@@ -20,8 +20,10 @@ the run. Three pieces:
   An example showing several keys is raised as the smallest key that still has shrink budget,
   carrying all of its findings.
 - ``FailureBudget``: per pytest process, the limits on cost.
-    - *Shrink budget per key* (``shrink_seconds``): from the first example that shows a key,
-      Hypothesis may go on raising new examples of it for that long. After that, further hits are
+    - *Shrink budget per key* (``shrink_seconds``): from the first example raised as that key
+      (not the first that showed it inside another key's example: that would spend its budget
+      before its own shrinking began), Hypothesis may go on raising new examples of it for that
+      long. After that, further hits are
       counted on the key (``hits``) and do not fail the example: the shrinker keeps the best
       reproducer it has, and later tests (parametrized dtypes, invalid families) do not shrink
       the same bug again. The time is reported per key (``shrink_s``).
@@ -130,14 +132,16 @@ class FindingError(AssertionError):
 
 @dataclass
 class KeyStats:
-    """One failure key in this process: when it was first and last raised, how often seen."""
-    first: float
-    last: float
+    """One failure key in this process: the examples that showed it, those raised for it (each
+    a successful shrink step after the first), and when it was first and last raised."""
     hits: int = 0
     raised: int = 0
+    first: float | None = None
+    last: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"hits": self.hits, "raised": self.raised, "shrink_s": round(self.last - self.first, 3)}
+        spent = 0.0 if self.first is None else self.last - self.first
+        return {"hits": self.hits, "raised": self.raised, "shrink_s": round(spent, 3)}
 
 
 @dataclass
@@ -200,19 +204,19 @@ class FailureBudget:
         shrink budget; remembered for replays). Returns when there is none."""
         key = self.example_key(prop, cases)
         self.judged[key] = list(unknown)
-        now = time.monotonic()
         for k in {signature(f) for f in unknown}:
-            self.keys.setdefault(k, KeyStats(first=now, last=now)).hits += 1
+            self.keys.setdefault(k, KeyStats()).hits += 1
         self._raise_fresh(key, unknown)
 
     def _raise_fresh(self, example: tuple, unknown: list[Finding]) -> None:
         now = time.monotonic()
-        fresh = [k for k in sorted({signature(f) for f in unknown})
-                 if k not in self.reported and now - self.keys[k].first < self.shrink_seconds]
+        fresh = [k for k in sorted({signature(f) for f in unknown}) if k not in self.reported
+                 and (self.keys[k].first is None or now - self.keys[k].first < self.shrink_seconds)]
         if not fresh or self.past_deadline():
             return
         st = self.keys[fresh[0]]
         st.raised += 1
+        st.first = now if st.first is None else st.first
         st.last = now
         err = FindingError.for_key(fresh[0])(unknown)
         self.raised[example] = err

@@ -89,6 +89,16 @@ def test_past_its_shrink_budget_a_failure_is_counted_not_raised() -> None:
     assert budget.stats_of(crash)["hits"] == 3
 
 
+def test_a_failure_first_seen_inside_another_ones_example_keeps_its_whole_shrink_budget() -> None:
+    budget = FailureBudget(shrink_seconds=0.2)
+    with pytest.raises(FindingError):                                 # raised as the crash
+        budget.fail("differential", [FakeCase(1)], [finding("crash", signal="SIGABRT"), finding("timeout")])
+    time.sleep(0.3)
+    with pytest.raises(FindingError) as exc:                          # the timeout's clock starts now
+        budget.fail("differential", [FakeCase(2)], [finding("timeout")])
+    assert type(exc.value).key.kind == "timeout"
+
+
 def test_past_the_deadline_no_example_is_judged_and_the_budget_says_cut_short() -> None:
     budget = FailureBudget(deadline=time.time() - 1)
     assert budget.before_example("invalid", [FakeCase(1)]) is False
