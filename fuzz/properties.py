@@ -54,6 +54,7 @@ class Context:
         t0 = time.perf_counter()
         out = run_on_targets(pools, cases)
         self.timings["oracle"] += time.perf_counter() - t0
+        self.recorder.maybe_write()
         return out
 
     def settle(self, findings: list[Finding]) -> list[Finding]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 from fuzz.findings import Finding
 
 HEADROOM_SAMPLES = 2000
+WRITE_PERIOD_S = 5.0
 
 
 def worker_id() -> str:
@@ -54,6 +56,7 @@ class Recorder:
         self._known_kept: dict = {}  # (ledger id, target, property, kind) -> kept id
         self._rng = random.Random(0)
         self.extra: dict[str, Any] = {}
+        self._written = time.monotonic()
 
     # -------------------------------------------------------------- counting
     def example(self, prop: str, target: str) -> None:
@@ -119,7 +122,16 @@ class Recorder:
                 "kernels": _plain(self.kernels), "target_facts": dict(self.target_facts),
                 **self.extra}
 
+    def maybe_write(self, period: float = WRITE_PERIOD_S) -> None:
+        """``write()`` when the last write is older than ``period`` seconds: a process killed
+        before its session ends (an xdist worker torn down after Ctrl-C, a CI timeout) still
+        leaves what it judged up to then."""
+        now = time.monotonic()
+        if now - self._written >= period:
+            self.write()
+
     def write(self) -> None:
+        self._written = time.monotonic()
         if self.out_dir is None:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,7 @@ def metamorphic_identities(ctx, case):
     t0 = time.perf_counter()
     results = run_on_targets(ctx.pools, plan.batch)  # every target at once, workers concurrently
     ctx.timings["oracle"] += time.perf_counter() - t0
+    ctx.recorder.maybe_write()
     for name in ctx.pools:
         ctx.recorder.example("metamorphic", name)
         outs = results[name]
