@@ -160,7 +160,6 @@ class FailureBudget:
     reported: set[FailureKey] = field(default_factory=set)
     judged: dict[tuple, list[Finding]] = field(default_factory=dict)
     raised: dict[tuple, FindingError] = field(default_factory=dict)   # this round's failures
-    round_key: FailureKey | None = None                                  # the one it shrinks
     skipped_after_deadline: int = 0
     cut_short_at: float | None = None
 
@@ -182,7 +181,6 @@ class FailureBudget:
     def new_round(self) -> None:
         """A new Hypothesis run starts: its failures are its own (replays raise what it raised)."""
         self.raised.clear()
-        self.round_key = None
 
     def before_example(self, prop: str, cases: Sequence[Any]) -> bool:
         """Whether to judge this example. A replay of a failure of this round raises it again; an
@@ -213,11 +211,9 @@ class FailureBudget:
     def _raise_fresh(self, example: tuple, unknown: list[Finding]) -> None:
         now = time.monotonic()
         fresh = [k for k in sorted({signature(f) for f in unknown}) if k not in self.reported
-                 and (self.keys[k].first is None or now - self.keys[k].first < self.shrink_seconds)
-                 and self.round_key in (None, k)]
+                 and (self.keys[k].first is None or now - self.keys[k].first < self.shrink_seconds)]
         if not fresh or self.past_deadline():
             return
-        self.round_key = fresh[0]
         st = self.keys[fresh[0]]
         st.raised += 1
         st.first = now if st.first is None else st.first
@@ -245,7 +241,7 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-MAX_ROUNDS = 64
+MAX_ROUNDS = 16
 
 
 def every_failure(run: Callable[[], None], budget: FailureBudget, max_rounds: int = MAX_ROUNDS) -> None:
@@ -253,12 +249,8 @@ def every_failure(run: Callable[[], None], budget: FailureBudget, max_rounds: in
     every failure found, each with its own minimal reproducer.
 
     Why rounds: once Hypothesis has found a failure it stops generating about ten seconds later
-    and shrinks, so one run shows the defects its first examples happen to hit — and which ones
-    depends on the machine's speed (that ten-second rule is wall-clock). So each round raises
-    one failure only, the first fresh one in generation order (``round_key``; examples showing
-    only others are judged and remembered, their failures wait for a later round), which makes
-    the reported failures and their reproducers the same on every run of a seed. After each run
-    the failure it reported is ``reported`` in the budget (counted, never raised again) and
+    and shrinks, so one run shows the defects its first examples happen to hit. After each run
+    the failures it reported are ``reported`` in the budget (counted, never raised again) and
     the test runs again; its examples judged before are answered from ``budget.judged`` without
     running the targets, so a round costs only the examples it has not seen. The last round
     finds nothing new (or ``max_rounds`` is reached); one failure is raised as itself, several

@@ -114,23 +114,6 @@ def test_bad_budget_is_one_clear_error() -> None:
         FailureBudget(shrink_seconds=0)
 
 
-def test_one_hypothesis_run_raises_one_failure_the_first_in_generation_order() -> None:
-    """Within a round only the first fresh failure is raised (others wait for later rounds), so
-    where Hypothesis's wall-clock rule stops generating cannot change what is reported."""
-    budget = FailureBudget()
-    budget.new_round()
-    with pytest.raises(FindingError) as first:
-        budget.fail("differential", [FakeCase(1)], [finding("timeout")])
-    budget.fail("differential", [FakeCase(2)], [finding("shape")])      # deferred: judged, not raised
-    with pytest.raises(FindingError) as both:                            # raised as this round's key
-        budget.fail("differential", [FakeCase(3)], [finding("shape"), finding("timeout")])
-    assert type(first.value) is type(both.value) and type(both.value).key.kind == "timeout"
-    budget.new_round()
-    with pytest.raises(FindingError) as later:                           # the next round: from memory
-        budget.before_example("differential", [FakeCase(2)])
-    assert type(later.value).key.kind == "shape"
-
-
 def defects_at(x: int) -> list[Finding]:
     """Three independent defects, the last two only on inputs Hypothesis meets late."""
     found = []
