@@ -89,6 +89,7 @@ CRASHY = [  # (name, onednn, expr)
     ("empty-value(onednn)", "1", "T(o((1,0,2,2,1),np.float32), o((2,2,2,1,1),np.float32), [1,1,3,3,1], [1,2,1,1,1], 'VALID')"),
     ("onednn-negative-output-shape-abort", "1", "T(o((1,1,1,1,1),np.float32), o((1,1,1,1,1),np.float32), [1,-1,1,1,1], [1,1,1,1,1], 'SAME')"),
     ("stock negative output_shape", "0", "T(o((1,1,1,1,1),np.float32), o((1,1,1,1,1),np.float32), [1,-1,1,1,1], [1,1,1,1,1], 'SAME')"),
+    ("onednn-conv3d-bf16-heap-corruption(tf-grad's forward op; aborts on most runs, not all)", "1", "tf.nn.conv3d(tf.zeros([2,7,64,1,7], tf.bfloat16), tf.constant(np.random.default_rng(1).standard_normal((1,1,4,7,1)).astype(tf.bfloat16.as_numpy_dtype)), [1,3,3,3,1], 'SAME')"),
     ("zero-size-sigfpe(xla cout=0)", "0", "xla(lambda a, b: T(a, b, [1,1,1,1,0], [1,1,1,1,1], 'SAME'), o((1,1,1,1,1),np.float32), o((1,1,1,0,1),np.float32))"),
 ]
 
@@ -115,5 +116,5 @@ for onednn, probes in GROUPED.items():
 print("--- crash-prone probes, one process each")
 for n, onednn, e in CRASHY:
     p = go(PRE + f"run({n!r}, lambda: {e})", onednn)
-    tail = [l for l in p.stderr.splitlines() if "Check failed" in l or "Fatal" in l][-1:]
+    tail = [l for l in p.stderr.splitlines() if "Check failed" in l or "Fatal" in l or "corruption" in l][-1:]
     print(f"[onednn={onednn}] rc={p.returncode} " + (p.stdout.strip() or f"{n}: no output") + (f" | {tail[0][-200:]}" if tail else ""))
