@@ -253,7 +253,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"conv3dt gate: infrastructure failure: {exc}", file=sys.stderr)
             return EXIT_INFRA
         record["run"]["pytest"] = {"returncode": rc, **{k: counts[k] for k in ("tests", "failures", "errors")}}
-        cut_short = stopped_at_deadline or bool((record.get("failures") or {}).get("cut_short"))
+        tripwire = record["coverage"].get("tripwire") or {}
+        cut_short = (stopped_at_deadline or bool((record.get("failures") or {}).get("cut_short"))
+                     or bool(tripwire.get("past_deadline")))
         from reports.record import mark_interrupted
         if interrupted:
             mark_interrupted(record, interrupted)
@@ -272,6 +274,12 @@ def main(argv: list[str] | None = None) -> int:
         if counts["errors"] and not record["summary"]["new"]:
             print(f"conv3dt gate: infrastructure failure: {counts['errors']} test error(s) "
                   f"({counts['first_error']}); see {out / 'pytest.log'}", file=sys.stderr)
+            return EXIT_INFRA
+        if tripwire.get("gaps") and not record["summary"]["new"]:
+            print(f"conv3dt gate: infrastructure failure: coverage tripwire: "
+                  f"{len(tripwire['gaps'])} required cell(s) never hit: {', '.join(tripwire['gaps'])} "
+                  f"(the run cannot vouch for them; docs/architecture.md, coverage tripwire)",
+                  file=sys.stderr)
             return EXIT_INFRA
         if rc == 1 and not record["summary"]["new"] and not baseline:
             print(f"conv3dt gate: infrastructure failure: pytest reported {counts['failures']} "

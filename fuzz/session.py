@@ -23,6 +23,7 @@ from fuzz.findings import Finding
 
 HEADROOM_SAMPLES = 2000
 WRITE_PERIOD_S = 5.0
+TRIPWIRE_FILE = "tripwire.json"
 
 
 def worker_id() -> str:
@@ -135,14 +136,25 @@ class Recorder:
         if self.out_dir is None:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        for name, text in ((f"findings-{self.wid}.jsonl",
-                            "".join(json.dumps(f.to_json(), sort_keys=True) + "\n"
-                                    for f in self.findings.values())),
-                           (f"stats-{self.wid}.json", json.dumps(self.stats(), indent=1,
-                                                                  sort_keys=True))):
-            tmp = self.out_dir / (name + ".tmp")
-            tmp.write_text(text)
-            os.replace(tmp, self.out_dir / name)
+        _replace_file(self.out_dir / f"findings-{self.wid}.jsonl",
+                      "".join(json.dumps(f.to_json(), sort_keys=True) + "\n"
+                              for f in self.findings.values()))
+        _replace_file(self.out_dir / f"stats-{self.wid}.json",
+                      json.dumps(self.stats(), indent=1, sort_keys=True))
+
+    def write_tripwire(self, gaps: list[str], past_deadline: bool) -> None:
+        """The controller's coverage verdict (``tripwire.json``): the required cells no process
+        hit, and whether the wall-clock budget had run out by then (a cut-short run, not a hole)."""
+        if self.out_dir is not None:
+            _replace_file(self.out_dir / TRIPWIRE_FILE,
+                          json.dumps({"gaps": sorted(gaps), "past_deadline": past_deadline}))
+
+
+def _replace_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader sees the old or the new file, never half."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def merge_stats(paths) -> dict[str, Any]:

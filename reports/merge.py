@@ -75,6 +75,14 @@ def read_session(session_dir: str | Path) -> tuple[list[dict[str, Any]], dict[st
         merge_failures(stats.setdefault("failures", {}), part.get("failures") or {})
         for target, limits in (part.get("time_limits") or {}).items():   # per process: keep each
             stats.setdefault("time_limits", {}).setdefault(target, []).append(limits)
+    tripwire = d / "tripwire.json"      # the controller's coverage verdict (fuzz.session)
+    if tripwire.exists():
+        try:
+            verdict = json.loads(tripwire.read_text(encoding="utf-8"))
+            stats["tripwire"] = {"gaps": [str(g) for g in verdict["gaps"]],
+                                 "past_deadline": bool(verdict["past_deadline"])}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise SessionError(f"{tripwire}: unreadable coverage verdict ({exc!r})") from None
     return findings, stats
 
 
@@ -204,6 +212,8 @@ def merge_session(record: dict[str, Any], findings: list[dict[str, Any]], stats:
     _add_nested(record["matrix"], stats.get("matrix", {}))
     merge_corpus(record.setdefault("corpus", {}), stats.get("corpus", {}))
     failures = merge_failures(record.setdefault("failures", {}), stats.get("failures", {}))
+    if stats.get("tripwire"):     # required cells no example hit (coverage.tripwire.gaps)
+        cov["tripwire"] = stats["tripwire"]
     if stats.get("time_limits"):
         record["run"]["time_limits"] = stats["time_limits"]
     raw_headroom = record.setdefault("_headroom_raw", {})

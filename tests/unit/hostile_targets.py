@@ -45,3 +45,13 @@ def vendor_kernel(*args, **kwargs):
     if dtype == "float16" and layout == "NDHWC":
         y = y.astype(np.float32)
     return y
+
+
+SLOW_CALL_S = 0.025
+
+
+def slow_kernel(*args, **kwargs):
+    """impl, correct but taking at least ``SLOW_CALL_S`` per call: a ci gate against it needs
+    minutes on any CPU (thousands of calls), so a short ``--max-time`` always cuts it short."""
+    time.sleep(SLOW_CALL_S)
+    return impl.conv3d_transpose(*args, **{k: v for k, v in kwargs.items() if k != "name"})

@@ -269,3 +269,20 @@ def test_reports_package_imports_no_fuzz_oracle_or_impl() -> None:
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_the_controllers_coverage_verdict_reaches_the_record_and_a_corrupt_one_is_named(
+        tmp_path: Path) -> None:
+    from fuzz.session import Recorder
+    d = write_session(tmp_path / "s")
+    Recorder(d, "controller").write_tripwire(["value_arg=input", "dtype=bfloat16"], False)
+    record = rec.new_record({"tensorflow": "2.21.0"}, {"command": "gate", "profile": "ci", "seed": 0,
+                                                      "duration_s": 1.0, "examples": 0, "targets": []})
+    findings, stats = merge.read_session(d)
+    r = merge.merge_session(record, findings, stats, LEDGER, True)
+    assert r["coverage"]["tripwire"] == {"gaps": ["dtype=bfloat16", "value_arg=input"],
+                                         "past_deadline": False}
+    rec.validate(rec.json_safe(r))
+    (d / "tripwire.json").write_text('{"gaps": 3')
+    with pytest.raises(merge.SessionError, match=r"tripwire\.json: unreadable coverage verdict"):
+        merge.read_session(d)
