@@ -20,23 +20,22 @@ the run. Three pieces:
   An example showing several keys is raised as the smallest key that still has shrink budget,
   carrying all of its findings.
 - ``FailureBudget``: per pytest process, the limits on cost.
-    - *Shrink budget per key* (``shrink_seconds``): from the first example raised as that key
-      (not the first that showed it inside another key's example: that would spend its budget
-      before its own shrinking began), Hypothesis may go on raising new examples of it for that
-      long. After that, further hits are
-      counted on the key (``hits``) and do not fail the example: the shrinker keeps the best
-      reproducer it has, and later tests (parametrized dtypes, invalid families) do not shrink
-      the same bug again. The time is reported per key (``shrink_s``).
+    - *Shrink budget per round* (``shrink_seconds``): from the first example a shrink round
+      raises, Hypothesis may go on raising new examples of its key for that long. After that,
+      further hits are counted on the key (``hits``) and do not fail the example: the shrinker
+      keeps the best reproducer it has. The time is reported per key (``shrink_s``).
     - *Deadline* (the gate's ``--max-time``): past it, an example is not run at all (no draws are
       judged, none are counted) and the session winds down; the record says it was cut short.
     - *No example judged twice*: every judged example is remembered by (property, Case ids)
-      with its unknown Findings. When Hypothesis replays a failure (the final report, a shrink
-      that lands on it again) the same error is raised without running the targets again,
-      which keeps the final replay consistent when a budget ran out in between or the target
-      is nondeterministic (uninitialised memory, a flaky crash).
-- ``every_failure(run, budget)``: runs a property's Hypothesis test in rounds until a round
-  finds no new failure, so that every independent defect is reported, not only those the
-  first examples hit (its docstring says why Hypothesis alone stops early).
+      with its unknown Findings. When Hypothesis replays an example (a shrink round replaying
+      the survey, the final report, a shrink that lands on it again) the answer comes from
+      there without running the targets again, which also keeps replays consistent when the
+      target is nondeterministic (uninitialised memory, a flaky crash).
+- ``every_failure(test, budget)``: a survey run that raises nothing, then one shrink round per
+  distinct failure (its docstring says why: Hypothesis alone stops generating on a wall-clock
+  rule once it has a failure, so neither the set of failures nor the reproducers would be the
+  same for the same seed on a loaded machine). Every test reports its own failures; the run
+  record keeps the smallest reproducer per key, whichever process or test found it.
 """
 from __future__ import annotations
 
@@ -44,6 +43,8 @@ import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple, Sequence
+
+from hypothesis import settings
 
 from fuzz.findings import Finding
 
@@ -133,35 +134,43 @@ class FindingError(AssertionError):
 @dataclass
 class KeyStats:
     """One failure key in this process: the examples that showed it, those raised for it (each
-    a successful shrink step after the first), and when it was first and last raised."""
+    a successful shrink step after the first), and the seconds its shrink rounds took."""
     hits: int = 0
     raised: int = 0
-    first: float | None = None
-    last: float | None = None
+    shrink_s: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        spent = 0.0 if self.first is None else self.last - self.first
-        return {"hits": self.hits, "raised": self.raised, "shrink_s": round(spent, 3)}
+        return {"hits": self.hits, "raised": self.raised, "shrink_s": round(self.shrink_s, 3)}
 
 
 @dataclass
 class FailureBudget:
     """The cost limits of one pytest process (module docstring). ``deadline`` is a
-    ``time.time()`` value or None; ``shrink_seconds`` the budget per failure key.
+    ``time.time()`` value or None; ``shrink_seconds`` the budget of one shrink round.
 
     ``judged`` remembers every judged example (property and Case ids) with its unknown
     Findings, so that no example is judged twice in a process: a later round or test that draws
-    it again gets the same answer without running the targets. ``reported`` holds the keys whose
-    minimal reproducer a finished Hypothesis run already reported (``every_failure``): they are
-    counted from then on, never raised again."""
+    it again gets the same answer without running the targets. What a failing example raises
+    depends on the round (``new_round``, driven by ``every_failure``):
+
+    - a *survey* raises nothing: it judges, counts and remembers (``seen``: each key's first
+      example in this test);
+    - a *shrink round* raises only its key, for ``shrink_seconds`` from its first raise; later
+      examples of the key are counted, not raised, so the shrinker keeps the best it has;
+    - outside ``every_failure`` (a single explicit example) an example raises its smallest key.
+    """
     deadline: float | None = None
     shrink_seconds: float = DEFAULT_SHRINK_SECONDS
     keys: dict[FailureKey, KeyStats] = field(default_factory=dict)
-    reported: set[FailureKey] = field(default_factory=set)
     judged: dict[tuple, list[Finding]] = field(default_factory=dict)
     raised: dict[tuple, FindingError] = field(default_factory=dict)   # this round's failures
+    seen: dict[FailureKey, tuple] = field(default_factory=dict)      # key -> first example
+    surveying: bool = False
+    shrinking: FailureKey | None = None
     skipped_after_deadline: int = 0
     cut_short_at: float | None = None
+    _round_last_raise: float | None = None
+    _round_first_raise: float | None = None
 
     def __post_init__(self) -> None:
         if self.shrink_seconds <= 0:
@@ -178,20 +187,26 @@ class FailureBudget:
             self.cut_short_at = time.time()
         return True
 
-    def new_round(self) -> None:
-        """A new Hypothesis run starts: its failures are its own (replays raise what it raised)."""
+    def new_round(self, shrinking: FailureKey | None = None, surveying: bool = False) -> None:
+        """A new Hypothesis run starts: its failures are its own (replays raise what it raised).
+        ``surveying``: judge and count, raise nothing (and start a new ``seen``);
+        ``shrinking``: raise only that key."""
         self.raised.clear()
+        self.surveying, self.shrinking = surveying, shrinking
+        self._round_first_raise = self._round_last_raise = None
+        if surveying:
+            self.seen = {}
 
     def before_example(self, prop: str, cases: Sequence[Any]) -> bool:
         """Whether to judge this example. A replay of a failure of this round raises it again; an
-        example judged before is not judged again (it raises for a failure that may still be
-        shrunk, else passes); past the deadline nothing is judged (nor counted)."""
+        example judged before is not judged again (it raises as a newly judged one would, else
+        passes); past the deadline nothing is judged (nor counted)."""
         key = self.example_key(prop, cases)
         err = self.raised.get(key)
         if err is not None:
             raise err
         if key in self.judged:
-            self._raise_fresh(key, self.judged[key])
+            self._maybe_raise(key, self.judged[key])
             return False
         if self.past_deadline():
             self.skipped_after_deadline += 1
@@ -199,26 +214,37 @@ class FailureBudget:
         return True
 
     def fail(self, prop: str, cases: Sequence[Any], unknown: list[Finding]) -> None:
-        """Record the judged example; count each failure key it shows, and raise the
-        FindingError of its smallest key that may still be shrunk (not reported, within its
-        shrink budget; remembered for replays). Returns when there is none."""
+        """Record the judged example and count each failure key it shows; raise as the round
+        says (class docstring; the raised error is remembered for replays). Returns when there
+        is nothing to raise."""
         key = self.example_key(prop, cases)
         self.judged[key] = list(unknown)
         for k in {signature(f) for f in unknown}:
             self.keys.setdefault(k, KeyStats()).hits += 1
-        self._raise_fresh(key, unknown)
+        self._maybe_raise(key, unknown)
 
-    def _raise_fresh(self, example: tuple, unknown: list[Finding]) -> None:
-        now = time.monotonic()
-        fresh = [k for k in sorted({signature(f) for f in unknown}) if k not in self.reported
-                 and (self.keys[k].first is None or now - self.keys[k].first < self.shrink_seconds)]
-        if not fresh or self.past_deadline():
+    def _maybe_raise(self, example: tuple, unknown: list[Finding]) -> None:
+        shown = sorted({signature(f) for f in unknown})
+        for k in shown:
+            self.seen.setdefault(k, example)
+        if not shown or self.surveying or self.past_deadline():
             return
-        st = self.keys[fresh[0]]
+        now = time.monotonic()
+        if self.shrinking is None:
+            key = shown[0]
+        elif self.shrinking not in shown or (self._round_first_raise is not None
+                                             and now - self._round_first_raise >= self.shrink_seconds):
+            return
+        else:
+            key = self.shrinking
+            if self._round_first_raise is None:
+                self._round_first_raise = self._round_last_raise = now
+        st = self.keys.setdefault(key, KeyStats())
         st.raised += 1
-        st.first = now if st.first is None else st.first
-        st.last = now
-        err = FindingError.for_key(fresh[0])(unknown)
+        if self._round_last_raise is not None:
+            st.shrink_s += now - self._round_last_raise
+            self._round_last_raise = now
+        err = FindingError.for_key(key)(unknown)
         self.raised[example] = err
         raise err
 
@@ -241,42 +267,77 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-MAX_ROUNDS = 16
+MAX_ROUNDS = 32
 
 
-def every_failure(run: Callable[[], None], budget: FailureBudget, max_rounds: int = MAX_ROUNDS) -> None:
-    """Run a Hypothesis test (``run``) until a run reports no new distinct failure, and raise
-    every failure found, each with its own minimal reproducer.
+def every_failure(test: Callable[..., None], budget: FailureBudget, *args: Any,
+                  max_rounds: int = MAX_ROUNDS) -> None:
+    """Run a Hypothesis test (``test(*args)``) so that every distinct failure is found and
+    raised with its own minimal reproducer, the same ones for the same seed on every run.
 
-    Why rounds: once Hypothesis has found a failure it stops generating about ten seconds later
-    and shrinks, so one run shows the defects its first examples happen to hit. After each run
-    the failures it reported are ``reported`` in the budget (counted, never raised again) and
-    the test runs again; its examples judged before are answered from ``budget.judged`` without
-    running the targets, so a round costs only the examples it has not seen. The last round
-    finds nothing new (or ``max_rounds`` is reached); one failure is raised as itself, several
-    as an ``ExceptionGroup``. Anything else a run raises (a bug in the suite) is raised with
-    them, never swallowed."""
-    errors: list[BaseException] = []
-    for _ in range(max_rounds):
+    1. *Survey*: one run judges all of its examples and raises nothing, so Hypothesis generates
+       exactly its ``max_examples`` (a run that has seen a failure stops generating on a
+       wall-clock rule, ten seconds after it, so what it judged would depend on the machine's
+       speed and load).
+    2. *One shrink round per distinct failure*, in the order the survey first met them: a run
+       in which only that key raises, with ``report_multiple_bugs`` off, so Hypothesis stops
+       generating at the first example showing it (the same example every time: the survey's
+       examples replay from ``budget.judged`` without running the targets) and shrinks it alone.
+       A failure first met while shrinking gets a round of its own.
+    3. A key without a shrunk reproducer (past ``max_rounds`` or the deadline, or its round
+       raised nothing) is reported with the first example that showed it.
+
+    One failure is raised as itself, several as an ``ExceptionGroup``. Anything else a run raises
+    (a bug in the suite) is raised with them, never swallowed."""
+    budget.new_round(surveying=True)
+    try:
+        test(*args)
+    finally:
         budget.new_round()
-        try:
-            run()
+    errors: dict[FailureKey, FindingError] = {}
+    tried: set[FailureKey] = set()
+    for _ in range(max_rounds):
+        pending = [k for k in budget.seen if k not in tried]
+        if not pending or budget.past_deadline():
             break
+        tried.add(pending[0])
+        budget.new_round(shrinking=pending[0])
+        try:
+            _one_failure_only(test)(*args)
         except BaseException as exc:   # noqa: BLE001 — sorted below, nothing is swallowed
             leaves = _leaves(exc)
-            found = [e for e in leaves if isinstance(e, FindingError) and e.key is not None]
-            if len(found) != len(leaves) or not found:
-                raise (BaseExceptionGroup("distinct failures and an error", [*errors, exc])
+            if not all(isinstance(e, FindingError) and e.key is not None for e in leaves):
+                raise (BaseExceptionGroup("distinct failures and an error", [*errors.values(), exc])
                        if errors else exc)
-            new = [e for e in found if e.key not in budget.reported]
-            if not new:
-                break
-            errors += new
-            budget.reported.update(e.key for e in new)
-    if len(errors) == 1:
-        raise errors[0]
-    if errors:
-        raise BaseExceptionGroup(f"{len(errors)} distinct failures", errors)
+            errors.update((e.key, e) for e in leaves)
+        finally:
+            budget.new_round()
+    for key, example in budget.seen.items():
+        if key not in errors:
+            errors[key] = FindingError.for_key(key)(budget.judged.get(example, []))
+    found = [errors[k] for k in budget.seen if k in errors]
+    if len(found) == 1:
+        raise found[0]
+    if found:
+        raise BaseExceptionGroup(f"{len(found)} distinct failures", found)
+
+
+def _one_failure_only(test: Callable[..., None]) -> Callable[..., None]:
+    """``test`` with Hypothesis's ``report_multiple_bugs`` off: it stops generating at the first
+    failing example and shrinks that one. A @given test reads the settings it carries when it
+    is called (``hypothesis.settings`` cannot decorate a test twice); anything else is run as
+    it is."""
+    current = getattr(test, "_hypothesis_internal_use_settings", None)
+    if current is None or not current.report_multiple_bugs:
+        return test
+
+    def run(*args: Any) -> None:
+        test._hypothesis_internal_use_settings = settings(current, report_multiple_bugs=False)
+        try:
+            test(*args)
+        finally:
+            test._hypothesis_internal_use_settings = current
+    return run
 
 
 def findings_in(exc: BaseException) -> list[Finding]:

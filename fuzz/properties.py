@@ -39,6 +39,11 @@ class Context:
     budget: FailureBudget = field(default_factory=FailureBudget)   # distinct failures, their cost
     timings: dict = field(default_factory=lambda: {"oracle": 0.0, "truth": 0.0, "judge": 0.0})
 
+    def __repr__(self) -> str:
+        # Hypothesis prints every argument of a falsifying example: the targets say enough (the
+        # dataclass repr printed the budget's memory of every judged example, ~10^4 lines)
+        return f"Context(targets={list(self.pools)})"
+
     def run(self, target: str, cases: list[Case]) -> list[Outcome]:
         t0 = time.perf_counter()
         out = self.pools[target].run(cases)

@@ -17,6 +17,10 @@ A :class:`KernelObservation` says which *family* ran one call and how we know:
 - ``message``: the error or crash text names a oneDNN kernel (``_MklNative...``,
   ``mkl_conv_grad_input_ops.cc``, ``MklConv...Op`` frames) or the stock op
   (``[Op:Conv3DBackpropInputV2]``, ``Conv3DBackpropInputOpV2``).
+- ``silent``: the call returned a non-empty result and oneDNN, reporting every primitive it
+  executes, reported none: the stock kernel computed it. Seen on TF 2.21 on an AMD EPYC with
+  AVX-512 BF16 but no AVX512-FP16: the oneDNN rewrite is registered for float16, yet a float16
+  call prints no oneDNN line and gives exactly the stock kernel's (half-rounded) result.
 - ``registry``: no such text (a call that returned early, an empty result, a crash without a
   FATAL line): TF's own decision inputs — oneDNN on or off as TF decided
   (``IsMklEnabled()``, asked in the worker) and the dtypes the oneDNN kernel is registered for
@@ -33,7 +37,7 @@ from typing import Any, NamedTuple
 
 #: Every kernel family a ledger entry or a test may name.
 KERNEL_FAMILIES = ("onednn", "stock", "xla", "impl", "jax", "external")
-EVIDENCE = ("verbose", "message", "registry", "path")
+EVIDENCE = ("verbose", "message", "registry", "path", "silent")
 
 #: The worker environment variable that makes oneDNN report each executed primitive.
 VERBOSE_ENV = {"ONEDNN_VERBOSE": "1"}
@@ -44,7 +48,10 @@ _WEIGHTS = re.compile(r"wei:[^: ]*:[^: ]*:blocked:(?P<fmt>[^: ]+)")
 _ONEDNN_TEXT = re.compile(r"_MklNative\w*|_Mkl\w*Conv\w*|mkl_conv\w*\.cc|\bMkl\w*Op\b|"
                           r"could not create a (?:primitive )?descriptor")
 _STOCK_TEXT = re.compile(r"\[Op:Conv3DBackpropInputV2\]|__wrapped__Conv3DBackpropInputV2|"
-                         r"Conv3DBackpropInputOpV2|conv_grad_input_ops\.cc|conv_grad_ops_3d\.cc")
+                         r"Conv3DBackpropInputOpV2|conv_grad_input_ops\.cc|conv_grad_ops_3d\.cc|"
+                         # the stock Conv3D (tf-grad's forward op): Eigen's NDHWC-only check
+                         r"CPU implementation of Conv3D currently only supports (?:the NHWC|dilated)|"
+                         r"Current CPU implementation does not yet support dilation rates larger")
 
 
 class KernelObservation(NamedTuple):
@@ -83,11 +90,13 @@ def onednn_convolutions(text: str) -> list[tuple[str, str, str | None]]:
 
 
 def observe(kind: str, path: str | None, dtype: str | None, text: str,
-            facts: dict[str, Any]) -> KernelObservation:
+            facts: dict[str, Any], computed: bool = False) -> KernelObservation:
     """The kernel that ran a call of a target of ``kind`` (``tf``/``impl``/``jax``/``module``)
     and TF ``path``, on arrays of ``dtype``, given the call's output ``text`` (oneDNN verbose
     lines, the exception message or the crash's stderr) and the worker's ``facts``
-    (``onednn_enabled``, ``onednn_dtypes``, from :func:`oracle.tf_paths.warm_up`)."""
+    (``onednn_enabled``, ``onednn_dtypes``, from :func:`oracle.tf_paths.warm_up`).
+    ``computed``: the call returned a non-empty result (so a oneDNN kernel would have printed
+    its verbose line)."""
     if kind != "tf":
         return KernelObservation({"impl": "impl", "jax": "jax"}.get(kind, "external"))
     if path == "xla":
@@ -101,4 +110,6 @@ def observe(kind: str, path: str | None, dtype: str | None, text: str,
     if _STOCK_TEXT.search(text):
         return KernelObservation("stock", evidence="message")
     onednn = bool(facts.get("onednn_enabled")) and dtype in (facts.get("onednn_dtypes") or ())
+    if onednn and computed:
+        return KernelObservation("stock", evidence="silent")
     return KernelObservation("onednn" if onednn else "stock", evidence="registry")

@@ -100,7 +100,32 @@ def onednn_facts(tf, info: dict) -> dict:
     except Exception as exc:  # noqa: BLE001 - private API; record why it is unknown
         out["onednn_dtypes"] = []
         out["onednn_registry_error"] = repr(exc)
+    flags = cpu_flags()
+    if flags:
+        out["onednn_dtypes"] = [d for d in out["onednn_dtypes"] if onednn_takes(d, flags)]
     return out
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags as Linux names them (empty where /proc/cpuinfo is unreadable)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            return next((set(ln.split(":", 1)[1].split()) for ln in fh if ln.startswith("flags")), set())
+    except OSError:
+        return set()
+
+
+def onednn_takes(dtype: str, flags: set[str]) -> bool:
+    """TF's own per-dtype rule (``IsDataTypeSupportedByOneDNNOnThisCPU``, util.cc): with oneDNN
+    on, float16 runs oneDNN only with AVX512BW plus AVX512-FP16 or AMX-FP16, or AVX-NE-CONVERT,
+    else TF logs "oneDNN supports DT_HALF only on platforms with AVX-512. Falling back to the
+    default Eigen-based implementation" (seen on TF 2.21, AMD EPYC with AVX-512 BF16 but no
+    FP16); bfloat16 needs AVX512F or AVX-NE-CONVERT."""
+    if dtype == "float16":
+        return ("avx512bw" in flags and bool({"avx512_fp16", "amx_fp16"} & flags)) or "avx_ne_convert" in flags
+    if dtype == "bfloat16":
+        return "avx512f" in flags or "avx_ne_convert" in flags
+    return True
 
 
 def to_numpy(result: Any) -> np.ndarray:

@@ -119,6 +119,16 @@ class CallOutput:
         return os.pread(self._fd, size - start, start).decode("utf-8", "replace") if size > start else ""
 
 
+def _nonempty_call(case_json: dict) -> bool:
+    """Whether value, filter and output_shape of a Case (JSON) all have elements."""
+    shapes = [a.get("shape") for a in (case_json.get("value"), case_json.get("filter"))
+              if isinstance(a, dict)] + [case_json.get("output_shape")]
+    try:
+        return len(shapes) == 3 and all(int(np.prod([int(d) for d in s])) > 0 for s in shapes)
+    except (TypeError, ValueError):
+        return False
+
+
 def kernel_observer(name: str, facts: dict[str, Any], output: CallOutput | None
                     ) -> Callable[[dict, str], dict]:
     """``(case JSON, error message) -> KernelObservation JSON`` for one target in this worker."""
@@ -131,7 +141,8 @@ def kernel_observer(name: str, facts: dict[str, Any], output: CallOutput | None
         arrays = [case_json.get("filter"), case_json.get("value")]
         dtype = next((a["dtype"] for a in arrays if isinstance(a, dict) and "dtype" in a), None)
         text = (output.text() if output is not None else "") + "\n" + message
-        return observe(kind, path, dtype, text, facts).to_json()
+        computed = output is not None and not message and _nonempty_call(case_json)
+        return observe(kind, path, dtype, text, facts, computed).to_json()
 
     return observe_call
 

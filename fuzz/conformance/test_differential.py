@@ -31,4 +31,4 @@ def differential(ctx, cases):
 
 
 def test_differential(ctx):
-    every_failure(lambda: differential(ctx), ctx.budget)
+    every_failure(differential, ctx.budget, ctx)

@@ -17,4 +17,4 @@ def exact(ctx, cases):
 
 
 def test_exact(ctx):
-    every_failure(lambda: exact(ctx), ctx.budget)
+    every_failure(exact, ctx.budget, ctx)

@@ -25,4 +25,4 @@ def invalid(ctx, case):
 
 
 def test_invalid(ctx):
-    every_failure(lambda: invalid(ctx), ctx.budget)
+    every_failure(invalid, ctx.budget, ctx)

@@ -47,4 +47,4 @@ def metamorphic_identities(ctx, case):
 
 
 def test_metamorphic(ctx):
-    every_failure(lambda: metamorphic_identities(ctx), ctx.budget)
+    every_failure(metamorphic_identities, ctx.budget, ctx)

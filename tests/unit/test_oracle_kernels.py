@@ -46,6 +46,21 @@ def test_stock_op_named_in_an_error_even_where_onednn_is_on():
     assert observe("tf", "eager", "int32", text, ONEDNN_ON).family == "stock"
 
 
+def test_tf_grads_stock_conv3d_rejecting_ncdhw_is_the_stock_kernel():
+    text = ("{{function_node __wrapped__Conv3D_device_/job:localhost/replica:0/task:0/device:CPU:0}} "
+            "CPU implementation of Conv3D currently only supports the NHWC tensor format. [Op:Conv3D]")
+    assert observe("tf", "grad", "float16", text, ONEDNN_ON).family == "stock"
+
+
+def test_a_computed_result_without_a_onednn_line_was_the_stock_kernel_where_onednn_is_on():
+    """TF 2.21, AMD EPYC with AVX-512 BF16 but not FP16: oneDNN is on and registered for
+    float16, yet a float16 call prints no oneDNN line and returns the stock kernel's result."""
+    assert observe("tf", "eager", "float32", STOCK_GEMM, ONEDNN_ON, computed=True) == \
+        KernelObservation("stock", evidence="silent")
+    assert observe("tf", "eager", "float32", BWD_DATA, ONEDNN_ON, computed=True).evidence == "verbose"
+    assert observe("tf", "eager", "float32", STOCK_GEMM, ONEDNN_OFF, computed=True).evidence == "registry"
+
+
 @pytest.mark.parametrize("dtype,facts,family", [
     ("float32", ONEDNN_ON, "onednn"),     # e.g. an empty result: no primitive ran, the op was
     ("float64", ONEDNN_ON, "stock"),      # rewritten; float64 has no oneDNN kernel: stock
@@ -60,3 +75,14 @@ def test_the_path_decides_for_xla_and_non_tf_targets():
     assert observe("tf", "xla", "float32", BWD_DATA, ONEDNN_ON).family == "xla"
     assert [observe(k, None, "float32", BWD_DATA, ONEDNN_ON).family
             for k in ("impl", "jax", "module")] == ["impl", "jax", "external"]
+
+
+@pytest.mark.parametrize("flags,takes", [
+    ({"avx512f", "avx512bw", "avx512_bf16", "avx512_vnni"}, ["bfloat16", "float32"]),   # AMD EPYC (Zen 4)
+    ({"avx512f", "avx512bw", "avx512_fp16", "amx_bf16"}, ["bfloat16", "float16", "float32"]),  # Sapphire Rapids
+    ({"avx2", "fma"}, ["float32"]),
+    ({"avx2", "avx_ne_convert"}, ["bfloat16", "float16", "float32"]),
+])
+def test_tfs_per_dtype_onednn_rule_by_cpu_flags(flags, takes):
+    from oracle.tf_paths import onednn_takes
+    assert [d for d in ("bfloat16", "float16", "float32") if onednn_takes(d, flags)] == takes
