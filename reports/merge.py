@@ -162,8 +162,9 @@ def merge_findings(raws: list[dict[str, Any]], baseline_ids: set[str]) -> list[d
     property, kind) — the smallest id, as each worker does (``fuzz.session``), so the record does
     not depend on how xdist spread the tests — keep one new finding per distinct failure
     (``details.signature``, ``fuzz.failures``): the smallest reproducer, counting the others, as
-    two processes or two parametrized tests may each have shrunk the same bug; and sort: new
-    first, then kind, target, id."""
+    two processes or two parametrized tests may each have shrunk the same bug (baselined ones
+    take part: with a baseline the survivor is the same as without it, only its status
+    differs); and sort: new first, then kind, target, id."""
     by_id: dict[str, dict[str, Any]] = {}
     for raw in raws:
         f = record_finding(raw, baseline_ids)
@@ -182,7 +183,7 @@ def merge_findings(raws: list[dict[str, Any]], baseline_ids: set[str]) -> list[d
                 kept[key] = fid
     same_bug: dict[str, list[dict[str, Any]]] = {}
     for f in by_id.values():
-        if f["status"] == "new" and f["details"].get("signature"):
+        if f["status"] in ("new", "baseline") and f["details"].get("signature"):
             same_bug.setdefault(f["details"]["signature"], []).append(f)
     for group in same_bug.values():
         group.sort(key=lambda f: (_case_size(f), f["id"]))
