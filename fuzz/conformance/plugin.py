@@ -155,6 +155,12 @@ def pytest_runtest_makereport(item, call):
                 shipped = STATE.get("shipped_ledger")
                 if shipped is None or not shipped.classify(f).known_deviation:
                     corpus.save(f, STATE["corpus_save_dir"])
+        # After every test, not only every 5 s: a Ctrl-C to the whole process group reaches the
+        # xdist workers too, and they may be torn down before their session ends; what a finished
+        # test judged is then already on disk for the partial record.
+        if STATE["ctx"] is not None:
+            rec.extra["failures"] = STATE["ctx"].budget.to_json()
+        rec.write()
 
 
 def pytest_collection_modifyitems(session, config, items):
