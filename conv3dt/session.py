@@ -89,7 +89,11 @@ def run_session(cmd: list[str], log: Path, deadline: float | None = None) -> tup
     """
     from conv3dt.signals import reason_of
 
-    env = dict(os.environ)
+    # A gate run from inside a pytest-xdist worker (our own tests; a user's pytest plugin) must
+    # not pass that worker's identity on: the session's controller would take PYTEST_XDIST_WORKER
+    # as its own and overwrite its worker's stats file of the same name (seen: 0 examples).
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("PYTEST_XDIST_") and k != "PYTEST_CURRENT_TEST"}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), env.get("PYTHONPATH")) if p)
     start = time.monotonic()
     interrupted = None

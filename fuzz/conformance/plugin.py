@@ -78,7 +78,8 @@ def pytest_configure(config):
     if _is_controller(config):
         for stale in list(Path(out).glob("stats-*.json")) + list(Path(out).glob("findings-*.jsonl")):
             stale.unlink()
-    STATE["recorder"] = Recorder(out, worker_id())
+    # the controller is "main" even where PYTEST_XDIST_WORKER leaked in from an outer xdist run
+    STATE["recorder"] = Recorder(out, "main" if _is_controller(config) else worker_id())
     # Replay the given corpus (default: the shipped one). Save new shrunk Findings into the given
     # corpus only when one is named; otherwise into this run's own output directory, so that a run
     # never rewrites the installed package and the same seed replays the same corpus (reproducible).
