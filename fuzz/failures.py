@@ -17,8 +17,8 @@ the run. Three pieces:
 - ``FindingError.for_key(key)``: one ``FindingError`` subclass per key. Hypothesis tells
   failures apart by exception type and raising line (its ``InterestingOrigin``), so every key
   is a failure of its own that it shrinks separately and reports in its ``ExceptionGroup``.
-  An example showing several keys is raised as the smallest key that still has shrink budget,
-  carrying all of its findings.
+  An example showing several keys is raised as the key its round shrinks (outside
+  ``every_failure``, as its smallest key), carrying all of its findings.
 - ``FailureBudget``: per pytest process, the limits on cost.
     - *Shrink budget per round* (``shrink_seconds``): from the first example a shrink round
       raises, Hypothesis may go on raising new examples of its key for that long. After that,
@@ -315,7 +315,7 @@ def every_failure(test: Callable[..., None], budget: FailureBudget, *args: Any,
     for key, example in budget.seen.items():
         if key not in errors:
             errors[key] = FindingError.for_key(key)(budget.judged.get(example, []))
-    found = [errors[k] for k in budget.seen if k in errors]
+    found = [errors[k] for k in budget.seen]      # every key seen has an error, in first-met order
     if len(found) == 1:
         raise found[0]
     if found:
