@@ -25,9 +25,9 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def cpu_info() -> dict[str, Any]:
-    """CPU model, logical CPU count and the kernel-relevant feature flags (Linux /proc)."""
-    model, flags = platform.processor() or None, set()
+def _proc_cpuinfo() -> tuple[str | None, set[str]]:
+    """The CPU model name and every feature flag, as Linux /proc/cpuinfo names them."""
+    model, flags = None, set()
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
             for line in fh:
@@ -39,7 +39,18 @@ def cpu_info() -> dict[str, Any]:
                     flags = set(val.split())
     except OSError:
         pass
-    return {"model": model, "logical_cpus": os.cpu_count(),
+    return model, flags
+
+
+def cpu_flags() -> set[str]:
+    """Every feature flag of the CPU (empty where /proc/cpuinfo is unreadable)."""
+    return _proc_cpuinfo()[1]
+
+
+def cpu_info() -> dict[str, Any]:
+    """CPU model, logical CPU count and the kernel-relevant feature flags (Linux /proc)."""
+    model, flags = _proc_cpuinfo()
+    return {"model": platform.processor() or model, "logical_cpus": os.cpu_count(),
             "flags": sorted(f for f in INTERESTING_CPU_FLAGS if f in flags)}
 
 

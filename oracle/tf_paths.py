@@ -100,19 +100,12 @@ def onednn_facts(tf, info: dict) -> dict:
     except Exception as exc:  # noqa: BLE001 - private API; record why it is unknown
         out["onednn_dtypes"] = []
         out["onednn_registry_error"] = repr(exc)
+    from oracle.environment import cpu_flags
+
     flags = cpu_flags()
     if flags:
         out["onednn_dtypes"] = [d for d in out["onednn_dtypes"] if onednn_takes(d, flags)]
     return out
-
-
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags as Linux names them (empty where /proc/cpuinfo is unreadable)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            return next((set(ln.split(":", 1)[1].split()) for ln in fh if ln.startswith("flags")), set())
-    except OSError:
-        return set()
 
 
 def onednn_takes(dtype: str, flags: set[str]) -> bool:
