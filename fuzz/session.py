@@ -157,10 +157,12 @@ def _replace_file(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def merge_stats(paths) -> dict[str, Any]:
-    """Sum several ``stats-*.json`` (the gate and the coverage tripwire use this): counters add,
-    matrix cells ``[n, deviations]`` add element-wise, headroom samples concatenate, and lists of
-    ids (e.g. ``corpus.fixed``) merge as a sorted union."""
+def merge_stats(paths, sections: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Sum several ``stats-*.json`` (the coverage tripwire uses this; ``reports.merge`` builds the
+    record): counters add, matrix cells ``[n, deviations]`` add element-wise, headroom samples
+    concatenate, and lists of ids (e.g. ``corpus.fixed``) merge as a sorted union. Leaves that
+    are not numbers (the time-limit policy's structure summaries, facts) are per-process facts,
+    not sums: the first process's stands. ``sections`` keeps only those top-level keys."""
     total: dict[str, Any] = {}
 
     def add(dst, src, section):
@@ -175,8 +177,11 @@ def merge_stats(paths) -> dict[str, Any]:
                 dst[k] = sorted(set(dst.get(k, [])) | set(v))
             elif isinstance(v, list):
                 dst[k] = [a + b for a, b in zip(dst[k], v)] if k in dst else list(v)
-            else:
+            elif isinstance(v, (int, float)) and not isinstance(v, bool):
                 dst[k] = dst.get(k, 0) + v
+            else:
+                dst.setdefault(k, v)
     for p in paths:
-        add(total, json.loads(Path(p).read_text()), None)
+        part = json.loads(Path(p).read_text())
+        add(total, part if sections is None else {k: part[k] for k in sections if k in part}, None)
     return total

@@ -182,7 +182,7 @@ def pytest_sessionfinish(session, exitstatus):
     if any("cut_short" in (json.loads(p.read_text()).get("failures") or {})
            for p in Path(rec.out_dir).glob("stats-*.json")):
         return  # cut short by the deadline: the record says so; missing cells are expected
-    stats = merge_stats(sorted(Path(rec.out_dir).glob("stats-*.json")))
+    stats = merge_stats(sorted(Path(rec.out_dir).glob("stats-*.json")), ("examples", "coverage"))
     if not REQUIRED_PROPERTIES <= set(stats.get("examples", {})):
         return  # not every property ran (e.g. -k selected one): the cells cannot all be hit
     gaps = missing(stats.get("coverage", {}))

@@ -47,3 +47,34 @@ def test_one_known_deviation_per_key_is_the_smallest_id_whatever_the_order(tmp_p
             rec.known(f)
         assert list(rec.findings) == [smallest]
         assert rec.ledger_hits["some-entry"] == 6
+
+
+def test_the_tripwire_merges_what_real_workers_write(tmp_path):
+    """Every worker's stats carry its pools' time-limit policies (strings: structure summaries,
+    dtypes). The controller's tripwire merged whole files and died on them (``0 + 'float64'``):
+    a ci gate with no new finding exited 3. Non-numeric leaves are facts, not sums."""
+    from fuzz.session import Recorder
+    from oracle.arrays import ArraySpec
+    from oracle.case import Case
+    from oracle.pool import TargetPool
+
+    case = Case(ArraySpec("float32", (1, 1, 1, 1, 2), "normal", seed=1),
+                ArraySpec("float32", (1, 1, 1, 3, 2), "normal", seed=2), output_shape=[1, 1, 1, 1, 3])
+    with TargetPool("impl", timeout=30, isolate=True) as pool:   # as the gate runs impl
+        assert pool.run([case])[0].kind == "value"
+        limits = pool.time_limits()
+    assert any(isinstance(s.get("summary"), str) for s in limits["structures"].values())
+    for wid, n in (("gw0", 3), ("gw1", 4)):
+        rec = Recorder(tmp_path, wid)
+        rec.extra["time_limits"] = {"impl": limits}
+        rec.examples["differential"]["impl"] = n
+        rec.write()
+    paths = sorted(tmp_path.glob("stats-*.json"))
+    assert len(paths) == 2
+    total = merge_stats(paths)
+    assert total["examples"]["differential"]["impl"] == 7
+    sid, structure = next(iter(limits["structures"].items()))
+    merged = total["time_limits"]["impl"]["structures"][sid]
+    assert merged["summary"] == structure["summary"] and merged["calls"] == 2 * structure["calls"]
+    only = merge_stats(paths, ("examples", "coverage"))
+    assert set(only) == {"examples", "coverage"}
