@@ -28,6 +28,7 @@ import faulthandler
 import importlib
 import json
 import os
+import re
 import sys
 import time
 from typing import Any, Callable
@@ -147,6 +148,24 @@ def kernel_observer(name: str, facts: dict[str, Any], output: CallOutput | None
     return observe_call
 
 
+# A graph execution error carries Python tracebacks of where the node was defined: before the
+# kernel's text ("Detected at node 'x' defined at (most recent call last): ... Node: 'x'") and
+# after it ("Original stack trace for 'x': ..."), ~1.5k characters of the oracle's own call stack,
+# longer in a deeper checkout or a tox env.
+_NODE_DEFINITION = (re.compile(r"Detected at node .*? defined at \(most recent call last\):\n"
+                               r".*?^Node: [^\n]*\n", re.S | re.M),
+                    re.compile(r"\n*Original stack trace for .*", re.S))
+
+
+def error_text(exc: BaseException) -> str:
+    """An exception's message without TF's tracebacks of the node definition: what the kernel
+    said is what the ledger and the judge read, wherever the checkout lies, whichever TF wrote it."""
+    text = str(exc)
+    for rx in _NODE_DEFINITION:
+        text = rx.sub("", text)
+    return text
+
+
 def run_one(fn: Callable, case_json: dict, kernel_of: Callable[[dict, str], dict] | None = None,
             output: CallOutput | None = None) -> tuple[dict, bytes | None]:
     """Run one case; return the reply header and, for a value, its raw bytes. ``kernel_of``
@@ -169,7 +188,7 @@ def run_one(fn: Callable, case_json: dict, kernel_of: Callable[[dict, str], dict
             raise
         header = {"kind": "raised", "error_class": qualified_name(type(exc)),
                   "error_bases": [qualified_name(c) for c in type(exc).__mro__[1:] if c is not object],
-                  "message": str(exc)[:4000]}
+                  "message": error_text(exc)[:4000]}
         raw = None
     header["seconds"] = time.perf_counter() - start
     header["rss"] = rss_bytes()
