@@ -55,7 +55,7 @@ import numpy as np
 __all__ = ["transposed_conv_ndhwc", "axis_phases", "tap_ranges"]
 
 
-def _axis_phases(out_size: int, kernel: int, stride: int, dilation: int, pad: int):
+def _axis_phases(out_size: int, in_size: int, kernel: int, stride: int, dilation: int, pad: int):
     """Per-axis phase plan: a tuple of ``(o_first, n_out, taps, step, lo)`` per reachable phase.
 
     ``o_first`` is the first output index of the phase and ``n_out`` how many outputs it has (they
@@ -63,19 +63,26 @@ def _axis_phases(out_size: int, kernel: int, stride: int, dilation: int, pad: in
     window meets them (descending ``k``), ``step`` is the window's dilation in input elements and
     ``lo`` the input index (possibly negative) under window element 0 for phase output 0. Phases
     with no output or no tap are omitted: their outputs stay 0.
+
+    Only the phases of the first ``min(O, s)`` outputs exist, and a tap is kept only if some output
+    of its phase reads an input ``0 <= i < I`` through it (``i = m - t_k`` over the phase's ``m``):
+    the kept taps are a contiguous run of the phase's progression, and the work is bounded by the
+    outputs and inputs, not by ``s`` or ``(K - 1)·d`` (a stride or dilation of 2³¹ − 1 is valid).
     """
     plans = []
-    for residue in range(stride):
-        o_first = (residue - pad) % stride
+    for o_first in range(min(out_size, stride)):
+        residue = (o_first + pad) % stride
         n_out = len(range(o_first, out_size, stride))
-        taps = tuple(k for k in range(kernel - 1, -1, -1) if (k * dilation - residue) % stride == 0)
-        if n_out == 0 or not taps:
-            continue
         m_first = (o_first + pad - residue) // stride
+        m_last = m_first + n_out - 1
+        taps = tuple(k for k in range(kernel - 1, -1, -1) if (k * dilation - residue) % stride == 0
+                     and m_first - in_size < (k * dilation - residue) // stride <= m_last)
+        if not taps:
+            continue
         t_max = (taps[0] * dilation - residue) // stride
-        step = dilation // math.gcd(stride, dilation)
+        step = dilation // math.gcd(stride, dilation) if len(taps) > 1 else 1   # one tap: no window step
         plans.append((o_first, n_out, taps, step, m_first - t_max))
-    return tuple(plans)
+    return tuple(sorted(plans, key=lambda plan: (plan[0] + pad) % stride))
 
 
 # Caches over plain ints (the functions are pure); wrapped here rather than decorated so that
@@ -97,7 +104,8 @@ def _plan_geometry(batch, in_spatial, cin, out_spatial, cout, kernel, strides, d
     slab to build. Strides are in bytes of the accumulation dtype. Chunks whose windows see only
     padding are dropped (their outputs stay 0).
     """
-    axis_plans = [axis_phases(out_spatial[a], kernel[a], strides[a], dilations[a], pad_before[a])
+    axis_plans = [axis_phases(out_spatial[a], in_spatial[a], kernel[a], strides[a], dilations[a],
+                               pad_before[a])
                   for a in range(3)]
     out_bytes = batch * out_spatial[0] * out_spatial[1] * out_spatial[2] * cout * itemsize
     # A phase's filter matrix is a copy too (at most the whole filter): leave room for it.
