@@ -9,7 +9,8 @@ and judges each one on every selected target at once
 round trip per worker), exactly as the conformance session does. Default targets: the gate's
 (``oracle.targets.default_targets()``). Printed: examples/s summed over the processes, Cases/s,
 and the per-Case time split into generation (Hypothesis draws + materialising the arrays), oracle
-(all targets, concurrently), truth, judging and the rest.
+(all targets, concurrently), truth, judging and the rest, then the worker crashes (and timeouts)
+and the batches with a deviation; as a table per tier by default, as JSON with ``--json``.
 """
 from __future__ import annotations
 
@@ -86,15 +87,31 @@ def _bench(targets, a, tier: str) -> dict:
             "worker_crashes": sum(r["crashes"] for r in res)}
 
 
+def format_result(r: dict) -> str:
+    """One tier's result (``_bench``) as the human-readable table ``main`` prints."""
+    processes = f"{r['jobs']} process{'es' if r['jobs'] != 1 else ''}"
+    lines = [f"tier {r['tier']}: {', '.join(r['targets'])} ({processes}, "
+             f"{r['wall_s']:.2f} s wall)",
+             f"  {'examples/s':<30}{r['examples_per_s']:>12,.1f}   ({r['examples']} examples: "
+             f"{r['example']}, summed over the processes)",
+             f"  {'Cases/s':<30}{r['cases_per_s']:>12,.1f}   ({r['cases']} Cases)",
+             "  per Case (ms):"]
+    lines += [f"    {part:<28}{ms:>12.3f}" for part, ms in r["per_case_ms"].items()]
+    lines += [f"  {'worker crashes + timeouts':<30}{r['worker_crashes']:>12}",
+              f"  {'deviating batches':<30}{r['deviating_batches']:>12}"]
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="conv3dt bench fuzz", description=__doc__.splitlines()[0])
     ap.add_argument("--target", action="append", default=None,
                     help="target (repeatable; default: the gate's default targets)")
     ap.add_argument("--batches", type=int, default=100,
-                    help="Hypothesis examples per process (each a batch of up to 4 Cases, each "
-                         "Case judged on every target)")
+                    help="Hypothesis examples per process and tier; each is a batch judged on "
+                         "every target: differential, 8 Cases of one call structure (1 when a "
+                         "dimension is zero-size); realistic, 1 Case (default %(default)s)")
     ap.add_argument("--jobs", type=int, default=2, help="processes (like xdist -n)")
-    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ap.add_argument("--no-zero-dims", action="store_true",
                     help="leave out zero-size dimensions (drawn in 2%% of Cases: on TF 2.21 some "
                          "crash a worker; the warm spare replaces it)")
@@ -102,10 +119,18 @@ def main(argv=None) -> int:
                     help="which tier's strategy to draw from (both: one after the other, side by "
                          "side in one run)")
     a = ap.parse_args(argv)
+    if a.batches < 1:
+        ap.error("--batches must be >= 1")
+    if a.jobs < 1:
+        ap.error("--jobs must be >= 1")
     from oracle.targets import default_targets
     targets = list(dict.fromkeys(a.target or default_targets()))
     tiers = ("differential", "realistic") if a.tier == "both" else (a.tier,)
-    results = [_bench(targets, a, tier) for tier in tiers]
+    results = []
+    for tier in tiers:
+        results.append(_bench(targets, a, tier))
+        if not a.json:
+            print(format_result(results[-1]), flush=True)
     if a.json:
         print(json.dumps(results if len(results) > 1 else results[0], indent=1))
-        return 0
+    return 0

@@ -22,7 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "report": ("reports.cli", "report diff | matrix | render: work with run records"),
     "repro": ("conv3dt.repro", "print the standalone reproducer of a finding"),
     "targets": ("oracle.cli", "list the targets with availability and versions"),
-    "bench impl": ("conv3dt.bench_impl", "benchmark impl vs TF eager on realistic shapes"),
+    "bench impl": ("conv3dt.bench_impl", "benchmark impl vs TF's fastest path that accepts each shape"),
     "bench oracle": ("conv3dt.bench_oracle", "calls/s per target on tiny cases through the workers"),
     "bench fuzz": ("conv3dt.bench_fuzz", "judged differential examples/s and where the time goes"),
 }

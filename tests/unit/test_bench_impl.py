@@ -1,0 +1,126 @@
+"""``conv3dt bench impl`` times TF on the first of its paths (eager, tf.function, XLA) that accepts
+each shape's call, and says which. The path choice is tested with fake paths, and on a real
+dilated shape in a subprocess per oneDNN setting (TF's stock CPU kernel rejects dilation; its
+oneDNN kernel accepts it). No timings are asserted."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conv3dt.bench_impl import (TF_PATHS, NoTfPathError, Rejection, TfPath, choose_tf_path,
+                                error_summary)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Rejected(Exception):
+    """Stands in for tf.errors.OpError."""
+
+
+def fake(name: str, calls: list[str], error: BaseException | None = None) -> TfPath:
+    def call():
+        calls.append(name)
+        if error is not None:
+            raise error
+        return np.full(2, len(calls), dtype=np.float32)
+    return TfPath(name, call)
+
+
+def test_the_first_path_that_accepts_is_chosen_with_its_trial_result():
+    calls: list[str] = []
+    paths = [fake("eager", calls, Rejected("eager says no\nmore")),
+             fake("function", calls, Rejected("graph says no")),
+             fake("xla", calls), fake("later", calls)]
+    choice = choose_tf_path(paths, (Rejected,))
+    assert choice.path is paths[2]
+    assert calls == ["eager", "function", "xla"]  # one trial each, nothing after the choice
+    assert np.array_equal(choice.result, [3, 3])
+    assert choice.rejected == (Rejection("eager", "Rejected: more"),
+                               Rejection("function", "Rejected: graph says no"))
+
+
+def test_a_path_that_accepts_first_time_is_chosen_alone():
+    calls: list[str] = []
+    choice = choose_tf_path([fake("eager", calls), fake("xla", calls)], (Rejected,))
+    assert choice.path.name == "eager" and choice.rejected == () and calls == ["eager"]
+
+
+def test_no_accepting_path_is_one_error_naming_every_path():
+    calls: list[str] = []
+    paths = [fake(n, calls, Rejected(f"{n} refuses")) for n in TF_PATHS]
+    with pytest.raises(NoTfPathError) as exc:
+        choose_tf_path(paths, (Rejected,))
+    assert all(f"{n}: Rejected: {n} refuses" in str(exc.value) for n in TF_PATHS)
+
+
+def test_an_error_that_is_not_a_rejection_propagates():
+    calls: list[str] = []
+    paths = [fake("eager", calls, KeyError("bug")), fake("xla", calls)]
+    with pytest.raises(KeyError):
+        choose_tf_path(paths, (Rejected,))
+    assert calls == ["eager"]
+
+
+def test_error_summary_keeps_the_kernel_text_of_eager_and_graph_errors():
+    eager = ("{{function_node __wrapped__Conv3DBackpropInputV2_device_/job:localhost/replica:0/"
+             "task:0/device:CPU:0}} Current CPU implementation does not yet support dilation "
+             "rates larger than 1. [Op:Conv3DBackpropInputV2]")
+    graph = ("Graph execution error:\n\nDetected at node conv3d_transpose defined at (most recent "
+             "call last):\n  File \"x.py\", line 7, in <module>\n\nCurrent CPU implementation does "
+             "not yet support dilation rates larger than 1.\n\t [[{{node conv3d_transpose}}]] "
+             "[Op:__inference_conv_10]")
+    want = "ValueError: Current CPU implementation does not yet support dilation rates larger than 1."
+    assert error_summary(ValueError(eager)) == want
+    assert error_summary(ValueError(graph)) == want
+    assert error_summary(ValueError("")) == "ValueError: "
+
+
+# one small dilated shape and the non-dilated tiny one, each run through run_shape (trial, bound
+# check, one short timing) in a fresh process with oneDNN forced on or off
+PROBE = """
+import json, os, sys
+import numpy as np
+import tensorflow as tf
+from conv3dt.bench_impl import TINY, onednn_state, run_shape
+dilated = ("dilated k3s1d2 4^3 2->2", 1, 4, 2, 2, 3, 1, 2, "SAME")
+rows = [run_shape(tf, s, 1, np.random.default_rng(0), 0.0) for s in (dilated, TINY)]
+print(json.dumps({"onednn": onednn_state(), "rows": [
+    {"path": r["path"], "rejected": [[x.path, x.error] for x in r["rejected"]], "ok": r["ok"]}
+    for r in rows]}))
+"""
+
+
+def probe(onednn: str) -> dict:
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": onednn, "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True,
+                          timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_with_onednn_on_dilated_shapes_run_eager():
+    out = probe("1")
+    if out["onednn"] != "on":
+        pytest.fail(f"TF_ENABLE_ONEDNN_OPTS=1 left oneDNN {out['onednn']} in this TF build")
+    dilated, tiny = out["rows"]
+    assert dilated == {"path": "eager", "rejected": [], "ok": True}
+    assert tiny == {"path": "eager", "rejected": [], "ok": True}
+
+
+def test_with_onednn_off_dilated_shapes_run_on_a_path_that_accepts_them():
+    out = probe("0")
+    assert out["onednn"] in ("off", "unknown")
+    dilated, tiny = out["rows"]
+    assert dilated["ok"] and tiny == {"path": "eager", "rejected": [], "ok": True}
+    # TF's stock CPU kernel rejects dilation, eager and graph alike: XLA is the first to accept
+    assert dilated["path"] == "xla"
+    assert [path for path, _ in dilated["rejected"]] == ["eager", "function"]
+    assert all(err.startswith("InvalidArgumentError: ") and "dilation" in err
+               for _, err in dilated["rejected"])
