@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from oracle.case import Case, spatial_triple
-from fuzz.invalid import FAMILIES, family_of
+from fuzz.invalid import FAMILY_NAMES, family_of
 from fuzz.strategies import DTYPES, LAYOUTS, output_range
 
 AXIS_CELLS = ([f"dtype={d}" for d in DTYPES] + [f"layout={l}" for l in LAYOUTS]
@@ -31,7 +31,7 @@ PAIR_CELLS = ([f"dtype×layout={d}×{l}" for d in DTYPES for l in LAYOUTS]
               + [f"dtype×dilation>1={d}" for d in DTYPES]
               + ["padding×pad=SAME×odd", "padding×pad=SAME×even", "padding×pad=VALID×slack",
                  "stride>kernel", "kernel>output"])
-INVALID_CELLS = [f"invalid:{f}" for f in FAMILIES]
+INVALID_CELLS = [f"invalid:{f}" for f in FAMILY_NAMES]
 # The realistic tier's boundary classes (fuzz.realistic) and "large" (≥ 10⁵ outputs or ≥ 1000
 # products per output) crossed with every dtype and layout.
 SIZE_CELLS = (["size:cout-past-block-of-8", "size:cin-past-block-of-16", "size:channels>=64",

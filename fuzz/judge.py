@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from fuzz.findings import Finding
-from fuzz.invalid import DOC_RULES, family_of
+from fuzz.invalid import BY_NAME, family_of
 from fuzz.locate import locate
 from oracle.case import Case
 from oracle.outcome import Outcome
@@ -180,9 +180,12 @@ def _judge_bound(case, y, truth, target, prop, strict, out):
 
 
 def expected_error_class(case: Case, impl_out: Outcome | None) -> str:
-    """ValueError for the rules the doc names; otherwise the class ``impl`` raises."""
-    fam = family_of(case)
-    if fam in DOC_RULES or impl_out is None or impl_out.kind != "raised":
+    """The class the documentation promises for the family's rule (``InvalidFamily.promise``);
+    otherwise the class ``impl`` raises (ValueError if impl did not raise)."""
+    fam = BY_NAME.get(family_of(case) or "")
+    if fam is not None and fam.promise:
+        return fam.promise
+    if impl_out is None or impl_out.kind != "raised":
         return "ValueError"
     return impl_out.short_class or "ValueError"
 

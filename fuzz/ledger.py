@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from fuzz.findings import FINDING_KINDS, Finding
-from fuzz.invalid import FAMILIES
+from fuzz.invalid import FAMILY_NAMES
 from oracle.case import spatial_triple
 from oracle.kernels import KERNEL_FAMILIES
 from oracle.targets import KNOWN_TARGETS
@@ -95,6 +95,9 @@ def case_features(case: dict[str, Any]) -> dict[str, Any]:
         "output_shape_form": case.get("output_shape_form"),
         "value_recipe": (case.get("value") or {}).get("recipe"),
         "filter_dtype": (case.get("filter") or {}).get("dtype"),
+        "stride-or-dilation>=2^31-1": any(isinstance(x, int) and x >= 2**31 - 1 for x in (
+            *spatial_triple(case.get("strides"), layout), *dil)),
+        "zero-filter-spatial": len(fshape) == 5 and 0 in fshape[:3],
         "empty-output": isinstance(case.get("output_shape"), list)
         and all(isinstance(x, int) for x in case["output_shape"])
         and math.prod(case["output_shape"]) == 0,
@@ -102,7 +105,7 @@ def case_features(case: dict[str, Any]) -> dict[str, Any]:
 
 
 FEATURE_NAMES = tuple(case_features({}))
-LABELS = ("valid", *(f"invalid:{f}" for f in FAMILIES))
+LABELS = ("valid", *(f"invalid:{f}" for f in FAMILY_NAMES))
 
 
 class LedgerError(ValueError):

@@ -16,6 +16,7 @@ This module never imports TensorFlow; it is safe to import anywhere.
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -183,9 +184,19 @@ def expand_to_5(value: Any, form: str, data_format: Any) -> Any:
     return value
 
 
+#: tf-grad differentiates ``conv3d`` at ``x = zeros(output_shape)``: an output_shape at the integer
+#: limits (2³¹ − 1 samples) would allocate x itself (16 GiB) before TF could reject the call.
+GRAD_MAX_ELEMENTS = 2**27
+
+
 def grad_check(case) -> None:
     """Raise Inexpressible when tf-grad has no equivalent of the Case's argument forms."""
     if case.value_arg in ("both", "missing") or case.filter_arg in ("both", "missing"):
         raise Inexpressible("tf-grad", f"value_arg={case.value_arg!r}, filter_arg={case.filter_arg!r}")
     if case.output_shape_form == "omitted":
         raise Inexpressible("tf-grad", "output_shape omitted (x has no shape)")
+    shape = case.output_shape
+    if isinstance(shape, (list, tuple)) and all(isinstance(n, int) and n >= 0 for n in shape) \
+            and math.prod(shape) > GRAD_MAX_ELEMENTS:
+        raise Inexpressible("tf-grad", f"x of output_shape {list(shape)} would hold "
+                                       f"{math.prod(shape)} elements (at most {GRAD_MAX_ELEMENTS})")

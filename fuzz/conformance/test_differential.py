@@ -5,21 +5,23 @@ Each example draws one call structure and ``VALUE_BATCH`` (4) Cases with differe
 example); each Case is judged on every selected target at once (one ``(Case, target)`` judgment per
 target: what the gate and ``conv3dt bench fuzz`` count as an example). Explicit examples: the
 deterministic rare-cell Cases (zero-size N / Cin / Cout / spatial, drawn rarely on purpose since
-TF 2.21 crashes or corrupts on some) and every valid corpus Case."""
-from hypothesis import example, given
+TF 2.21 crashes or corrupts on some), the valid Cases at the limits (``fuzz.limits``: strides and
+dilations at the int32 / int64 limits, a zero extent on every axis) and every valid corpus Case."""
+from hypothesis import given
 
 from fuzz import corpus, profiles
-from fuzz.failures import every_failure
+from fuzz.failures import every_failure, explicit
 from fuzz.properties import check_valid_batch
+from fuzz.limits import limit_cases
 from fuzz.strategies import rare_cell_cases, valid_batches
 
 
 def _with_examples(test):
-    for case in rare_cell_cases():
-        test = example(cases=[case])(test)
+    for case in rare_cell_cases() + limit_cases():
+        test = explicit("differential", cases=[case])(test)
     for entry in corpus.scan(profiles.ACTIVE["corpus_dir"] or corpus.DEFAULT_DIR)[0]:  # corrupt: test_corpus_replay
         if entry["case_obj"].label == "valid" and not entry["case_obj"].exact:
-            test = example(cases=[entry["case_obj"]])(test)
+            test = explicit("differential", cases=[entry["case_obj"]])(test)
     return test
 
 

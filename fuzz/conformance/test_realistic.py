@@ -8,10 +8,10 @@ examples, so a single search over all dtypes spends most of its examples in whic
 met first; each search has its own seed (``fuzz.realistic.tier_seed``). Explicit examples: ``fuzz.realistic.boundary_cases()`` of that dtype, one
 deterministic Case per boundary class, so the tier's coverage never depends on luck."""
 import pytest
-from hypothesis import example, given, seed
+from hypothesis import given, seed
 
 from fuzz import profiles
-from fuzz.failures import every_failure
+from fuzz.failures import every_failure, explicit
 from fuzz.properties import check_valid_batch
 from fuzz.realistic import BUDGETS, boundary_cases, realistic_cases, tier_seed
 from fuzz.strategies import DTYPES
@@ -26,7 +26,7 @@ def tier_search(ctx, dtype: str, prop: str = "realistic"):
 
     for case in boundary_cases():
         if case.dtype == dtype:
-            search = example(case=case)(search)
+            search = explicit(prop, case=case)(search)
     return seed(tier_seed(dtype, profiles.ACTIVE["seed"]))(search)
 
 

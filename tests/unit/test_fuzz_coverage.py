@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from fuzz.coverage import INVALID_CELLS, REQUIRED, cells_of, missing
-from fuzz.invalid import FAMILIES
+from fuzz.invalid import FAMILY_NAMES
 from oracle.arrays import ArraySpec
 from oracle.case import Case
 
@@ -44,7 +44,7 @@ def test_dilation_zero_size_and_valid_slack_cells():
 
 def test_invalid_case_hits_only_its_family_cell():
     assert cells_of(case(label="invalid:channel-in")) == ["invalid:channel-in"]
-    assert set(INVALID_CELLS) == {f"invalid:{f}" for f in FAMILIES}
+    assert set(INVALID_CELLS) == {f"invalid:{f}" for f in FAMILY_NAMES}
 
 
 def test_tripwire_names_the_missing_cells():

@@ -19,6 +19,7 @@ CHECK = ("F0000 00:00:1796217316.204041   30122 tensor_format.h:428] Check faile
 
 class FakeCase:
     def __init__(self, i: int) -> None:
+        self.x = i
         self.case_id = f"C{i}"
 
 
@@ -182,3 +183,27 @@ def test_rounds_reraise_what_is_not_a_finding() -> None:
 
     with pytest.raises(KeyError):
         every_failure(broken, budget)
+
+
+def test_a_failure_only_an_explicit_example_shows_gets_no_round_and_is_reported_with_it() -> None:
+    """An explicit example is deterministic and small: a round without the explicit phase
+    cannot meet its failure again and would generate the whole run anew looking for it (the
+    TF 2.21 gate judged 88,956 differential examples instead of ~11,000, one full run per key
+    only an explicit limit Case showed). It is reported with the explicit example instead."""
+    from fuzz.failures import explicit
+
+    budget, calls = FailureBudget(), []
+
+    @settings(max_examples=50, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+    @explicit("differential", cases=[FakeCase(-7)])
+    @given(cases=st.lists(st.integers(0, 100).map(FakeCase), min_size=1, max_size=1))
+    def prop(cases):
+        calls.append(cases[0].x)
+        if budget.before_example("differential", cases):
+            budget.fail("differential", cases,
+                        [finding("crash", signal="SIGSEGV", x=c.x) for c in cases if c.x < 0])
+
+    with pytest.raises(FindingError) as err:
+        every_failure(prop, budget)
+    assert [f.details["x"] for f in err.value.findings] == [-7]
+    assert calls.count(-7) == 1 and len(calls) <= 51, len(calls)   # the survey only, no round

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import impl
-from fuzz.invalid import FAMILIES, family_of, invalid_cases
+from fuzz.invalid import FAMILY_NAMES, family_of, invalid_cases
 from fuzz.strategies import (OUT_BUDGET, WORK_BUDGET, exact_cases, geometries, output_range,
                              rare_cell_cases, valid_cases)
 from fuzz.truth import truth_of
@@ -54,7 +54,7 @@ def test_exact_draws_are_exact_in_their_dtype(case):
     np.testing.assert_array_equal(call(case), t.exact_value)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", FAMILY_NAMES)
 def test_every_invalid_family_is_rejected_by_impl_and_labelled(family):
     seen = []
 

@@ -78,7 +78,9 @@ def test_expand_to_5(value, form, fmt, expected):
 
 
 @pytest.mark.parametrize("changes", [dict(value_arg="both"), dict(filter_arg="missing"),
-                                     dict(output_shape_form="omitted")])
+                                     dict(output_shape_form="omitted"),
+                                     dict(output_shape=[2**31 - 1, 1, 1, 1, 2]),      # 16 GiB of x
+                                     dict(output_shape=[1, 2**21, 2**21, 2**21, 2])])
 def test_grad_inexpressible_forms(changes):
     with pytest.raises(Inexpressible, match="tf-grad cannot express") as info:
         grad_check(_case(**changes))
