@@ -108,8 +108,9 @@ def broken_runs(tmp_path_factory) -> list[Path]:
     for i in range(2):
         out = tmp_path_factory.mktemp(f"broken{i}")
         # --shrink-seconds: the shrink budget is wall-clock; on a loaded machine (a local CI run
-        # at load 7 took 27 min) a 60 s cut can end one round's shrinking early and change its
-        # reproducer. The same seed gives the same ids when shrinking is not cut short.
+        # at load 7 took 27 min) a 60 s cut can end a round's shrinking early and change its
+        # reproducer (suspected: one of 34 ids differed in that run). The same seed gives the same
+        # ids when shrinking is not cut short.
         res = conv3dt("gate", "--target", "tests.unit.test_cli_gate:wrong_values", "--target", "impl",
                       "--report-dir", str(out), "--seed", "7", "--shrink-seconds", "600", *CI_SMALL)
         assert res.returncode == 1, res.stdout + res.stderr
