@@ -31,9 +31,9 @@ def _spec(shape, seed: int) -> ArraySpec:
     return ArraySpec("float32", tuple(shape), "normal", seed=seed)
 
 
-def _case(value_shape, filter_shape, output_shape, name: str, **kwargs) -> Case:
+def _case(value_shape, filter_shape, output_shape, **kwargs) -> Case:
+    """A valid float32 Case (no ``name``: a Case's name is the op's name argument, passed to TF)."""
     kwargs.setdefault("strides", [1, 1, 1, 1, 1])
-    del name   # what the Case is for; a Case's ``name`` is the op's name argument, passed to TF
     return Case(_spec(value_shape, 11), _spec(filter_shape, 12), output_shape=list(output_shape),
                 label="valid", **kwargs)
 
@@ -43,31 +43,32 @@ def limit_cases() -> list[Case]:
     and the int64 limit, and a zero extent on every axis of the value and the filter."""
     out: list[Case] = []
     for s in STRIDE_LIMITS:
-        out.append(_case((2, 1, 2, 2, 3), (2, 2, 2, 4, 3), (2, 2, 4, 4, 4), f"stride-{s}",
+        out.append(_case((2, 1, 2, 2, 3), (2, 2, 2, 4, 3), (2, 2, 4, 4, 4),
                          strides=[1, s, 2, 2, 1]))
     for d, kind in DILATION_LIMITS:
         if kind == "same":
             out.append(_case((1, 1, 2, 2, 3), (3, 2, 1, 4, 3), (1, 3, 2, 2, 4),
-                             f"dilation-{d}-same", strides=[1, 3, 1, 1, 1],
+                             strides=[1, 3, 1, 1, 1],
                              dilations=[1, d, 1, 1, 1], dilations_form="list"))
         else:
-            out.append(_case((1, 2, 2, 2, 3), (1, 2, 2, 4, 3), (1, 2, 3, 3, 4), f"dilation-{d}-k1",
+            out.append(_case((1, 2, 2, 2, 3), (1, 2, 2, 4, 3), (1, 2, 3, 3, 4),
                              padding="VALID", dilations=[1, d, 1, 1, 1], dilations_form="list"))
-    for axis, name in enumerate("DHW"):
+    for axis in range(3):              # a zero extent on the value's and the filter's D, H, W
         value = [1, 2, 2, 2, 3]
         value[1 + axis] = 0
         output = [1, 4, 4, 4, 2]
         output[1 + axis] = 0
-        out.append(_case(value, (2, 2, 2, 2, 3), output, f"zero-value-{name}",
+        out.append(_case(value, (2, 2, 2, 2, 3), output,
                          strides=[1, 2, 2, 2, 1]))
         kernel = [2, 2, 2, 2, 3]
         kernel[axis] = 0
-        out.append(_case((1, 2, 2, 2, 3), kernel, (1, 4, 4, 4, 2), f"zero-filter-K{name}",
+        out.append(_case((1, 2, 2, 2, 3), kernel, (1, 4, 4, 4, 2),
                          strides=[1, 2, 2, 2, 1]))
-    out.append(_case((0, 2, 2, 2, 3), (2, 2, 2, 2, 3), (0, 4, 4, 4, 2), "zero-value-N",
+    # a zero batch, zero input channels, zero output channels
+    out.append(_case((0, 2, 2, 2, 3), (2, 2, 2, 2, 3), (0, 4, 4, 4, 2),
                      strides=[1, 2, 2, 2, 1]))
-    out.append(_case((1, 2, 2, 2, 0), (2, 2, 2, 2, 0), (1, 4, 4, 4, 2), "zero-channels-in",
+    out.append(_case((1, 2, 2, 2, 0), (2, 2, 2, 2, 0), (1, 4, 4, 4, 2),
                      strides=[1, 2, 2, 2, 1]))
-    out.append(_case((1, 2, 2, 2, 3), (2, 2, 2, 0, 3), (1, 4, 4, 4, 0), "zero-channels-out",
+    out.append(_case((1, 2, 2, 2, 3), (2, 2, 2, 0, 3), (1, 4, 4, 4, 0),
                      strides=[1, 2, 2, 2, 1]))
     return out
