@@ -193,7 +193,7 @@ def test_batch_split_nan_entry_is_one_directional(ledger):
     assert ledger.classify(f(hit.replace("(nan) vs np.float64(0.0)", "(0.0) vs np.float64(nan)"))
                            ).known_deviation is None
     assert ledger.classify(f(hit.replace("(0.0)", "(nan)"))).known_deviation is None
-    # the text fuzz/metamorphic.py writes now (float repr, the same under NumPy 1 and 2)
+    # the text fuzz/metamorphic/pairs.py writes now (float repr, the same under NumPy 1 and 2)
     plain = "2 of 2 elements differ beyond 2*bound; at [0, 0, 0, 0, 0]: nan vs 0.0"
     assert ledger.classify(f(plain)).known_deviation == "stock-batched-unreached-inf-tap-nan"
     assert ledger.classify(f(plain.replace("nan vs 0.0", "0.0 vs nan"))).known_deviation is None
