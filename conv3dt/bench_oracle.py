@@ -11,8 +11,9 @@ N times; calls/s counts (case, target) pairs; sequential (one ``pool.run([case])
 vs ``oracle.pool.run_on_targets`` (one message per worker environment, environments driven
 concurrently). ``--recovery N`` measures the crash-recovery latency: after a real SIGFPE on
 ``tf-xla`` (filter with Cout = 0), the wall time of the next call (``tf-eager``, same worker
-environment), without a spare (``spare=False``: the next call waits for a TF re-import) and
-with a warm spare ready (``spare=True``), N times each; plus the RSS of a warm TF worker.
+environment), N times per recovery mode (``measure_recovery``: a TF re-import, a warm spawned
+spare, a worker forked by the TF zygote — the default), then ``--crash-burst`` crashes in a row
+per mode; plus the RSS of a warm TF worker.
 ``--crash-recovery N``: the same for a crashing ``module:function`` target, spawned workers
 (before the fork server) vs forked ones, side by side (``conv3dt.bench_crashes``).
 ``--spread R``: honest call-time spread per call structure, and the adaptive time-limit policy
@@ -106,18 +107,29 @@ def _xla_crasher() -> Case:
                 output_shape=[1, 4, 4, 4, 0], strides=[1, 2, 2, 2, 1], padding="SAME")
 
 
-def measure_recovery(n: int) -> dict:
-    """Wall time of the call after a real crash, without and with a warm spare."""
+#: How a lost TF worker is replaced: (fork, spare) as ``TargetPool`` takes them.
+RECOVERY_MODES = {"respawn": (False, False), "spawned spare": (False, True), "fork": (True, True)}
+
+
+def measure_recovery(n: int, burst: int = 10) -> dict:
+    """Wall time of the call after a real crash, per TF recovery mode (``RECOVERY_MODES``):
+
+    - ``respawn``: no spare, the next call waits for a TF import;
+    - ``spawned spare``: a spawned warm spare, given time to warm up before each crash;
+    - ``fork``: the default, a zygote with TF imported forks the next worker.
+
+    Then ``burst`` crashes in a row per mode (what a Case that crashes every oneDNN path costs:
+    a spawned spare has no time to warm up between them)."""
     from oracle.pool import TargetPool
     from oracle.worker import rss_bytes
 
     out: dict = {}
-    for spare in (False, True):
+    for mode, (fork, spare) in RECOVERY_MODES.items():
         times, kinds = [], set()
-        with TargetPool("tf-xla", spare=spare) as xla, TargetPool("tf-eager", spare=spare) as eager:
+        with TargetPool("tf-xla", spare=spare, fork=fork) as xla, \
+                TargetPool("tf-eager", spare=spare, fork=fork) as eager:
             eager.run([tiny_case(0)])
-            if not spare:
-                out["tf_worker_rss_mb"] = round(rss_bytes(eager._slot.worker.pid) / 2**20)
+            out.setdefault("tf_worker_rss_mb", round(rss_bytes(eager._slot.worker.pid) / 2**20))
             for i in range(n + (1 if spare else 0)):
                 if spare:  # a spare exists after the first lost worker: wait until it is warm
                     deadline = time.monotonic() + 300
@@ -128,12 +140,24 @@ def measure_recovery(n: int) -> dict:
                 eager.run([tiny_case(100 + i)])
                 if not spare or i:
                     times.append(time.perf_counter() - start)
-            if spare and eager._slot.spare is not None:
-                out["spare_rss_mb"] = round(rss_bytes(eager._slot.spare.pid) / 2**20)
-        out["spare" if spare else "no_spare"] = {"next_call_s": [round(t, 3) for t in times],
-                                                 "median_s": round(sorted(times)[len(times) // 2], 3),
-                                                 "crash_outcomes": sorted(kinds)}
+            start = time.perf_counter()
+            kinds.update(o.kind for o in xla.run([_xla_crasher()] * burst))
+            eager.run([tiny_case(1)])
+            per_crash = (time.perf_counter() - start) / burst
+            out[mode] = {"next_call_s": [round(t, 3) for t in times],
+                         "median_s": round(sorted(times)[len(times) // 2], 3),
+                         "burst_crashes": burst, "burst_per_crash_s": round(per_crash, 3),
+                         "crash_outcomes": sorted(kinds), "recovery": xla.info()["recovery"]}
     return out
+
+
+def print_recovery(r: dict) -> None:
+    print(f"call after a tf-xla SIGFPE (TF worker RSS {r.get('tf_worker_rss_mb')} MB):")
+    for mode in RECOVERY_MODES:
+        row = r[mode]
+        print(f"  {mode:<14} next call median {row['median_s']:.3f} s {row['next_call_s']}; "
+              f"{row['burst_crashes']} crashes in a row: {row['burst_per_crash_s']:.3f} s each; "
+              f"{row['recovery']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crash-recovery", type=int, default=0, metavar="N",
                         help="also measure the call after a module:function crash, N rounds, spawn vs fork")
     parser.add_argument("--crash-burst", type=int, default=20, metavar="M",
-                        help="with --crash-recovery: M crashes in a row per pool (default %(default)s)")
+                        help="with --recovery or --crash-recovery: M crashes in a row per pool (default %(default)s)")
     parser.add_argument("--spread", type=int, default=0, metavar="R",
                         help="also measure honest call-time spread (R calls per structure) and replay the limits")
     parser.add_argument("--spread-targets", default="tf-eager,tf-xla,impl",
@@ -172,13 +196,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"run_on_targets {a['run_on_targets_pairs_per_s']:,.0f} pairs/s  outcomes {a['outcome_kinds']}")
             sys.stdout.flush()
     if args.recovery:
-        extra["recovery"] = measure_recovery(args.recovery)
+        extra["recovery"] = measure_recovery(args.recovery, args.crash_burst)
         if not args.json:
-            r = extra["recovery"]
-            print(f"call after a tf-xla SIGFPE: no spare median {r['no_spare']['median_s']:.3f} s "
-                  f"{r['no_spare']['next_call_s']}; spare median {r['spare']['median_s']:.3f} s "
-                  f"{r['spare']['next_call_s']}; TF worker RSS {r.get('tf_worker_rss_mb')} MB, "
-                  f"spare RSS {r.get('spare_rss_mb')} MB")
+            print_recovery(extra["recovery"])
             sys.stdout.flush()
     if args.crash_recovery:
         from conv3dt.bench_crashes import measure_crash_recovery, print_crash_recovery

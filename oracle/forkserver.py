@@ -1,4 +1,4 @@
-"""Fork server: a zygote process that ``os.fork()``-s a fresh NumPy-world worker in milliseconds.
+"""Fork server: a zygote process that ``os.fork()``-s a fresh worker in milliseconds.
 
 Why: a worker lost to a crash, a timeout or a memory kill must be replaced before the next
 call. Spawning one costs a Python + NumPy + target import (~0.25 s on the loaded 2-core
@@ -8,12 +8,25 @@ pays it once: it imports NumPy, ml_dtypes, ``impl``, ``oracle.worker`` and every
 then forks a child per worker on demand — the call after a crash takes ~6 ms instead of
 ~275 ms (``conv3dt bench oracle --crash-recovery``, ``oracle/README.md``).
 
-Only for NumPy-world targets (``impl`` isolated, ``module:function``): forking a process whose
-runtime runs thread pools (TensorFlow, XLA, jax, torch) leaves the child with locks held by
-threads that do not exist in it. TF and jax workers keep the spawned worker + warm spare. The
-zygote refuses to fork once a loaded target has brought in such a runtime or started threads
-(:func:`fork_hazard`: one of ``FORK_UNSAFE_MODULES`` imported, or more OS threads than after
-NumPy's own import); the pool then falls back to spawned workers for that environment.
+Forking a process whose runtime runs thread pools leaves the child with locks held by threads
+that do not exist in it; forking one that has only *imported* the runtime does not. So a zygote
+preloads (``FORKABLE_PRELOADS``):
+
+- ``none`` (NumPy-world targets: ``impl`` isolated, ``module:function``): NumPy, ml_dtypes,
+  ``impl`` and every loaded target;
+- ``tf`` (the TF paths): TensorFlow imported and its import-time facts taken
+  (``oracle.tf_paths.import_facts``: versions, build, oneDNN state, registered dtypes) without
+  running an op — TF starts its runtime and thread pools at the first op, in each child. Each
+  child then takes the runtime facts (``runtime_facts``: the XLA probe, ~0.1 s) before it
+  reports ready. A crashed TF worker is replaced in ~0.2-0.3 s instead of a 4-10 s TF import
+  (``conv3dt bench oracle --crash-recovery``). TF's import starts no thread (measured on TF
+  2.21: the only other thread is NumPy's OpenBLAS, whose ``pthread_atfork`` handlers make a
+  fork safe).
+
+jax starts threads at import, so jax workers keep the spawned worker + warm spare. The zygote
+refuses to fork once a loaded target has brought in such a runtime beyond its preload or started
+threads (:func:`fork_hazard`: one of ``FORK_UNSAFE_MODULES`` imported, or more OS threads than
+after the preload); the pool then falls back to spawned workers for that environment.
 
 Protocol (``multiprocessing.connection`` framing, JSON; file descriptors via ``SCM_RIGHTS``):
 
@@ -28,9 +41,10 @@ Protocol (``multiprocessing.connection`` framing, JSON; file descriptors via ``S
 
 The zygote never reaps a child on its own, so a dead worker stays a zombie until the parent
 asks for its status: its pid cannot be reused before the parent has killed and reaped it.
-Each child calls ``setsid()`` (the parent kills its process group), writes stdout and stderr
-to a file of its own, and enables ``faulthandler`` (a fatal signal leaves the Python stack in
-the crash tail).
+Each child calls ``setsid()`` (the parent kills its process group) and writes stdout and
+stderr to a file of its own; a NumPy-world child enables ``faulthandler`` (a fatal signal leaves
+the Python stack in the crash tail), a TF child does not (its crash text stays what a spawned TF
+worker writes, which the ledger's rules match).
 """
 from __future__ import annotations
 
@@ -51,8 +65,11 @@ from typing import Any, Callable
 
 from oracle.process import SpawnedWorker, TargetUnavailable, WorkerBase, load_into
 
-#: Runtimes whose thread pools do not survive ``fork()``.
+#: Runtimes whose thread pools do not survive ``fork()`` once running.
 FORK_UNSAFE_MODULES = ("tensorflow", "jax", "jaxlib", "torch")
+#: What a zygote may preload (``oracle.worker.import_info``), and the runtime each brings in
+#: deliberately (imported, not started: forking stays safe until its first op).
+FORKABLE_PRELOADS = {"none": (), "tf": ("tensorflow",)}
 _REAP_POLL = 0.001
 
 
@@ -63,19 +80,21 @@ def _threads() -> int:
         return 1
 
 
-def fork_hazard(baseline_threads: int) -> str | None:
+def fork_hazard(baseline_threads: int, preload: str = "none") -> str | None:
     """Why this process must not fork any more (None: it may)."""
-    loaded = [m for m in FORK_UNSAFE_MODULES if m in sys.modules]
+    loaded = [m for m in FORK_UNSAFE_MODULES
+              if m in sys.modules and m not in FORKABLE_PRELOADS[preload]]
     if loaded:
         return f"a loaded target imported {loaded[0]}"
     if _threads() > baseline_threads:
-        return f"a loaded target started threads ({_threads()} > {baseline_threads} after NumPy's import)"
+        return (f"a loaded target started threads ({_threads()} > {baseline_threads} after the "
+                f"zygote's own imports)")
     return None
 
 
 # ============================================================================ zygote side
 def _child(zygote_fds: tuple[int, ...], sock_fd: int, err_fd: int, info: dict[str, Any],
-           callables: dict[str, Callable]) -> None:
+           callables: dict[str, Callable], preload: str) -> None:
     """The forked worker: its own session, stderr file and socket; never returns."""
     code = 1
     try:
@@ -90,9 +109,10 @@ def _child(zygote_fds: tuple[int, ...], sock_fd: int, err_fd: int, info: dict[st
         if worker._SELF_STATM is not None:  # an fd on the zygote's /proc/self/statm: its RSS
             os.close(worker._SELF_STATM)
             worker._SELF_STATM = None
-        faulthandler.enable()
+        if preload == "none":
+            faulthandler.enable()
         conn = Connection(sock_fd)
-        info = {**info, "pid": os.getpid(), "launcher": "fork"}
+        info = {**info, **worker.runtime_info(preload), "pid": os.getpid(), "launcher": "fork"}
         conn.send_bytes(json.dumps({"ready": True, "pid": os.getpid(), "info": info}).encode())
         worker.serve_loop(conn, info, callables)
         code = 0
@@ -118,10 +138,12 @@ def _reap(pid: int, timeout: float) -> int | None:
         time.sleep(_REAP_POLL)
 
 
-def zygote(conn: Connection) -> None:
+def zygote(conn: Connection, preload: str = "none") -> None:
     from oracle import worker
 
-    info = {**worker.preload_info("none"), "launcher": "fork"}
+    if preload not in FORKABLE_PRELOADS:
+        raise SystemExit(f"oracle.forkserver: cannot preload {preload!r} and fork safely")
+    info = {**worker.import_info(preload), "launcher": "fork"}
     # what every fork would otherwise import on its own: impl (isolated) and ml_dtypes (every
     # bfloat16 array; its import alone takes ~1.7 s on the loaded 2-core machine)
     import ml_dtypes  # noqa: F401
@@ -141,14 +163,14 @@ def zygote(conn: Connection) -> None:
             return
         if op == "load":
             reply = worker.load_target(callables, msg["target"])
-            reply["fork_hazard"] = fork_hazard(baseline)
+            reply["fork_hazard"] = fork_hazard(baseline, preload)
             conn.send_bytes(json.dumps(reply).encode())
         elif op == "fork":
             sock_fd, err_fd = recvfds(sock, 2)
             sys.stdout.flush(), sys.stderr.flush()
             pid = os.fork()
             if pid == 0:
-                _child((conn.fileno(), sock.fileno()), sock_fd, err_fd, info, callables)
+                _child((conn.fileno(), sock.fileno()), sock_fd, err_fd, info, callables, preload)
             os.close(sock_fd), os.close(err_fd)
             conn.send_bytes(json.dumps({"pid": pid, "loaded": list(callables)}).encode())
         elif op == "reap":
@@ -164,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     # Python >= 3.12 warns on fork() with more than one OS thread; NumPy's BLAS has one (its
     # pthread_atfork handlers make that safe) and fork_hazard() refuses any other.
     warnings.filterwarnings("ignore", r".*multi-threaded, use of fork\(\) may lead", DeprecationWarning)
-    zygote(Connection(int(argv[0])))
+    zygote(Connection(int(argv[0])), argv[1] if len(argv) > 1 else "none")
     return 0
 
 
@@ -172,8 +194,9 @@ def main(argv: list[str] | None = None) -> int:
 class ForkServer:
     """The parent's handle on one zygote (one per worker environment); thread-safe."""
 
-    def __init__(self, env: dict[str, str | None], startup_timeout: float) -> None:
-        self.zygote = SpawnedWorker(env, "none", startup_timeout, module="oracle.forkserver")
+    def __init__(self, env: dict[str, str | None], startup_timeout: float,
+                 preload: str = "none") -> None:
+        self.zygote = SpawnedWorker(env, preload, startup_timeout, module="oracle.forkserver")
         self.hazard: str | None = None
         self._lock = threading.Lock()
 
@@ -237,6 +260,8 @@ class ForkedWorker(WorkerBase):
         self.loaded.update(reply["loaded"])
         self.conn = Connection(parent_sock.detach())
         self._await_ready(startup_timeout, self._reap)
+        if "onednn_notice" in server.zygote.info:  # TF printed it once, at the zygote's import
+            self.info["onednn_notice"] = server.zygote.info["onednn_notice"]
 
     def alive(self) -> bool:
         """Running (not a zombie): the zygote reaps only when asked, so the pid is still ours."""

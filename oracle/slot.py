@@ -6,12 +6,13 @@ environment shares one slot (refcounted), so the TF paths cost one TF import per
 
 Replacing a lost worker (crash, timeout, memory kill, recycle) — the launcher:
 
-- ``"fork"`` (NumPy-world targets: ``impl`` isolated, ``module:function``): the slot keeps a
-  fork server (``oracle.forkserver``), a zygote with NumPy and every loaded target imported; a
-  new worker is one ``fork()`` away (milliseconds), so hundreds of crashes in a row cost
-  milliseconds each. When a loaded target makes forking unsafe (it imports TF, jax or torch, or
-  starts threads) the slot falls back to ``"spawn"`` for good (``info()["recovery"]``).
-- ``"spawn"`` (TF, jax; or ``fork=False``): ``python -m oracle.worker`` — a full Python (+ TF:
+- ``"fork"`` (NumPy-world targets: ``impl`` isolated, ``module:function``; the TF paths): the
+  slot keeps a fork server (``oracle.forkserver``), a zygote with NumPy (or TF, imported but not
+  started) and every loaded target imported; a new worker is one ``fork()`` away (milliseconds;
+  ~0.2-0.3 s for TF, whose child starts its runtime), so crashes in a row cost that each. When
+  a loaded target makes forking unsafe (it imports a runtime beyond the preload, or starts
+  threads) the slot falls back to ``"spawn"`` for good (``info()["recovery"]``).
+- ``"spawn"`` (jax; or ``fork=False``): ``python -m oracle.worker`` — a full Python (+ TF:
   5-10 s on a loaded 2-core machine) import per worker.
 
 Warm spare (``spare_mode``): ``False`` none; ``True`` one spare, started in the background after
@@ -31,7 +32,7 @@ from oracle.forkserver import ForkServer
 from oracle.process import STARTUP_TIMEOUT, SpawnedWorker, TargetUnavailable, WorkerBase, load_into
 from oracle.targets import TargetSpec
 
-FORKABLE_KINDS = ("impl", "module")
+FORKABLE_KINDS = ("impl", "module", "tf")
 
 
 class WorkerSlot:
@@ -99,7 +100,7 @@ class WorkerSlot:
                 return self.server
             if self.server is not None:
                 self.server.kill()
-            self.server = ForkServer(self.env, startup_timeout)
+            self.server = ForkServer(self.env, startup_timeout, self.preload)
             self.spawned += 1
             for name, timeout in list(self.targets.items()):
                 if self.server.load(name, timeout) != "ok":

@@ -58,6 +58,13 @@ def _tf():
 
 def warm_up() -> dict:
     """Import TF, quiet its Python logger, and report versions and XLA availability."""
+    return {**import_facts(), **runtime_facts()}
+
+
+def import_facts() -> dict:
+    """Import TF, quiet its Python logger, and report what is known without running an op:
+    versions, build, oneDNN state and dtypes. Starts no thread (TF's runtime and its pools start
+    at the first op), so a zygote may fork after it (``oracle.forkserver``)."""
     tf = _tf()
     tf.get_logger().setLevel("ERROR")
     info: dict[str, Any] = {"tensorflow": tf.__version__,
@@ -70,13 +77,20 @@ def warm_up() -> dict:
     except Exception as exc:  # noqa: BLE001 - private API; record why it is unknown
         info["tf_port_query_error"] = repr(exc)
     info.update(onednn_facts(tf, info))
+    info["tf_build_info"] = {k: str(v) for k, v in tf.sysconfig.get_build_info().items()}
+    return info
+
+
+def runtime_facts() -> dict:
+    """Whether XLA compiles and runs here: one jit-compiled call (this starts TF's runtime)."""
+    tf = _tf()
+    info: dict[str, Any] = {}
     try:
         out = tf.function(lambda a: a * 2.0, jit_compile=True)(tf.constant([1.0]))
         info["xla_available"] = bool(out.numpy()[0] == 2.0)
     except Exception as exc:  # noqa: BLE001
         info["xla_available"] = False
         info["xla_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
-    info["tf_build_info"] = {k: str(v) for k, v in tf.sysconfig.get_build_info().items()}
     return info
 
 

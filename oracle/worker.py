@@ -201,17 +201,33 @@ def run_one(fn: Callable, case_json: dict, kernel_of: Callable[[dict, str], dict
 
 def preload_info(preload: str) -> dict[str, Any]:
     """Import what a worker of this kind needs before its first call; return its facts."""
+    return {**import_info(preload), **runtime_info(preload)}
+
+
+def import_info(preload: str) -> dict[str, Any]:
+    """The imports and facts that start no thread: all a fork server's zygote does before it
+    forks workers (``oracle.forkserver``); each forked worker then adds ``runtime_info``."""
     info: dict[str, Any] = {"python": sys.version.split()[0], "numpy": np.__version__,
                             "pid": os.getpid(), "preload": preload}
     if preload == "tf":
         from oracle import tf_paths
 
-        info.update(tf_paths.warm_up())
-    elif preload == "jax":
+        info.update(tf_paths.import_facts())
+    return info
+
+
+def runtime_info(preload: str) -> dict[str, Any]:
+    """The facts that need the runtime running (TF: whether XLA compiles and runs here; jax:
+    its import and first call, which start its thread pools — so jax is never forked)."""
+    if preload == "tf":
+        from oracle import tf_paths
+
+        return tf_paths.runtime_facts()
+    if preload == "jax":
         from oracle import jax_path
 
-        info.update(jax_path.warm_up())
-    return info
+        return jax_path.warm_up()
+    return {}
 
 
 def serve(conn, preload: str) -> None:

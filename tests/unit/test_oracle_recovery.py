@@ -92,3 +92,31 @@ def test_bench_crash_recovery_measures_both_launchers_side_by_side(capsys):
     assert r["fork"]["recovery"]["spawned"] == 1 and r["spawn"]["recovery"]["forked"] == 0
     for row in r.values():
         assert row["outcomes"] == ["crashed:SIGABRT", "value"] and len(row["next_call_s"]) == 2
+
+
+def test_tf_workers_are_forked_by_a_tf_zygote_and_crash_exactly_as_spawned_ones():
+    """A crashed TF worker is replaced by a fork of a zygote that imported TF (no TF import per
+    crash), and what the gate judges is the same as with spawned workers: the crash Outcome,
+    the values, and the facts the kernel observer and the ledger key on."""
+    from conv3dt.bench_oracle import _xla_crasher, tiny_case
+
+    facts = ("tensorflow", "onednn_enabled", "onednn_dtypes", "tf_mkl_build", "xla_available",
+             "onednn_notice", "tf_build_info")
+    seen = {}
+    for fork in (True, False):
+        with TargetPool("tf-xla", fork=fork, spare=False) as xla, \
+                TargetPool("tf-eager", fork=fork, spare=False) as eager:
+            crashes = xla.run([_xla_crasher()] * 3)
+            fine = eager.run([tiny_case(7)])[0]
+            rec = xla.info()["recovery"]
+            info = eager.info()["worker"]
+            seen[fork] = ([(o.kind, o.signal, o.fatal_line) for o in crashes], fine.value.tobytes(),
+                          {k: info.get(k) for k in facts})
+        assert rec["lost"] == 3
+        if fork:
+            assert rec["launcher"] == "fork" and rec["spawned"] == 1 and rec["forked"] == 4
+            assert info["launcher"] == "fork"
+        else:
+            assert rec["launcher"] == "spawn" and rec["forked"] == 0 and rec["spawned"] == 4
+    assert seen[True] == seen[False]
+    assert {k for k, *_ in seen[True][0]} == {"crashed"} and seen[True][2]["xla_available"]
