@@ -32,24 +32,14 @@ from fuzz.invalid import BY_NAME, family_of
 from fuzz.locate import locate
 from oracle.case import Case
 from oracle.outcome import Outcome
-
-TF_FUNCTION = "tf.compat.v1.nn.conv3d_transpose"
+from oracle.repro import render_reproducer
 
 
 def repro(case: Case, target: str) -> str:
-    """A standalone script reproducing ``case`` on ``target``."""
-    head = ["import numpy as np", "import ml_dtypes"]
-    if ":" in target:
-        mod, fn = target.split(":", 1)
-        head += [f"from {mod} import {fn} as conv3d_transpose", "import tensorflow as tf"]
-        function = "conv3d_transpose"
-    elif target.startswith("impl"):
-        head += ["import impl", "tf = None"]
-        function = "impl.conv3d_transpose"
-    else:
-        head += ["import tensorflow as tf"]
-        function = TF_FUNCTION
-    return "\n".join([*head, case.render_arrays(), f"print({case.render_call(function)})", ""])
+    """A standalone script reproducing ``case`` on ``target``, in the target's own way
+    (``oracle.repro.render_reproducer``: its oneDNN setting, graph, tf.function, XLA, v2 or
+    gradient form)."""
+    return render_reproducer(case, target)
 
 
 def kernels_of(*outs: Outcome | None) -> list[dict[str, Any]]:

@@ -41,6 +41,10 @@ def _body(case: Case, target: str) -> list[str]:
         np_tensor = "np.array({values!r}, dtype=np.{dtype})"
         fn = "conv3d_transpose" if spec.kind == "impl" else spec.function.split(".")[-1]
         return [f"result = {case.render_call(function=fn, tensor_template=np_tensor)}"]
+    if spec.kind == "jax":
+        case_json = json.dumps(case.to_json(), separators=(",", ":"))
+        return [f"case = Case.from_json(json.loads({case_json!r}))",
+                "result = jax_path.run(case, (value, filter_))"]
     if spec.kind != "tf":
         raise ValueError(f"no reproducer for target kind {spec.kind!r}")
     path = spec.path
@@ -84,21 +88,22 @@ def _body(case: Case, target: str) -> list[str]:
             "result = tape.gradient(y, x, output_gradients=dy)"]
 
 
-def render_reproducer(case: Case, target: str = "tf-eager", *, note: str | None = None) -> str:
-    """A standalone script that makes ``case``'s call on ``target``; the result is ``result``."""
+def _preamble(cases: list[Case], target: str, title: str, note: str | None) -> list[str]:
+    """Comments naming the target and every call's Case, the environment TF must see at
+    import, and the imports the calls need."""
     spec = resolve(target)
-    lines = [f"# conv3dt reproducer: case {case.case_id} ({case.label}) on target {target}",
-             f"# {spec.description}"]
+    lines = [f"# conv3dt reproducer: {title} on target {target}", f"# {spec.description}"]
     if note:
         lines += [f"# {line}" for line in note.splitlines()]
-    lines.append(f"# case JSON: {json.dumps(case.to_json(), separators=(',', ':'))[:1500]}")
-    env = dict(spec.env)
-    onednn = env.get("TF_ENABLE_ONEDNN_OPTS")
+    for i, case in enumerate(cases):
+        label = "case JSON" if len(cases) == 1 else f"call {i}: case JSON"
+        lines.append(f"# {label}: {json.dumps(case.to_json(), separators=(',', ':'))[:1500]}")
+    onednn = dict(spec.env).get("TF_ENABLE_ONEDNN_OPTS")
     if onednn is not None:
         lines += ["import os", "", "# read once, when TensorFlow is imported: set it first",
                   f"os.environ['TF_ENABLE_ONEDNN_OPTS'] = {onednn!r}"]
     lines.append("import numpy as np")
-    if case.dtype == "bfloat16":
+    if any(c.dtype == "bfloat16" for c in cases):
         lines.append("import ml_dtypes  # bfloat16 for NumPy; a TensorFlow dependency")
     if spec.kind == "tf":
         lines.append("import tensorflow as tf")
@@ -108,9 +113,32 @@ def render_reproducer(case: Case, target: str = "tf-eager", *, note: str | None 
         lines.append(f"from {spec.module} import {spec.function.split('.')[0]}")
         if "." in spec.function:
             lines.append(f"{spec.function.split('.')[-1]} = {spec.function}")
+    elif spec.kind == "jax":
+        lines += ["import json", "", "from oracle import jax_path  # conv3dt's mapping of TF's "
+                  "arguments to jax.lax", "from oracle.case import Case", "", "jax_path.warm_up()"]
+    return lines
+
+
+def render_reproducer(case: Case, target: str = "tf-eager", *, note: str | None = None) -> str:
+    """A standalone script that makes ``case``'s call on ``target``; the result is ``result``."""
+    lines = _preamble([case], target, f"case {case.case_id} ({case.label})", note)
     lines += ["", _arrays_source(case), ""]
     lines += _body(case, target)
     lines += ["", "result = np.asarray(result)",
               "print('result:', result.dtype, result.shape)",
               "print(np.array2string(result.ravel()[:8].astype(np.float64), precision=8))"]
+    return "\n".join(lines) + "\n"
+
+
+def render_calls(cases: list[Case], target: str, finale: list[str], *,
+                 note: str | None = None) -> str:
+    """One standalone script making every call of ``cases`` on ``target`` in turn (results
+    ``r0, r1, ...`` as float64 arrays), then the lines ``finale`` (which may use them, and the
+    first Case's arrays ``value`` and ``filter_``). For relations between several calls:
+    ``fuzz.metamorphic``."""
+    lines = _preamble(cases, target, f"{len(cases)} call{'s' if len(cases) != 1 else ''}", note)
+    for i, case in enumerate(cases):
+        lines += ["", f"# call {i}", _arrays_source(case), *_body(case, target),
+                  f"r{i} = np.asarray(result, dtype=np.float64)"]
+    lines += ["", "# the first call's arrays", _arrays_source(cases[0]), *finale]
     return "\n".join(lines) + "\n"

@@ -9,10 +9,11 @@ import numpy as np
 
 from fuzz.bound import gamma, unit_roundoff_of
 from fuzz.findings import Finding
-from fuzz.judge import _process_failure, make_finding, repro
+from fuzz.judge import _process_failure, make_finding
 from fuzz.truth import Truth
 from oracle.arrays import ArraySpec
 from oracle.case import Case
+from oracle.repro import render_calls
 
 U64 = 2.0**-53
 
@@ -71,25 +72,12 @@ def other_array(spec: ArraySpec) -> ArraySpec:
     return ArraySpec(spec.dtype, spec.shape, "normal", 1, (("scale", 1.0),))
 
 
-def multi_call_repro(target: str, cases: list[Case], relation: str, extra=()) -> str:
-    """One script running every variant (results r0, r1, ...) and printing the relation."""
-    lines: list[str] = []
-    for i, c in enumerate(cases):
-        body = repro(c, target).rstrip("\n").split("\n")
-        call = body[-1][len("print("):-1]
-        if i == 0:
-            lines += body[:-3]
-        lines += [f"# call {i}", *body[-3:-1], f"r{i} = np.asarray({call}, dtype=np.float64)"]
-    lines += [*extra, f"print({relation})", ""]
-    return "\n".join(lines)
-
-
 def identity_finding(identity: str, case: Case, target: str, cases: list[Case], relation: str,
              expected: str, observed: str, ratio: float | None = None, extra=(),
              **details) -> Finding:
     f = make_finding("metamorphic", case, target, f"metamorphic-{identity}", expected, observed,
                      headroom=ratio, identity=identity, **details)
-    return replace(f, repro=multi_call_repro(target, cases, relation, extra))
+    return replace(f, repro=render_calls(cases, target, [*extra, f"print({relation})"]))
 
 
 def accept_reject_gate(identity: str, case: Case, cases: list[Case], outs: list,

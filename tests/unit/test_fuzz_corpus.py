@@ -44,7 +44,7 @@ def case(n=2):
                 output_shape=[n, 4, 4, 4, 3], strides=[2, 2, 2], padding="SAME")
 
 
-def value_finding(target="t"):
+def value_finding(target="tf-eager"):
     """A real differential Finding of ignores_batch."""
     c = case()
     out = FakePool(bt.ignores_batch).run([c])[0]
@@ -123,7 +123,7 @@ def test_id_must_match_file_name(tmp_path):
 
 
 def ctx_for(fn, ledger_entries=()):
-    return Context({"t": FakePool(fn)}, Recorder(None), Ledger(list(ledger_entries), "2.21.0"),
+    return Context({"tf-eager": FakePool(fn)}, Recorder(None), Ledger(list(ledger_entries), "2.21.0"),
                    FakePool(impl.conv3d_transpose))
 
 
@@ -146,7 +146,7 @@ def test_replay_still_failing_fixed_known_skipped(tmp_path):
 
 
 def test_replay_of_a_metamorphic_entry_uses_its_identity(tmp_path):
-    v = check("batch-split", case(), FakePool(bt.ignores_batch).run, "t")
+    v = check("batch-split", case(), FakePool(bt.ignores_batch).run, "tf-eager")
     e = entry_for(v.findings[0], tmp_path)
     assert e["property"] == "metamorphic-batch-split"
     assert corpus.replay(e, ctx_for(bt.ignores_batch)).status == "still_failing"
@@ -158,7 +158,7 @@ def test_replay_of_an_invalid_entry(tmp_path):
                      label="invalid:channel-in")
     from fuzz.judge import judge_rejection
     impl_out = FakePool(impl.conv3d_transpose).run([c])[0]
-    (f,) = judge_rejection(c, FakePool(bt.skipped_channel_validation).run([c])[0], impl_out, "t",
+    (f,) = judge_rejection(c, FakePool(bt.skipped_channel_validation).run([c])[0], impl_out, "tf-eager",
                            "invalid")
     e = entry_for(f, tmp_path)
     assert corpus.replay(e, ctx_for(bt.skipped_channel_validation)).status == "still_failing"

@@ -29,7 +29,7 @@ def run_impl(case):
 
 
 def judge(case, y, strict=False):
-    return judge_value(case, Outcome.of_value(y), truth_of(case), "t", "differential", strict)
+    return judge_value(case, Outcome.of_value(y), truth_of(case), "tf-eager", "differential", strict)
 
 
 def test_correct_result_is_within_bound_with_headroom():
@@ -112,11 +112,11 @@ def test_rejection_of_a_valid_case_and_crash_and_timeout():
     case = valid()
     t = truth_of(case)
     raised = Outcome.of_exception(ValueError("nope"))
-    (f,) = judge_value(case, raised, t, "t", "differential")[0]
+    (f,) = judge_value(case, raised, t, "tf-eager", "differential")[0]
     assert f.kind == "accept-reject" and f.details["error_class"] == "builtins.ValueError"
-    (f,) = judge_value(case, Outcome.of_crash(signal=11), t, "t", "differential")[0]
+    (f,) = judge_value(case, Outcome.of_crash(signal=11), t, "tf-eager", "differential")[0]
     assert f.kind == "crash" and f.details["signal"] == "SIGSEGV"
-    (f,) = judge_value(case, Outcome.of_timeout(30.0), t, "t", "differential")[0]
+    (f,) = judge_value(case, Outcome.of_timeout(30.0), t, "tf-eager", "differential")[0]
     assert f.kind == "timeout"
 
 
@@ -137,7 +137,7 @@ def invalid(label, **changes):
 def test_invalid_accepted_is_accept_reject():
     case = invalid("invalid:channel-out", output_shape=[1, 4, 4, 4, 5])
     (f,) = judge_rejection(case, Outcome.of_value(np.zeros((1, 4, 4, 4, 5), np.float32)), None,
-                           "t", "invalid")
+                           "tf-eager", "invalid")
     assert f.kind == "accept-reject" and f.details["family"] == "channel-out"
 
 
@@ -145,8 +145,8 @@ def test_error_class_doc_rules_demand_valueerror():
     case = invalid("invalid:padding-value", padding="same")
     impl_out = run_impl(case)
     assert expected_error_class(case, impl_out) == "ValueError"
-    assert judge_rejection(case, Outcome.of_exception(ValueError("x")), impl_out, "t", "invalid") == []
-    (f,) = judge_rejection(case, Outcome.of_exception(TypeError("x")), impl_out, "t", "invalid")
+    assert judge_rejection(case, Outcome.of_exception(ValueError("x")), impl_out, "tf-eager", "invalid") == []
+    (f,) = judge_rejection(case, Outcome.of_exception(TypeError("x")), impl_out, "tf-eager", "invalid")
     assert f.kind == "error-class"
 
 
@@ -159,7 +159,27 @@ def test_error_class_other_rules_follow_impl_and_accept_subclasses():
 
     class Sub(ValueError if cls == "ValueError" else TypeError):
         pass
-    assert judge_rejection(case, Outcome.of_exception(Sub("x")), impl_out, "t", "invalid") == []
+    assert judge_rejection(case, Outcome.of_exception(Sub("x")), impl_out, "tf-eager", "invalid") == []
     other = RuntimeError("x")
-    assert [f.kind for f in judge_rejection(case, Outcome.of_exception(other), impl_out, "t",
+    assert [f.kind for f in judge_rejection(case, Outcome.of_exception(other), impl_out, "tf-eager",
                                             "invalid")] == ["error-class"]
+
+
+@pytest.mark.parametrize("target,marks", [
+    ("tf-eager-stock", ["os.environ['TF_ENABLE_ONEDNN_OPTS'] = '0'", "tf.compat.v1.nn.conv3d_transpose("]),
+    ("tf-eager-onednn", ["os.environ['TF_ENABLE_ONEDNN_OPTS'] = '1'"]),
+    ("tf-xla", ["jit_compile=True"]),
+    ("tf-graph", ["tf.compat.v1.Session("]),
+    ("tf-grad", ["tape.gradient("]),
+    ("tf-v2", ["tf.nn.conv3d_transpose("]),
+])
+def test_a_findings_reproducer_makes_the_call_the_targets_way(target, marks):
+    """A Finding's reproducer is ``oracle.repro``'s for its target: the oneDNN setting, the graph,
+    XLA, gradient or v2 form — not one eager call standing in for every path."""
+    case = valid()
+    wrong = run_impl(case).value + 1.0
+    (f,), _ = judge_value(case, Outcome.of_value(wrong), truth_of(case), target, "differential")
+    for mark in marks:
+        assert mark in f.repro, (target, mark)
+    if target != "tf-eager-stock":
+        assert "TF_ENABLE_ONEDNN_OPTS'] = '0'" not in f.repro

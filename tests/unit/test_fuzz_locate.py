@@ -169,7 +169,7 @@ def test_through_judge_value(layout):
     truth = truth_of(case)
     y = truth.y_ref.copy()
     y[(slice(None), slice(8, None)) if layout == "NCDHW" else (Ellipsis, slice(8, None))] = 0
-    (f,) = judge_value(case, Outcome.of_value(y), truth, "t", "differential")[0]
+    (f,) = judge_value(case, Outcome.of_value(y), truth, "tf-eager", "differential")[0]
     where = f.details["where"]
     assert f.kind == "value-mismatch" and where["channels"] == "8-10 of 11"
     assert where["patterns"][0] == "channels 8-10 of 11 are 0" and where["batches"] == "all"
@@ -177,5 +177,5 @@ def test_through_judge_value(layout):
     assert f.observed.startswith(f"{where['violations']} of {y.size} elements out of bound; at ")
     assert f.observed.endswith("; channels 8-10 of 11 are 0; the tail past 8, the last partial "
                                "block of 8; y = 0 where y_ref ≠ 0 (dropped contributions); batches all")
-    again = judge_value(case, Outcome.of_value(y), truth, "t", "differential")[0][0]
+    again = judge_value(case, Outcome.of_value(y), truth, "tf-eager", "differential")[0][0]
     assert (again.id, again.observed) == (f.id, f.observed)

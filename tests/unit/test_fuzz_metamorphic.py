@@ -78,7 +78,7 @@ def test_identity_catches_broken_target(identity, broken, dtype):
     case = case_of(dtype, padding="SAME", strides=(2, 1, 2), i=(2, 3, 2))
     if broken == "wrong_pad_split":  # needs an odd SAME pad: O = 3 for I = 2, s = 2, K = 3
         case = case.with_(output_shape=[2, 3, 3, 3, 3])
-    v = mm.check(identity, case, runner(getattr(bt, broken)), "x")
+    v = mm.check(identity, case, runner(getattr(bt, broken)), f"tests.unit.broken_targets:{broken}")
     assert v.findings, (identity, broken)
     f = v.findings[0]
     assert f.kind == "metamorphic" and f.property == f"metamorphic-{identity}"
@@ -87,17 +87,23 @@ def test_identity_catches_broken_target(identity, broken, dtype):
     assert f.repro.count("r0 = ") == 1 and ("r1 = " in f.repro) == (len(mm.CHECKS[identity][0](case)) > 1)
 
 
-@pytest.mark.parametrize("identity,broken,shows", [
-    ("batch-split", "ignores_batch", "max |r0 - concat(r1, r2)|"),
-    ("adjoint", "flipped_kernel", "<conv3d(y,w),x> ="),
-    ("linearity-value", "nonlinear", "max |r2 - (2.0*r0 + -0.5*r1)|"),
+@pytest.mark.parametrize("identity,broken,shows,target", [
+    ("batch-split", "ignores_batch", "max |r0 - concat(r1, r2)|", "impl"),
+    ("adjoint", "flipped_kernel", "<conv3d(y,w),x> =", "impl"),
+    ("linearity-value", "nonlinear", "max |r2 - (2.0*r0 + -0.5*r1)|", "impl"),
+    # TF paths whose call rebinds the array names (graph placeholders) or computes another op
+    # (the gradient of conv3d): the relation still sees every result and the first call's arrays
+    ("adjoint", "flipped_kernel", "<conv3d(y,w),x> =", "tf-graph"),
+    ("batch-split", "ignores_batch", "max |r0 - concat(r1, r2)|", "tf-grad"),
 ])
-def test_repro_runs_every_call_and_prints_the_relation(tmp_path, identity, broken, shows):
-    """Rendered for the impl target (no TF import): the script must run and print the relation."""
+def test_repro_runs_every_call_and_prints_the_relation(tmp_path, identity, broken, shows, target):
+    """The Finding's reproducer, rendered for ``target`` (made by its path, as the oracle calls
+    it): the script must run and print the relation."""
     import subprocess
     import sys
     from pathlib import Path
-    v = mm.check(identity, case_of("float32"), runner(getattr(bt, broken)), "impl")
+    v = mm.check(identity, case_of("float32"), runner(getattr(bt, broken)), target,
+                 strict=target == "impl")
     script = tmp_path / "r.py"
     script.write_text(v.findings[0].repro)
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
@@ -128,11 +134,11 @@ def test_partial_rejection_is_an_accept_reject_finding_and_total_rejection_is_si
     def rejects_all(*args, **kwargs):
         raise ValueError("no")
 
-    v = mm.check("layout", case_of(), runner(ndhwc_only), "t")
+    v = mm.check("layout", case_of(), runner(ndhwc_only), "tf-eager")
     assert [f.kind for f in v.findings] == ["accept-reject"] and not v.judged
     assert v.findings[0].case["data_format"] == "NCDHW"  # the ledger sees the rejected variant
     assert "only supports NDHWC" in v.findings[0].details["message"]
-    v = mm.check("layout", case_of(), runner(rejects_all), "t")
+    v = mm.check("layout", case_of(), runner(rejects_all), "tf-eager")
     assert v.findings == [] and not v.judged
 
 

@@ -54,7 +54,7 @@ def test_bound_is_not_vacuous(dtype):
     y = (t.y_ref + 3 * t.bound)
     if dtype != "float64":
         y = y.astype(t.exact_value.dtype)
-    findings, _ = judge_value(case, Outcome.of_value(y), t, "t", "differential")
+    findings, _ = judge_value(case, Outcome.of_value(y), t, "tf-eager", "differential")
     assert [f.kind for f in findings] == ["value-mismatch"]
 
 
@@ -64,7 +64,7 @@ def test_precision_loss_is_outside_the_bound():
     lossy = impl.conv3d_transpose(value=c.value.astype(np.float16).astype(np.float32),
                                   filter=c.filter.astype(np.float16).astype(np.float32),
                                   output_shape=list(c.output_shape), strides=[2, 1, 2], padding="SAME")
-    findings, _ = judge_value(case, Outcome.of_value(lossy), truth_of(case), "t", "d", strict=True)
+    findings, _ = judge_value(case, Outcome.of_value(lossy), truth_of(case), "tf-eager", "d", strict=True)
     assert findings and findings[0].kind == "value-mismatch"
 
 
@@ -86,8 +86,8 @@ def test_gradual_underflow_result_within_strict_bound_and_flush_needs_the_allowa
     exact = run_impl(case)                                       # impl: float64 accumulation
     assert judge_value(case, Outcome.of_value(exact), t, "impl", "d", strict=True)[0] == []
     flushed = np.zeros_like(exact)
-    assert judge_value(case, Outcome.of_value(flushed), t, "t", "d")[0] == []
-    assert judge_value(case, Outcome.of_value(flushed), t, "t", "d", strict=True)[0]
+    assert judge_value(case, Outcome.of_value(flushed), t, "tf-eager", "d")[0] == []
+    assert judge_value(case, Outcome.of_value(flushed), t, "tf-eager", "d", strict=True)[0]
 
 
 def test_error_bound_formula():
