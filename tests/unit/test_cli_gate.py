@@ -160,7 +160,9 @@ def test_repro_prints_the_reproducer_of_a_gate_finding(broken_runs) -> None:
     fid = record["findings"][0]["id"]
     res = conv3dt("repro", fid[:8], "--report", str(broken_runs[0] / "report.json"))
     assert res.returncode == 0 and res.stdout.startswith(f"# {fid}")
-    assert "conv3d_transpose(" in res.stdout
+    # the target's own call: it is a module:function target here
+    assert "from tests.unit.test_cli_gate import wrong_values" in res.stdout
+    assert "result = wrong_values(" in res.stdout
     res = conv3dt("repro", "Fnothere", "--report", str(broken_runs[0] / "report.json"))
     assert res.returncode == 2 and "no finding 'Fnothere'" in res.stderr
 
