@@ -35,11 +35,14 @@ from oracle.outcome import Outcome
 from oracle.repro import render_reproducer
 
 
-def repro(case: Case, target: str) -> str:
-    """A standalone script reproducing ``case`` on ``target``, in the target's own way
-    (``oracle.repro.render_reproducer``: its oneDNN setting, graph, tf.function, XLA, v2 or
-    gradient form)."""
-    return render_reproducer(case, target)
+def repro(case: Case, target: str, kind: str, prop: str) -> str:
+    """A standalone script reproducing a ``kind`` Finding of property ``prop`` for ``case`` on
+    ``target``: the call made the target's own way (``oracle.repro.render_reproducer``: its
+    oneDNN setting, graph, tf.function, XLA, v2 or gradient form), then judged as the gate did
+    (``fuzz.recheck``: exit 3 when it reproduces)."""
+    from fuzz.recheck import check_lines
+
+    return render_reproducer(case, target, check=check_lines(case, target, kind, prop))
 
 
 def kernels_of(*outs: Outcome | None) -> list[dict[str, Any]]:
@@ -53,7 +56,7 @@ def make_finding(kind: str, case: Case, target: str, prop: str, expected: str, o
     """A Finding; ``out`` is the judged Outcome (its kernel is named in the Finding)."""
     return Finding(kind=kind, target=target, property=prop, case=case.to_json(),
                    case_summary=case.summary(), expected=expected, observed=observed,
-                   repro=repro(case, target), headroom=headroom, details=details,
+                   repro=repro(case, target, kind, prop), headroom=headroom, details=details,
                    kernels=kernels_of(out))
 
 

@@ -119,26 +119,58 @@ def _preamble(cases: list[Case], target: str, title: str, note: str | None) -> l
     return lines
 
 
-def render_reproducer(case: Case, target: str = "tf-eager", *, note: str | None = None) -> str:
-    """A standalone script that makes ``case``'s call on ``target``; the result is ``result``."""
+def _guarded(body: list[str]) -> list[str]:
+    """``body`` with an exception kept in ``result`` instead of ending the script."""
+    return ["try:", *[f"    {line}" if line else "" for line in body],
+            "except Exception as exc:  # kept: the check below judges a rejection too",
+            "    result = exc"]
+
+
+def render_reproducer(case: Case, target: str = "tf-eager", *, note: str | None = None,
+                      check: list[str] | None = None) -> str:
+    """A standalone script that makes ``case``'s call on ``target``; the result is ``result``.
+    Without ``check`` an exception ends the script with its traceback; with it, ``result`` holds
+    the exception too and the lines ``check`` (the caller's judgement of it, e.g.
+    ``fuzz.recheck``) end the script."""
     lines = _preamble([case], target, f"case {case.case_id} ({case.label})", note)
     lines += ["", _arrays_source(case), ""]
-    lines += _body(case, target)
-    lines += ["", "result = np.asarray(result)",
-              "print('result:', result.dtype, result.shape)",
-              "print(np.array2string(result.ravel()[:8].astype(np.float64), precision=8))"]
+    if check is None:
+        lines += _body(case, target)
+        lines += ["", "result = np.asarray(result)",
+                  "print('result:', result.dtype, result.shape)",
+                  "print(np.array2string(result.ravel()[:8].astype(np.float64), precision=8))"]
+        return "\n".join(lines) + "\n"
+    lines += _guarded(_body(case, target))
+    lines += ["", "if isinstance(result, BaseException):",
+              "    print('raised:', type(result).__name__, str(result)[:500])",
+              "else:",
+              "    shown = np.asarray(result)",
+              "    print('result:', shown.dtype, shown.shape)",
+              "    print(np.array2string(shown.ravel()[:8].astype(np.float64), precision=8))",
+              "", *check]
     return "\n".join(lines) + "\n"
 
 
 def render_calls(cases: list[Case], target: str, finale: list[str], *,
-                 note: str | None = None) -> str:
-    """One standalone script making every call of ``cases`` on ``target`` in turn (results
-    ``r0, r1, ...`` as float64 arrays), then the lines ``finale`` (which may use them, and the
-    first Case's arrays ``value`` and ``filter_``). For relations between several calls:
-    ``fuzz.metamorphic``."""
+                 note: str | None = None, check: list[str] | None = None) -> str:
+    """One standalone script making every call of ``cases`` on ``target`` in turn (what each
+    gave, result or exception, in ``o0, o1, ...``); when every call gave a result, ``r0, r1,
+    ...`` are them as float64 arrays and the lines ``finale`` run (they may use them, and the
+    first Case's arrays ``value`` and ``filter_``); then the lines ``check``. For relations
+    between several calls: ``fuzz.metamorphic``."""
     lines = _preamble(cases, target, f"{len(cases)} call{'s' if len(cases) != 1 else ''}", note)
     for i, case in enumerate(cases):
-        lines += ["", f"# call {i}", _arrays_source(case), *_body(case, target),
-                  f"r{i} = np.asarray(result, dtype=np.float64)"]
-    lines += ["", "# the first call's arrays", _arrays_source(cases[0]), *finale]
+        lines += ["", f"# call {i}", _arrays_source(case), *_guarded(_body(case, target)),
+                  f"o{i} = result"]
+    outs = ", ".join(f"o{i}" for i in range(len(cases)))
+    lines += ["", f"if not any(isinstance(o, BaseException) for o in ({outs},)):",
+              *[f"    r{i} = np.asarray(o{i}, dtype=np.float64)" for i in range(len(cases))],
+              "    # the first call's arrays",
+              *[f"    {line}" for line in _arrays_source(cases[0]).splitlines()],
+              *[f"    {line}" if line else "" for line in finale],
+              "else:",
+              f"    print('raised:', [type(o).__name__ for o in ({outs},) "
+              "if isinstance(o, BaseException)])"]
+    if check:
+        lines += ["", *check]
     return "\n".join(lines) + "\n"

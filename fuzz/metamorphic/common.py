@@ -10,6 +10,7 @@ import numpy as np
 from fuzz.bound import gamma, unit_roundoff_of
 from fuzz.findings import Finding
 from fuzz.judge import _process_failure, make_finding
+from fuzz.recheck import identity_check_lines
 from fuzz.truth import Truth
 from oracle.arrays import ArraySpec
 from oracle.case import Case
@@ -77,7 +78,9 @@ def identity_finding(identity: str, case: Case, target: str, cases: list[Case], 
              **details) -> Finding:
     f = make_finding("metamorphic", case, target, f"metamorphic-{identity}", expected, observed,
                      headroom=ratio, identity=identity, **details)
-    return replace(f, repro=render_calls(cases, target, [*extra, f"print({relation})"]))
+    check = identity_check_lines(identity, case, target, f.kind, len(cases))
+    return replace(f, repro=render_calls(cases, target, [*extra, f"print({relation})"],
+                                         check=check))
 
 
 def accept_reject_gate(identity: str, case: Case, cases: list[Case], outs: list,

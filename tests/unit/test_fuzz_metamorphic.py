@@ -88,28 +88,36 @@ def test_identity_catches_broken_target(identity, broken, dtype):
 
 
 @pytest.mark.parametrize("identity,broken,shows,target", [
-    ("batch-split", "ignores_batch", "max |r0 - concat(r1, r2)|", "impl"),
-    ("adjoint", "flipped_kernel", "<conv3d(y,w),x> =", "impl"),
-    ("linearity-value", "nonlinear", "max |r2 - (2.0*r0 + -0.5*r1)|", "impl"),
-    # TF paths whose call rebinds the array names (graph placeholders) or computes another op
-    # (the gradient of conv3d): the relation still sees every result and the first call's arrays
+    ("batch-split", "ignores_batch", "max |r0 - concat(r1, r2)|", None),
+    ("adjoint", "flipped_kernel", "<conv3d(y,w),x> =", None),
+    ("linearity-value", "nonlinear", "max |r2 - (2.0*r0 + -0.5*r1)|", None),
+    # rendered for TF paths whose call rebinds the array names (graph placeholders) or computes
+    # another op (the gradient of conv3d): TF holds the identity, so it does not reproduce there
     ("adjoint", "flipped_kernel", "<conv3d(y,w),x> =", "tf-graph"),
     ("batch-split", "ignores_batch", "max |r0 - concat(r1, r2)|", "tf-grad"),
 ])
-def test_repro_runs_every_call_and_prints_the_relation(tmp_path, identity, broken, shows, target):
-    """The Finding's reproducer, rendered for ``target`` (made by its path, as the oracle calls
-    it): the script must run and print the relation."""
+def test_repro_runs_every_call_prints_the_relation_and_rejudges(tmp_path, identity, broken, shows,
+                                                                target):
+    """A metamorphic Finding's reproducer makes every call the target's way, prints the relation
+    and judges it again (``fuzz.recheck``): exit 3 "reproduced" on the broken target that
+    produced it, exit 0 "did not reproduce" when rendered for a target that holds."""
     import subprocess
     import sys
     from pathlib import Path
-    v = mm.check(identity, case_of("float32"), runner(getattr(bt, broken)), target,
-                 strict=target == "impl")
+
+    from fuzz.recheck import NOT_REPRODUCED, REPRODUCED
+    from oracle.process import worker_env
+    broken_target = f"tests.unit.broken_targets:{broken}"
+    v = mm.check(identity, case_of("float32"), runner(getattr(bt, broken)), target or broken_target)
     script = tmp_path / "r.py"
     script.write_text(v.findings[0].repro)
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[2], timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert shows in out.stdout
+                         cwd=Path(__file__).resolve().parents[2], timeout=120, env=worker_env({}))
+    assert shows in out.stdout, out.stdout + out.stderr
+    if target is None:
+        assert out.returncode == REPRODUCED and "reproduced: metamorphic" in out.stdout, out.stderr
+    else:
+        assert out.returncode == NOT_REPRODUCED and "did not reproduce" in out.stdout, out.stderr
 
 
 def test_adjoint_tolerance_is_not_vacuous():
