@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             seed = args.seed + round_no - 1
             cmd = session_run.pytest_command(conf, session, work / "junit.xml", targets, args.profile, seed,
                                       args.examples or args.round_examples, args.workers,
-                                      "none" if args.no_ledger else args.ledger,
+                                      args.ledger_spec,
                                       time.time() + (deadline - time.monotonic()), args.shrink_seconds)
             rc, interrupted, _ = session_run.run_session(cmd, log, deadline=deadline)
             if not any(session.glob("stats-*.json")):

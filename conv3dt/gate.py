@@ -82,7 +82,11 @@ def build_parser(prog: str = "conv3dt gate") -> argparse.ArgumentParser:
                    help="a previous run record: its findings do not fail the gate (new ones do)")
     p.add_argument("--no-ledger", action="store_true",
                    help="disable the known-deviation ledger: every deviation counts as new")
-    p.add_argument("--ledger", metavar="PATH", help="use this ledger file or directory instead of the shipped one")
+    p.add_argument("--ledger", metavar="PATH", action="append", default=None,
+                   help="a ledger file or directory of your own (repeatable), added to the shipped "
+                   "one: its entries mark your target's known deviations (docs/ledger.md)")
+    p.add_argument("--ledger-replace", action="store_true",
+                   help="use only the --ledger files, not the shipped ledger")
     p.add_argument("--as-shipped-onednn", choices=("0", "1"), default=None, metavar="{0,1}",
                    help="force oneDNN off (0) or on (1) for the as-shipped TF paths (tf-eager, "
                    "tf-graph, tf-function, tf-xla, tf-v2, tf-grad), to check a verdict for the "
@@ -132,8 +136,11 @@ def check_args(args: argparse.Namespace) -> tuple[list[str], dict[str, Any] | No
         raise UsageError(f"--shrink-seconds must be positive, got {args.shrink_seconds}")
     if args.no_ledger and args.ledger:
         raise UsageError("--no-ledger and --ledger contradict each other")
-    if args.ledger and not Path(args.ledger).exists():
-        raise UsageError(f"--ledger {args.ledger}: no such file or directory")
+    if args.ledger_replace and not args.ledger:
+        raise UsageError("--ledger-replace needs at least one --ledger PATH to use instead")
+    for path in args.ledger or []:
+        if not Path(path).exists():
+            raise UsageError(f"--ledger {path}: no such file or directory")
     if args.as_shipped_onednn is None:
         try:
             as_shipped_onednn()
@@ -158,7 +165,8 @@ def check_args(args: argparse.Namespace) -> tuple[list[str], dict[str, Any] | No
             pass
     except OSError as exc:
         raise UsageError(f"--report-dir {out}: not writable ({exc.strerror or exc})") from None
-    args.ledger_entries = None if args.no_ledger else ledger_entries(args.ledger)
+    args.ledger_spec = ledger_spec(args)
+    args.ledger_entries = None if args.no_ledger else ledger_entries(args.ledger_spec)
     if args.as_shipped_onednn is not None:   # the workers (in the pytest child) inherit it
         from oracle.targets import AS_SHIPPED_ONEDNN_VAR
         os.environ[AS_SHIPPED_ONEDNN_VAR] = args.as_shipped_onednn
@@ -183,15 +191,35 @@ def preflight(targets: list[str], timeout: float = 60.0) -> None:
             raise InfraError(f"target {name} cannot start: {str(exc).strip().splitlines()[-1]}") from None
 
 
-def ledger_entries(path: str | None) -> list[dict[str, Any]]:
+def ledger_spec(args: argparse.Namespace) -> str:
+    """What the session loads (``fuzz.ledger.Ledger.load``): ``none``, or the shipped ledger
+    followed by the user's ``--ledger`` sources (only theirs with ``--ledger-replace``), as
+    absolute paths joined by ``os.pathsep``."""
+    from fuzz.ledger import DEFAULT_LEDGER
+
+    if args.no_ledger:
+        return "none"
+    own = [str(Path(p).resolve()) for p in args.ledger or []]
+    return os.pathsep.join(own if args.ledger_replace else [str(DEFAULT_LEDGER), *own])
+
+
+def ledger_label(args: argparse.Namespace) -> str:
+    """The ledger as the record names it: none, shipped, shipped + yours, or yours only."""
+    if args.no_ledger:
+        return "none"
+    own = " + ".join(args.ledger or [])
+    return own if args.ledger_replace else ("shipped + " + own if own else "shipped")
+
+
+def ledger_entries(spec: str) -> list[dict[str, Any]]:
     """The ledger's entries (id, reason, TF versions, targets) for the record."""
     from fuzz.ledger import DEFAULT_LEDGER, Ledger
 
     try:
-        ledger = Ledger.load(path or DEFAULT_LEDGER)
+        ledger = Ledger.load(spec)
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        msg = f"ledger {path or DEFAULT_LEDGER}: {type(exc).__name__}: {exc}"
-        raise (UsageError(msg) if path else InfraError(msg)) from None
+        msg = f"ledger: {type(exc).__name__}: {exc}"
+        raise (InfraError(msg) if spec == str(DEFAULT_LEDGER) else UsageError(msg)) from None
     return [{"id": e.id, "reason": e.reason, "tf_versions": ", ".join(e.tf_versions) or "any",
              "kernels": ", ".join(e.kernels) or "any",
              "targets": ", ".join(e.targets) or "any"} for e in ledger.entries]
@@ -219,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_INFRA
         session, junit, log = work / "session", work / "junit.xml", work / "pytest.log"
         session.mkdir()
-        ledger = "none" if args.no_ledger else args.ledger
+        ledger = args.ledger_spec
         budget = MAX_TIME.get(args.profile) if args.max_time is None else (args.max_time or None)
         deadline = None if budget is None else time.time() + budget
         cmd = pytest_command(conf, session, junit, targets, args.profile, args.seed, args.examples,

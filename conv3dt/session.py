@@ -131,13 +131,14 @@ def environment() -> dict[str, Any]:
 def build_record(command: str, args: argparse.Namespace, targets: list[str], session: Path,
                  seconds: float, baseline: dict[str, Any] | None, extra_run: dict[str, Any] | None = None,
                  record: dict[str, Any] | None = None) -> dict[str, Any]:
+    from conv3dt.gate import ledger_label
     from reports import merge
     from reports.record import new_record
 
     if record is None:
         run = {"command": command, "profile": args.profile, "seed": args.seed, "targets": targets,
                "examples": 0, "examples_requested": args.examples, "workers": args.workers,
-               "duration_s": round(seconds, 2), "ledger": "none" if args.no_ledger else (args.ledger or "shipped"),
+               "duration_s": round(seconds, 2), "ledger": ledger_label(args),
                "baseline": args.baseline, "label": os.environ.get("CONV3DT_RUN_LABEL") or None,
                "as_shipped_onednn": getattr(args, "as_shipped_onednn", None),
                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}

@@ -24,12 +24,19 @@ target X" cannot be written. Every name an entry uses is checked when the ledger
 unknown field, kernel family, finding kind, feature, dtype, label, property or target glob that
 matches nothing (a misspelling) is an error naming the entry, not a silent non-match. Hits are
 counted per run; entries that matched nothing are reported as possibly stale.
+
+A ledger is one or more sources, each a JSON file or a directory of them (``*.json``, in name
+order): the shipped ``fuzz/ledger/tf.json`` plus a vendor's overlay, say (``conv3dt gate
+--ledger mine.json`` adds; ``--ledger-replace`` uses only the given ones). Entries are tried in
+source order; an id may appear once across all sources. The user-facing schema:
+``docs/ledger.md``.
 """
 from __future__ import annotations
 
 import fnmatch
 import json
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,6 +143,17 @@ class Entry:
     features: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for name in ("kernels", "targets", "tf_versions", "kinds", "labels", "properties",
+                     "error_class", "dtypes"):
+            value = getattr(self, name)
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise LedgerError(f"ledger entry {self.id!r}: {name} must be a list of strings, "
+                                  f"got {value!r}")
+        if not isinstance(self.id, str) or not isinstance(self.reason, str) or not (
+                self.message is None or isinstance(self.message, str)) or not isinstance(
+                self.features, dict):
+            raise LedgerError(f"ledger entry {self.id!r}: id, reason and message are strings, "
+                              f"features an object")
         if not (self.kernels or self.targets) or not (self.kinds or self.labels or self.message):
             raise LedgerError(f"ledger entry {self.id!r} is too broad: it needs kernels or target "
                               f"globs, and at least one of kinds/labels/message")
@@ -180,6 +198,49 @@ class Entry:
         return all(feats.get(k) == v for k, v in self.features.items())
 
 
+def ledger_files(spec: str | Path | list | tuple) -> list[Path]:
+    """The ledger JSON files a spec names, in order (see ``Ledger.load``)."""
+    parts = [Path(p) for p in (spec if isinstance(spec, (list, tuple))
+                               else str(spec).split(os.pathsep)) if str(p)]
+    files: list[Path] = []
+    for part in parts:
+        if part.is_dir():
+            found = sorted(part.glob("*.json"))
+            if not found:
+                raise LedgerError(f"{part}: a ledger directory without any *.json file")
+            files += found
+        else:
+            files.append(part)
+    if not files:
+        raise LedgerError("no ledger file given")
+    return files
+
+
+def _read_entries(path: Path) -> list[Entry]:
+    """One ledger file's entries, every name in them checked (``LedgerError`` naming the file)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise LedgerError(f"{path}: cannot read the ledger: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
+        raise LedgerError(f"{path}: not a ledger: expected an object with an 'entries' list")
+    if data.get("schema", LEDGER_SCHEMA) != LEDGER_SCHEMA:
+        raise LedgerError(f"{path}: schema {data.get('schema')!r}; expected {LEDGER_SCHEMA!r}")
+    entries = []
+    for i, e in enumerate(data["entries"]):
+        if not isinstance(e, dict) or "id" not in e or "reason" not in e:
+            raise LedgerError(f"{path}: entries[{i}] needs at least 'id' and 'reason'")
+        unknown = sorted(k for k in e if k not in FIELDS)
+        if unknown:
+            raise LedgerError(f"{path}: ledger entry {e['id']!r}: unknown fields {unknown}; "
+                              f"known: {FIELDS}")
+        try:
+            entries.append(Entry(**e))
+        except LedgerError as exc:
+            raise LedgerError(f"{path}: {exc}") from None
+    return entries
+
+
 class Ledger:
     """Loaded entries plus this run's hit counts."""
 
@@ -191,30 +252,23 @@ class Ledger:
         self.hits: dict[str, int] = {e.id: 0 for e in entries}
 
     @classmethod
-    def load(cls, path: str | Path | None = DEFAULT_LEDGER, tf_version: str | None = None) -> "Ledger":
-        """``path`` None or ``"none"``: an empty ledger (every deviation is new)."""
-        if path is None or str(path) == "none":
+    def load(cls, spec: str | Path | list | tuple | None = DEFAULT_LEDGER,
+             tf_version: str | None = None) -> "Ledger":
+        """The entries of every source in ``spec`` (a path, a sequence of paths, or paths joined
+        by ``os.pathsep``; each a JSON file or a directory of them). ``None`` or ``"none"``: an
+        empty ledger (every deviation is new)."""
+        if spec is None or str(spec) == "none":
             return cls([], tf_version)
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as exc:
-            raise LedgerError(f"{path}: cannot read the ledger: {exc}") from exc
-        if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
-            raise LedgerError(f"{path}: not a ledger: expected an object with an 'entries' list")
-        if data.get("schema", LEDGER_SCHEMA) != LEDGER_SCHEMA:
-            raise LedgerError(f"{path}: schema {data.get('schema')!r}; expected {LEDGER_SCHEMA!r}")
-        entries = []
-        for i, e in enumerate(data["entries"]):
-            if not isinstance(e, dict) or "id" not in e or "reason" not in e:
-                raise LedgerError(f"{path}: entries[{i}] needs at least 'id' and 'reason'")
-            unknown = sorted(k for k in e if k not in FIELDS)
-            if unknown:
-                raise LedgerError(f"{path}: ledger entry {e['id']!r}: unknown fields {unknown}; "
-                                  f"known: {FIELDS}")
-            try:
-                entries.append(Entry(**e))
-            except LedgerError as exc:
-                raise LedgerError(f"{path}: {exc}") from None
+        entries: list[Entry] = []
+        where: dict[str, Path] = {}
+        for path in ledger_files(spec):
+            for entry in _read_entries(path):
+                if entry.id in where:
+                    raise LedgerError(f"{path}: ledger entry {entry.id!r} is already defined in "
+                                      f"{where[entry.id]}; an overlay adds entries under ids "
+                                      f"of its own")
+                where[entry.id] = path
+                entries.append(entry)
         return cls(entries, tf_version)
 
     def classify(self, finding: Finding) -> Finding:

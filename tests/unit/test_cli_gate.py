@@ -176,6 +176,27 @@ def test_baseline_turns_the_same_findings_into_a_pass(broken_runs, tmp_path: Pat
     assert record["summary"]["new"] == 0 and record["summary"]["baselined"] > 0
 
 
+def test_a_vendor_ledger_overlay_adds_to_the_shipped_one(broken_runs, tmp_path: Path) -> None:
+    """A vendor's own ledger (``--ledger``) is added to the shipped one: the same broken kernel's
+    findings become known deviations and the gate passes; the record names both sources.
+    ``--ledger-replace`` without a ledger to use is bad usage."""
+    kinds = sorted({f["kind"] for f in load(broken_runs[0] / "report.json")["findings"]})
+    (tmp_path / "mine.json").write_text(json.dumps({"schema": "conv3dt-ledger/1", "entries": [
+        {"id": "wrong-values-known", "reason": "our kernel returns ones (a test double)",
+         "targets": ["tests.unit.test_cli_gate:wrong_values"], "kinds": kinds}]}))
+    res = conv3dt("gate", "--target", "tests.unit.test_cli_gate:wrong_values", "--target", "impl",
+                  "--report-dir", str(tmp_path / "r"), "--seed", "7", *CI_SMALL,
+                  "--shrink-seconds", "600", "--ledger", str(tmp_path / "mine.json"))
+    assert res.returncode == 0, res.stdout + res.stderr
+    record = load(tmp_path / "r" / "report.json")
+    assert record["run"]["ledger"] == f"shipped + {tmp_path / 'mine.json'}"
+    ids = [e["id"] for e in record["ledger"]["entries"]]
+    assert "wrong-values-known" in ids and "cpu-ncdhw-unsupported" in ids
+    assert record["ledger"]["matched"]["wrong-values-known"] > 0
+    res = conv3dt("gate", "--ledger-replace", "--target", "impl", "--report-dir", "r2", cwd=tmp_path)
+    assert res.returncode == 2 and "--ledger-replace needs" in res.stderr, res.stderr
+
+
 def test_impl_alone_passes_exit_0(tmp_path: Path) -> None:
     res = conv3dt("gate", "--target", "impl", "--report-dir", "r", *FAST, cwd=tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr

@@ -216,3 +216,53 @@ def test_the_stock_fallback_under_onednn_is_the_stock_entry(ledger):
     f = make_finding("metamorphic", base, "tf-eager-onednn", "metamorphic-batch-split", "e", hit)
     assert ledger.classify(ran(f, "stock")).known_deviation == "stock-batched-unreached-inf-tap-nan"
     assert ledger.classify(ran(f, "onednn")).known_deviation is None
+
+
+# ---------------------------------------------------------------- overlays
+MINE = {"id": "mine-ncdhw", "reason": "our kernel rejects NCDHW", "targets": ["mypkg.kernel:*"],
+        "kinds": ["accept-reject"], "message": "only supports NDHWC"}
+
+
+def _write(path, *entries):
+    path.write_text(json.dumps({"schema": "conv3dt-ledger/1", "entries": list(entries)}))
+    return path
+
+
+def test_an_overlay_adds_to_the_shipped_ledger_in_source_order(tmp_path):
+    own = _write(tmp_path / "mine.json", MINE)
+    both = Ledger.load([DEFAULT_LEDGER, own], "2.21.0")
+    shipped = Ledger.load(DEFAULT_LEDGER, "2.21.0")
+    assert [e.id for e in both.entries] == [e.id for e in shipped.entries] + ["mine-ncdhw"]
+    vendor = finding(target="mypkg.kernel:conv3d_transpose", kernel="external")
+    assert both.classify(vendor).known_deviation == "mine-ncdhw"
+    assert shipped.classify(vendor).known_deviation is None
+    # the shipped entries still apply to TF's own findings
+    assert both.classify(finding()).known_deviation == NCDHW
+    # the same, spelt as the gate passes it to the session: paths joined by os.pathsep
+    import os
+    joined = Ledger.load(os.pathsep.join([str(DEFAULT_LEDGER), str(own)]), "2.21.0")
+    assert [e.id for e in joined.entries] == [e.id for e in both.entries]
+
+
+def test_a_directory_is_every_json_in_it_and_ids_are_unique_across_sources(tmp_path):
+    d = tmp_path / "ledgers"
+    d.mkdir()
+    _write(d / "b.json", dict(MINE, id="second"))
+    _write(d / "a.json", MINE)
+    assert [e.id for e in Ledger.load(d).entries] == ["mine-ncdhw", "second"]
+    clash = _write(tmp_path / "clash.json", dict(MINE, id=NCDHW))
+    with pytest.raises(LedgerError) as info:
+        Ledger.load([DEFAULT_LEDGER, clash])
+    assert str(clash) in str(info.value) and f"{NCDHW!r} is already defined in" in str(info.value)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(LedgerError, match="without any"):
+        Ledger.load(tmp_path / "empty")
+
+
+@pytest.mark.parametrize("field,value", [("kernels", "onednn"), ("kinds", [3]),
+                                         ("message", ["a"]), ("features", ["layout"])])
+def test_a_field_of_the_wrong_type_is_one_clear_error(tmp_path, field, value):
+    p = _write(tmp_path / "l.json", dict(MINE, **{field: value}))
+    with pytest.raises(LedgerError) as info:
+        Ledger.load(p)
+    assert str(p) in str(info.value) and "'mine-ncdhw'" in str(info.value)
