@@ -68,13 +68,16 @@ class InvalidFamily:
     """One validation rule and its near-miss: ``breaks(pick, geometry, valid_case)`` returns the
     Case that violates exactly this rule. ``impl_raises`` / ``impl_says``: the class(es) ``impl``
     raises and a regex its message matches; ``promise``: the class the documentation promises
-    (``None``: judged against ``impl``'s class); ``crash_prone``: TF dies on it (drawn a third
-    as often: each crash costs a TF re-import); ``limits``: values at the integer limits."""
+    (``None``: judged against ``impl``'s class); ``doc_also``: a class the documentation's
+    sentence promises for these inputs too, accepted beside impl's (its padding sentence covers
+    every non-string padding); ``crash_prone``: TF dies on it (drawn a third as often);
+    ``limits``: values at the integer limits."""
     name: str
     breaks: Breaker
     impl_raises: tuple[type[Exception], ...]
     impl_says: str
     promise: str | None = None
+    doc_also: str | None = None
     crash_prone: bool = False
     limits: bool = False
 
@@ -151,7 +154,7 @@ def _padding_value(pick, g, c):
 
 
 # ---------------------------------------------------------------- TensorFlow's own rules
-@family("padding-type", TypeError, r"padding=.*the string")
+@family("padding-type", TypeError, r"padding=.*the string", doc_also="ValueError")
 def _padding_type(pick, g, c):
     return c.with_(padding=pick.one((None, 1, [g.padding])))
 

@@ -23,7 +23,7 @@ Crashes and timeouts are always Findings.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -172,15 +172,44 @@ def _judge_bound(case, y, truth, target, prop, strict, out):
         violations=int(bad.sum()), worst_index=loc.worst, where=loc.to_json())], head
 
 
-def expected_error_class(case: Case, impl_out: Outcome | None) -> str:
-    """The class the documentation promises for the family's rule (``InvalidFamily.promise``);
-    otherwise the class ``impl`` raises (ValueError if impl did not raise)."""
-    fam = BY_NAME.get(family_of(case) or "")
+class Expectation(NamedTuple):
+    """The error classes accepted for an invalid Case, and where that expectation comes from."""
+    classes: tuple[str, ...]
+    source: str
+
+    def text(self) -> str:
+        return f"raises {' or '.join(self.classes)} ({self.source})"
+
+
+#: The documentation's own sentence (``Raises``), quoted where a Finding cites it.
+DOC_RAISES = ("the documentation: ValueError 'if input/output depth does not match filter's "
+              "shape, or if padding is other than VALID or SAME'")
+
+
+def expectation(case: Case, impl_out: Outcome | None) -> Expectation:
+    """The classes the contract accepts for the Case's invalid family, with their source:
+
+    - the documentation's class for its own rules (``InvalidFamily.promise``);
+    - otherwise the class ``impl`` raises for a rule TensorFlow enforces (``ValueError`` if impl
+      did not raise), plus the documentation's class where its sentence covers these inputs too
+      (``InvalidFamily.doc_also``: ``padding=None`` is "other than 'VALID' or 'SAME'")."""
+    name = family_of(case) or ""
+    fam = BY_NAME.get(name)
     if fam is not None and fam.promise:
-        return fam.promise
+        return Expectation((fam.promise,), DOC_RAISES)
     if impl_out is None or impl_out.kind != "raised":
-        return "ValueError"
-    return impl_out.short_class or "ValueError"
+        return Expectation(("ValueError",), f"impl accepted invalid:{name}: the contract's default")
+    classes = (impl_out.short_class or "ValueError",)
+    source = f"a rule TensorFlow enforces, no class documented: impl's class for invalid:{name}"
+    if fam is not None and fam.doc_also and fam.doc_also not in classes:
+        classes += (fam.doc_also,)
+        source += f"; {DOC_RAISES}"
+    return Expectation(classes, source)
+
+
+def expected_error_class(case: Case, impl_out: Outcome | None) -> str:
+    """The first class :func:`expectation` accepts."""
+    return expectation(case, impl_out).classes[0]
 
 
 def judge_rejection(case: Case, out: Outcome, impl_out: Outcome | None, target: str,
@@ -188,12 +217,14 @@ def judge_rejection(case: Case, out: Outcome, impl_out: Outcome | None, target: 
     """Judge a target's Outcome on an invalid Case (label ``invalid:<family>``)."""
     if out.kind in ("crashed", "timeout"):
         return _process_failure(case, out, target, prop)
-    expected = expected_error_class(case, impl_out)
+    expected = expectation(case, impl_out)
     if out.kind == "value":
-        return [make_finding("accept-reject", case, target, prop, f"raises {expected}",
-                             out.describe(), out=out, family=family_of(case))]
-    if not out.is_instance_of(expected):
-        return [make_finding("error-class", case, target, prop, f"raises {expected}",
+        return [make_finding("accept-reject", case, target, prop, expected.text(),
+                             out.describe(), out=out, family=family_of(case),
+                             expected_source=expected.source)]
+    if not any(out.is_instance_of(cls) for cls in expected.classes):
+        return [make_finding("error-class", case, target, prop, expected.text(),
                              out.describe(), out=out, error_class=out.error_class,
-                             message=(out.message or "")[:1500], family=family_of(case))]
+                             message=(out.message or "")[:1500], family=family_of(case),
+                             expected_source=expected.source)]
     return []

@@ -183,3 +183,31 @@ def test_a_findings_reproducer_makes_the_call_the_targets_way(target, marks):
         assert mark in f.repro, (target, mark)
     if target != "tf-eager-stock":
         assert "TF_ENABLE_ONEDNN_OPTS'] = '0'" not in f.repro
+
+
+def test_every_error_class_expectation_names_its_source():
+    doc = invalid("invalid:padding-value", padding="same")
+    (f,) = judge_rejection(doc, Outcome.of_exception(TypeError("x")), run_impl(doc), "tf-eager",
+                           "invalid")
+    assert f.expected.startswith("raises ValueError (the documentation: ValueError 'if input/output")
+    assert f.details["expected_source"].startswith("the documentation")
+    tf_rule = invalid("invalid:strides-length", strides=[1, 2])
+    impl_out = run_impl(tf_rule)
+    (f,) = judge_rejection(tf_rule, Outcome.of_exception(RuntimeError("x")), impl_out, "tf-eager",
+                           "invalid")
+    assert f"impl's class for invalid:strides-length" in f.expected
+    assert f.expected.startswith(f"raises {impl_out.short_class} (a rule TensorFlow enforces")
+
+
+@pytest.mark.parametrize("padding", [None, 1, ["SAME"]])
+def test_a_valueerror_is_accepted_wherever_the_docs_sentence_covers_the_input(padding):
+    """The doc's Raises: ValueError 'if padding is other than VALID or SAME' — padding=None too,
+    though impl (like TF) raises TypeError for a non-string padding: both are accepted."""
+    case = invalid("invalid:padding-type", padding=padding)
+    impl_out = run_impl(case)
+    assert impl_out.short_class == "TypeError"
+    for raised in (ValueError("padding"), TypeError("padding")):
+        assert judge_rejection(case, Outcome.of_exception(raised), impl_out, "tf-eager",
+                               "invalid") == []
+    (f,) = judge_rejection(case, Outcome.of_exception(KeyError("x")), impl_out, "tf-eager", "invalid")
+    assert f.kind == "error-class" and f.expected.startswith("raises TypeError or ValueError (")
