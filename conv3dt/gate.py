@@ -173,6 +173,34 @@ def check_args(args: argparse.Namespace) -> tuple[list[str], dict[str, Any] | No
     return targets, baseline
 
 
+def verdict_exit(record: dict[str, Any], interrupted: str | None, cut_short: bool,
+                 counts: dict[str, Any], rc: int, baseline: dict[str, Any] | None,
+                 out: Path) -> tuple[int, str]:
+    """The gate's exit code for a written record, and its reason in one line (the record keeps
+    both, and the console's first line says it: never "PASS" and then exit 3)."""
+    new = record["summary"]["new"]
+    failed = record["summary"]["verdict"] == "fail"
+    if interrupted:
+        return exit_code(interrupted), f"interrupted ({interrupted})"
+    if cut_short:
+        return ((EXIT_FINDINGS, f"{new} new finding(s); cut short by --max-time") if failed else
+                (EXIT_INCOMPLETE, "cut short by --max-time with nothing new: not everything was judged"))
+    if counts["errors"] and not new:
+        return EXIT_INFRA, (f"{counts['errors']} test error(s) ({counts['first_error']}); see "
+                            f"{out / 'pytest.log'}")
+    gaps = (record["coverage"].get("tripwire") or {}).get("gaps")
+    if gaps and not new:
+        return EXIT_INFRA, (f"coverage tripwire: {len(gaps)} required cell(s) never hit: "
+                            f"{', '.join(gaps)} (the run cannot vouch for them; "
+                            f"docs/architecture.md, coverage tripwire)")
+    if rc == 1 and not new and not baseline:
+        return EXIT_INFRA, (f"pytest reported {counts['failures']} failure(s) but the session "
+                            f"recorded no new finding; see {out / 'pytest.log'}")
+    if failed:
+        return EXIT_FINDINGS, f"{new} new finding(s)"
+    return EXIT_OK, "only known deviations"
+
+
 def preflight(targets: list[str], timeout: float = 60.0) -> None:
     """Start every non-TF target once (cheap) so one that cannot start is exit 3 up front."""
     from oracle.pool import TargetPool, TargetUnavailable
@@ -289,31 +317,15 @@ def main(argv: list[str] | None = None) -> int:
             mark_interrupted(record, interrupted)
         elif cut_short:
             mark_interrupted(record, f"max-time ({budget:.0f} s)")
+        code, reason = verdict_exit(record, interrupted, cut_short, counts, rc, baseline, out)
+        record["run"]["exit"] = {"code": code, "reason": reason}
         publish(record, out, junit, log)
         if os.path.isdir(out / "session"):
             shutil.rmtree(out / "session", ignore_errors=True)
         os.replace(session, out / "session")
         print_summary(record, out, args.quiet)
-        failed = record["summary"]["verdict"] == "fail"
-        if interrupted:
-            return exit_code(interrupted)
-        if cut_short:
-            return EXIT_FINDINGS if failed else EXIT_INCOMPLETE
-        if counts["errors"] and not record["summary"]["new"]:
-            print(f"conv3dt gate: infrastructure failure: {counts['errors']} test error(s) "
-                  f"({counts['first_error']}); see {out / 'pytest.log'}", file=sys.stderr)
-            return EXIT_INFRA
-        if tripwire.get("gaps") and not record["summary"]["new"]:
-            print(f"conv3dt gate: infrastructure failure: coverage tripwire: "
-                  f"{len(tripwire['gaps'])} required cell(s) never hit: {', '.join(tripwire['gaps'])} "
-                  f"(the run cannot vouch for them; docs/architecture.md, coverage tripwire)",
-                  file=sys.stderr)
-            return EXIT_INFRA
-        if rc == 1 and not record["summary"]["new"] and not baseline:
-            print(f"conv3dt gate: infrastructure failure: pytest reported {counts['failures']} "
-                  f"failure(s) but the session recorded no new finding; see {out / 'pytest.log'}",
-                  file=sys.stderr)
-            return EXIT_INFRA
-        return EXIT_FINDINGS if failed else EXIT_OK
+        if code == EXIT_INFRA:
+            print(f"conv3dt gate: infrastructure failure: {reason}", file=sys.stderr)
+        return code
     finally:
         shutil.rmtree(work, ignore_errors=True)

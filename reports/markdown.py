@@ -49,6 +49,9 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
     head = "FAIL" if s["verdict"] == "fail" else ("INCOMPLETE" if record.get("partial") else "PASS")
     if record.get("partial"):
         head += f" (PARTIAL: interrupted by {record['interrupted']['reason']})"
+    exit_ = run.get("exit") or {}
+    if exit_.get("code") == 3:   # the gate could not vouch for its verdict: say so first
+        head = f"INFRASTRUCTURE FAILURE (exit 3: {exit_.get('reason')}); findings say {head}"
     lines = [f"conv3dt {run['command']}: {head} — {s['examples']} examples in "
              f"{run['duration_s']:.1f} s ({s['examples_per_s']:.0f} examples/s), "
              f"profile {run['profile']}, seed {run.get('seed')}",

@@ -286,3 +286,27 @@ def test_the_controllers_coverage_verdict_reaches_the_record_and_a_corrupt_one_i
     (d / "tripwire.json").write_text('{"gaps": 3')
     with pytest.raises(merge.SessionError, match=r"tripwire\.json: unreadable coverage verdict"):
         merge.read_session(d)
+
+
+def test_a_tripwire_gap_is_exit_3_and_the_first_console_line_says_so(tmp_path: Path) -> None:
+    """Never "PASS" and then exit 3: the gate decides its exit before it prints, the record keeps
+    code and reason (``run.exit``), and the summary's first line leads with the failure."""
+    from conv3dt.gate import EXIT_INFRA, EXIT_OK, verdict_exit
+    from fuzz.session import Recorder
+    from reports.markdown import summary_lines
+    d = write_session(tmp_path / "s", with_new=False)
+    Recorder(d, "controller").write_tripwire(["value_arg=input"], False)
+    record = rec.new_record({"tensorflow": "2.21.0"}, {"command": "gate", "profile": "ci", "seed": 0,
+                                                      "duration_s": 1.0, "examples": 0, "targets": []})
+    findings, stats = merge.read_session(d)
+    r = merge.merge_session(record, findings, stats, LEDGER, True)
+    counts = {"tests": 5, "failures": 0, "errors": 0, "first_error": ""}
+    code, reason = verdict_exit(r, None, False, counts, 0, None, tmp_path)
+    assert code == EXIT_INFRA and "coverage tripwire: 1 required cell(s) never hit: value_arg=input" in reason
+    r["run"]["exit"] = {"code": code, "reason": reason}
+    first = summary_lines(r)[0]
+    assert first.startswith("conv3dt gate: INFRASTRUCTURE FAILURE (exit 3: coverage tripwire")
+    assert "PASS" not in first.split("findings say")[0]
+    rec.validate(rec.json_safe(r))
+    r["coverage"]["tripwire"] = {"gaps": [], "past_deadline": False}
+    assert verdict_exit(r, None, False, counts, 0, None, tmp_path) == (EXIT_OK, "only known deviations")
