@@ -197,6 +197,13 @@ class FailureBudget:
         if surveying:
             self.seen = {}
 
+    def phase(self, prop: str, cases: Sequence[Any]) -> str:
+        """Which phase judges this (not yet judged) example: ``explicit`` (an ``explicit``
+        example), ``shrink`` (a shrink round looking for a smaller reproducer) or ``generate``."""
+        if self.example_key(prop, cases) in EXPLICIT_EXAMPLES:
+            return "explicit"
+        return "shrink" if self.shrinking is not None else "generate"
+
     def before_example(self, prop: str, cases: Sequence[Any]) -> bool:
         """Whether to judge this example. A replay of a failure of this round raises it again; an
         example judged before is not judged again (it raises as a newly judged one would, else

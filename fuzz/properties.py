@@ -111,12 +111,13 @@ def check_valid_batch(cases: list[Case], ctx: Context, prop: str = "differential
     ctx.timings["truth"] += time.perf_counter() - t0
     unknown, best, new_paths = [], None, 0
     outs = ctx.run_all(list(cases))
+    phase = ctx.budget.phase(prop, cases)
     for j, (case, truth) in enumerate(zip(cases, truths)):
         rec.cover(cells_of(case))
         for name in ctx.pools:
             out = outs[name][j]
             t1 = time.perf_counter()
-            rec.example(prop, name)
+            rec.example(prop, name, phase)
             rec.outcome(name, out.kind)
             new_paths += rec.kernel(name, out.kernel)
             if out.kind == "raised":
@@ -146,6 +147,7 @@ def check_invalid(case: Case, ctx: Context, prop: str = "invalid") -> None:
     outs = ctx.run_all([case], {ref: ctx.impl_pool})
     (impl_out,) = outs[ref]
     unknown = []
+    phase = ctx.budget.phase(prop, [case])
     if impl_out.kind != "raised":  # the family itself (or impl) is wrong: never silent
         from fuzz.judge import make_finding
         unknown.append(make_finding("accept-reject", case, "impl", prop, "impl rejects the Case",
@@ -153,7 +155,7 @@ def check_invalid(case: Case, ctx: Context, prop: str = "invalid") -> None:
     for name in ctx.pools:
         (out,) = outs[name]
         t1 = time.perf_counter()
-        rec.example(prop, name)
+        rec.example(prop, name, phase)
         rec.outcome(name, out.kind)
         rec.kernel(name, out.kernel)
         if out.kind == "raised":

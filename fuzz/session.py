@@ -43,6 +43,7 @@ class Recorder:
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.wid = wid or worker_id()
         self.examples: dict = defaultdict(lambda: defaultdict(int))
+        self.example_phases: dict = defaultdict(lambda: defaultdict(int))
         self.seconds: dict = defaultdict(float)
         self.outcomes: dict = defaultdict(lambda: defaultdict(int))
         self.headroom: dict = defaultdict(lambda: defaultdict(list))
@@ -60,8 +61,11 @@ class Recorder:
         self._written = time.monotonic()
 
     # -------------------------------------------------------------- counting
-    def example(self, prop: str, target: str) -> None:
+    def example(self, prop: str, target: str, phase: str = "generate") -> None:
+        """One judged (Case, target) pair of property ``prop``, judged in ``phase``
+        (``FailureBudget.phase``: generate, explicit or shrink)."""
         self.examples[prop][target] += 1
+        self.example_phases[prop][phase] += 1
 
     def outcome(self, target: str, kind: str) -> None:
         self.outcomes[target][kind] += 1
@@ -116,7 +120,8 @@ class Recorder:
 
     # -------------------------------------------------------------- output
     def stats(self) -> dict[str, Any]:
-        return {"examples": _plain(self.examples), "seconds": dict(self.seconds),
+        return {"examples": _plain(self.examples), "example_phases": _plain(self.example_phases),
+                "seconds": dict(self.seconds),
                 "outcomes": _plain(self.outcomes), "headroom": _plain(self.headroom),
                 "matrix": _plain(self.matrix), "coverage": dict(self.coverage),
                 "ledger_hits": dict(self.ledger_hits), "errors": _plain(self.errors),

@@ -52,7 +52,9 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
     exit_ = run.get("exit") or {}
     if exit_.get("code") == 3:   # the gate could not vouch for its verdict: say so first
         head = f"INFRASTRUCTURE FAILURE (exit 3: {exit_.get('reason')}); findings say {head}"
-    lines = [f"conv3dt {run['command']}: {head} — {s['examples']} examples in "
+    phases = s.get("examples_by_phase") or {}
+    split = (" (" + ", ".join(f"{p} {n}" for p, n in phases.items()) + ")") if len(phases) > 1 else ""
+    lines = [f"conv3dt {run['command']}: {head} — {s['examples']} examples{split} in "
              f"{run['duration_s']:.1f} s ({s['examples_per_s']:.0f} examples/s), "
              f"profile {run['profile']}, seed {run.get('seed')}",
              f"targets: {', '.join(run['targets'])}",

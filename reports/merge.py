@@ -35,7 +35,8 @@ def _add_nested(into: dict[str, Any], add: dict[str, Any]) -> None:
 
 
 def empty_stats() -> dict[str, Any]:
-    return {"examples": {}, "seconds": {}, "outcomes": {}, "headroom": {}, "matrix": {},
+    return {"examples": {}, "example_phases": {}, "seconds": {}, "outcomes": {}, "headroom": {},
+            "matrix": {},
             "coverage": {}, "ledger_hits": {}, "errors": {}, "kernels": {}, "target_facts": {}}
 
 
@@ -66,8 +67,8 @@ def read_session(session_dir: str | Path) -> tuple[list[dict[str, Any]], dict[st
         for target, per_dtype in headroom.items():
             for dtype, values in per_dtype.items():
                 stats["headroom"].setdefault(target, {}).setdefault(dtype, []).extend(values)
-        for key in ("examples", "seconds", "outcomes", "matrix", "coverage", "ledger_hits", "errors",
-                    "kernels"):
+        for key in ("examples", "example_phases", "seconds", "outcomes", "matrix", "coverage",
+                    "ledger_hits", "errors", "kernels"):
             _add_nested(stats[key], part.get(key, {}) or {})
         for target, facts in (part.get("target_facts") or {}).items():   # equal in every process
             stats["target_facts"].setdefault(target, facts)
@@ -203,6 +204,7 @@ def merge_session(record: dict[str, Any], findings: list[dict[str, Any]], stats:
     cov = record["coverage"]
     _add_nested(cov["cells"], stats.get("coverage", {}))
     _add_nested(cov["examples"], stats.get("examples", {}))
+    _add_nested(cov.setdefault("example_phases", {}), stats.get("example_phases", {}))
     _add_nested(cov["seconds"], stats.get("seconds", {}))
     _add_nested(cov["outcomes"], stats.get("outcomes", {}))
     _add_nested(cov.setdefault("errors", {}), stats.get("errors", {}))   # target -> label -> class -> n
@@ -279,9 +281,14 @@ def summarize(record: dict[str, Any]) -> dict[str, Any]:
     for f in findings:
         consider(f["case"].get("dtype"), f.get("headroom"), f["target"], f["id"])
     new = sum(1 for f in findings if f["status"] == "new")
+    phases: dict[str, int] = {}   # judged (Case, target) pairs per Hypothesis phase
+    for per_phase in (record["coverage"].get("example_phases") or {}).values():
+        for phase, n in per_phase.items():
+            phases[phase] = phases.get(phase, 0) + n
     record["run"]["examples"] = examples
     record["summary"] = {
         "verdict": "fail" if new else "pass", "examples": examples,
+        "examples_by_phase": dict(sorted(phases.items())),
         "examples_per_s": round(examples / duration, 1) if duration > 0 else 0.0,
         "findings": len(findings), "new": new,
         "known": sum(1 for f in findings if f["status"] == "known"),

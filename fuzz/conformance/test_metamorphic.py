@@ -32,8 +32,9 @@ def metamorphic_identities(ctx, case):
     results = run_on_targets(ctx.pools, plan.batch)  # every target at once, workers concurrently
     ctx.timings["oracle"] += time.perf_counter() - t0
     ctx.recorder.maybe_write()
+    phase = ctx.budget.phase("metamorphic", [case])
     for name in ctx.pools:
-        ctx.recorder.example("metamorphic", name)
+        ctx.recorder.example("metamorphic", name, phase)
         outs = results[name]
         for o in outs:
             ctx.recorder.outcome(name, o.kind)

@@ -207,3 +207,28 @@ def test_a_failure_only_an_explicit_example_shows_gets_no_round_and_is_reported_
         every_failure(prop, budget)
     assert [f.details["x"] for f in err.value.findings] == [-7]
     assert calls.count(-7) == 1 and len(calls) <= 51, len(calls)   # the survey only, no round
+
+
+def test_each_judged_example_is_counted_once_in_the_phase_that_judged_it() -> None:
+    """Honest counts: every example the survey judges is ``generate`` (or ``explicit``), every
+    new one a shrink round judges is ``shrink``; replays are judged by none and counted by none,
+    so the phases add up to the examples judged."""
+    from fuzz.failures import explicit
+
+    budget, phases = FailureBudget(), {}
+
+    @settings(max_examples=200, database=None, derandomize=True, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @explicit("differential", cases=[FakeCase(-3)])
+    @given(cases=st.lists(st.integers(0, 10_000).map(FakeCase), min_size=1, max_size=1))
+    def prop(cases):
+        if not budget.before_example("differential", cases):
+            return
+        phase = budget.phase("differential", cases)
+        phases[phase] = phases.get(phase, 0) + 1
+        budget.fail("differential", cases, defects_at(cases[0].x))
+
+    with pytest.raises(BaseExceptionGroup):
+        every_failure(prop, budget)
+    assert phases["explicit"] == 1 and phases["generate"] >= 150 and phases["shrink"] > 0
+    assert sum(phases.values()) == len(budget.judged)

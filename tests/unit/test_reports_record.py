@@ -69,6 +69,8 @@ def session_stats(wid: str, scale: int = 1) -> dict:
                    "impl": {"dtype=float32": [300, 0]}},
         "coverage": {"dtype=float32": 500 * scale, "padding=VALID": 200, "invalid:padding": 20},
         "ledger_hits": {"tf-invalid-argument-not-valueerror": 5, "xla-accepts-batch-stride": 1},
+        "example_phases": {"differential": {"generate": 850 * scale, "shrink": 50 * scale},
+                           "invalid": {"generate": 190 * scale, "explicit": 10 * scale}},
     }
 
 
@@ -310,3 +312,12 @@ def test_a_tripwire_gap_is_exit_3_and_the_first_console_line_says_so(tmp_path: P
     rec.validate(rec.json_safe(r))
     r["coverage"]["tripwire"] = {"gaps": [], "past_deadline": False}
     assert verdict_exit(r, None, False, counts, 0, None, tmp_path) == (EXIT_OK, "only known deviations")
+
+
+def test_judged_examples_are_counted_per_phase_and_add_up_to_the_headline(tmp_path: Path) -> None:
+    from reports.markdown import summary_lines
+    r = make_record(tmp_path)
+    s = r["summary"]
+    assert sum(s["examples_by_phase"].values()) == s["examples"]
+    assert s["examples_by_phase"]["shrink"] > 0 and s["examples_by_phase"]["explicit"] > 0
+    assert f"{s['examples']} examples (explicit " in summary_lines(r)[0]
