@@ -6,7 +6,9 @@ Case's recipe expressions (the same text the oracle evaluates, so the values are
 identical), makes the call in the target's way and leaves TF's result in ``result``:
 
 - ``tf-eager-stock`` / ``tf-eager-onednn`` set ``TF_ENABLE_ONEDNN_OPTS`` *before*
-  importing TensorFlow (it is read once, at import); ``tf-eager`` leaves it unset;
+  importing TensorFlow (it is read once, at import); the as-shipped paths remove it, as their
+  worker did, so that TF decides by the CPU (unless the gate forced them with
+  ``--as-shipped-onednn``: then they set it too);
 - ``tf-graph`` builds the call in a ``tf.compat.v1.Graph`` on placeholders and runs it in a
   Session with the arrays fed (as the oracle does: with constants, Grappler would fold the op
   with a kernel of its own choosing, which rounds bfloat16 differently under oneDNN);
@@ -98,10 +100,13 @@ def _preamble(cases: list[Case], target: str, title: str, note: str | None) -> l
     for i, case in enumerate(cases):
         label = "case JSON" if len(cases) == 1 else f"call {i}: case JSON"
         lines.append(f"# {label}: {json.dumps(case.to_json(), separators=(',', ':'))[:1500]}")
-    onednn = dict(spec.env).get("TF_ENABLE_ONEDNN_OPTS")
-    if onednn is not None:
-        lines += ["import os", "", "# read once, when TensorFlow is imported: set it first",
-                  f"os.environ['TF_ENABLE_ONEDNN_OPTS'] = {onednn!r}"]
+    env = dict(spec.env)
+    if "TF_ENABLE_ONEDNN_OPTS" in env:   # the worker's setting: forced, or TF's own choice
+        onednn = env["TF_ENABLE_ONEDNN_OPTS"]
+        lines += ["import os", "", "# read once, when TensorFlow is imported: set it first"]
+        lines.append(f"os.environ['TF_ENABLE_ONEDNN_OPTS'] = {onednn!r}" if onednn is not None
+                     else "os.environ.pop('TF_ENABLE_ONEDNN_OPTS', None)  # as shipped: TF "
+                          "decides by this CPU")
     lines.append("import numpy as np")
     if any(c.dtype == "bfloat16" for c in cases):
         lines.append("import ml_dtypes  # bfloat16 for NumPy; a TensorFlow dependency")
