@@ -152,7 +152,7 @@ def _mixups(bad, y, y_ref, bound, rows):
     violating entry has one."""
     def near(i, j, sel):
         tol = 0.0 if bound is None else bound[j].reshape(-1)[sel]
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):   # inf - inf, a half overflow
             return bool(np.all(np.abs(y[i].reshape(-1)[sel] - y_ref[j].reshape(-1)[sel]) <= tol))
     pairs = []
     for i in rows:

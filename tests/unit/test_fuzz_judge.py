@@ -211,3 +211,28 @@ def test_a_valueerror_is_accepted_wherever_the_docs_sentence_covers_the_input(pa
                                "invalid") == []
     (f,) = judge_rejection(case, Outcome.of_exception(KeyError("x")), impl_out, "tf-eager", "invalid")
     assert f.kind == "error-class" and f.expected.startswith("raises TypeError or ValueError (")
+
+
+def test_where_the_bound_is_infinite_an_overflowed_reference_judges_nothing():
+    """Found by the realistic tier on impl (float64, 774,144 outputs, special values): the
+    reference, summed in float64 for a Case that large, overflowed to -inf in an intermediate
+    where impl's order gave a finite -6.1e307. The bound is infinite there (the magnitude
+    overflowed): nothing can be judged, so no Finding; a finite bound still judges."""
+    from dataclasses import replace
+    case = valid("float64")
+    truth = truth_of(case)
+    y = run_impl(case).value.copy()
+    at = (0, 1, 1, 1, 0)
+    flags = np.zeros(truth.shape, bool)
+    flags[at] = True
+    ref = truth.y_ref.copy()
+    ref[at] = -np.inf
+    blown = replace(truth, y_ref=ref, bound=np.where(flags, np.inf, truth.bound),
+                    bound_strict=np.where(flags, np.inf, truth.bound_strict),
+                    overflow=truth.overflow | flags)
+    y[at] = -6.120540027509929e+307
+    for strict in (False, True):
+        assert judge_value(case, Outcome.of_value(y), blown, "impl", "realistic", strict)[0] == []
+    tight = replace(blown, bound=truth.bound, bound_strict=truth.bound_strict)
+    (f,), _ = judge_value(case, Outcome.of_value(y), tight, "impl", "realistic", True)
+    assert f.kind == "value-mismatch"
