@@ -143,11 +143,12 @@ def _judge_bound(case, y, truth, target, prop, strict, out):
         ratio = np.where(err == 0, 0.0, err / bound)
     nan_r, inf_r = np.isnan(ref), np.isinf(ref)
     ok_nonfinite = over & ~fin_y
-    # An infinite bound says nothing can be known there: the magnitude overflowed, and a
-    # reference summed in float64 (the realistic tier's large float64 Cases) may itself have
-    # overflowed in an intermediate to ±inf or nan where the exact sum is finite. Any result is
-    # within it (elements a non-finite input reaches are judged below, by ``reached``).
-    unknowable = np.isposinf(bound)
+    # Nothing can be known where the bound is infinite (the magnitude overflowed), nor where the
+    # reference itself is non-finite in an element that may overflow (``over``): a reference
+    # summed in float64 (the realistic tier's large float64 Cases) can overflow in an
+    # intermediate to ±inf or nan where the exact sum is finite. Any result is within it
+    # (elements a non-finite input reaches are judged below, by ``reached``).
+    unknowable = np.isposinf(bound) | (~fin_r & over)
     ok = np.where(nan_r, np.isnan(y) | ok_nonfinite,
                   np.where(inf_r, (y == ref) | ok_nonfinite, (ratio <= 1.0) | ok_nonfinite))
     ok = ok | unknowable

@@ -233,6 +233,10 @@ def test_where_the_bound_is_infinite_an_overflowed_reference_judges_nothing():
     y[at] = -6.120540027509929e+307
     for strict in (False, True):
         assert judge_value(case, Outcome.of_value(y), blown, "impl", "realistic", strict)[0] == []
-    tight = replace(blown, bound=truth.bound, bound_strict=truth.bound_strict)
+    # a finite bound, but the element may overflow and the reference did: still unknowable
+    near_max = replace(blown, bound=truth.bound, bound_strict=truth.bound_strict)
+    assert judge_value(case, Outcome.of_value(y), near_max, "impl", "realistic", True)[0] == []
+    # a reference that cannot have overflowed (no overflow flag) is the truth: judged
+    tight = replace(near_max, overflow=truth.overflow)
     (f,), _ = judge_value(case, Outcome.of_value(y), tight, "impl", "realistic", True)
     assert f.kind == "value-mismatch"
