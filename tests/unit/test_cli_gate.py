@@ -7,6 +7,7 @@ The module-level functions below are ``module:function`` targets for the gate
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -23,9 +24,15 @@ CI_SMALL = ["--workers", "0", "--profile", "ci", "--examples", "8"]   # ci: dera
 
 
 def wrong_values(*args, **kwargs):
-    """A broken kernel: right shape and dtype, every value off by one."""
+    """A broken kernel: right shape and dtype, every value off by one. Like a real kernel it
+    refuses an output it cannot hold (the limits families ask for 2³¹-element outputs): filling
+    one took 30 s on a loaded CI machine, so whether the call was a timeout, a memory kill or a
+    value depended on the load, and two runs of the same seed differed."""
     value = np.asarray(kwargs.get("value", kwargs.get("input", args[0] if args else None)))
-    return np.ones(tuple(int(s) for s in np.asarray(kwargs["output_shape"]).tolist()), dtype=value.dtype)
+    shape = tuple(int(s) for s in np.asarray(kwargs["output_shape"]).tolist())
+    if any(s < 0 for s in shape) or math.prod(shape) > 10**7:
+        raise ValueError(f"output_shape {shape} is negative or too large")
+    return np.ones(shape, dtype=value.dtype)
 
 
 def conv3dt(*argv: str, cwd: Path = ROOT, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
