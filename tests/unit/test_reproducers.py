@@ -51,8 +51,11 @@ def test_every_kind_and_target_pair_reproduces(gate_record: Path) -> None:
             continue
         first.setdefault((f["kind"], f["target"]), f)
     kinds = {k for k, _ in first}
-    # the run is rich enough to mean something: rejections, crashes, values and error classes
-    assert {"accept-reject", "crash", "error-class", "value-mismatch"} <= kinds, kinds
+    # the run is rich enough to mean something: rejections, crashes, error classes and a numeric
+    # kind (which one depends on what the bounded run reached: TF's value-mismatch on stock may
+    # be only the Cin = 0 garbage, skipped above)
+    assert {"accept-reject", "crash", "error-class"} <= kinds, kinds
+    assert kinds & {"value-mismatch", "accumulation-precision", "shape"}, kinds
     with ThreadPoolExecutor(2) as pool:
         reruns = list(pool.map(lambda f: run_reproducer(f, 120.0, cwd=str(ROOT)), first.values()))
     failed = [f"{key} {f['id']}: {r.how}\n{r.output[-800:]}"
