@@ -57,11 +57,11 @@ class Rerun:
 def run_reproducer(finding: dict, timeout: float, cwd: str | None = None) -> Rerun:
     """Run ``finding``'s reproducer in a fresh Python (``cwd`` and our ``sys.path`` importable,
     as the gate's workers have them); judge what it showed."""
-    import signal
     import subprocess
     import tempfile
 
     from fuzz.recheck import NOT_REPRODUCED, REPRODUCED
+    from oracle.outcome import Outcome
     from oracle.process import worker_env
 
     with tempfile.TemporaryDirectory(prefix="conv3dt-repro-") as tmp:
@@ -78,7 +78,7 @@ def run_reproducer(finding: dict, timeout: float, cwd: str | None = None) -> Rer
     output = proc.stdout + proc.stderr
     code = proc.returncode
     if code < 0:
-        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+        name = Outcome.of_crash(signal=-code).signal_name
         if finding["kind"] == "crash":
             return Rerun(True, f"reproduced: crash (the script died by {name})", code, output)
         return Rerun(False, f"did not reproduce: the script died by {name}, not a {finding['kind']}",

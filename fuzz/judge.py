@@ -214,11 +214,6 @@ def expectation(case: Case, impl_out: Outcome | None) -> Expectation:
     return Expectation(classes, source)
 
 
-def expected_error_class(case: Case, impl_out: Outcome | None) -> str:
-    """The first class :func:`expectation` accepts."""
-    return expectation(case, impl_out).classes[0]
-
-
 def judge_rejection(case: Case, out: Outcome, impl_out: Outcome | None, target: str,
                     prop: str) -> list[Finding]:
     """Judge a target's Outcome on an invalid Case (label ``invalid:<family>``)."""

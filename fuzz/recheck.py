@@ -13,7 +13,7 @@ and the observation, and returns the script's exit status:
 A crash or a hang needs no judge: the script dies by the signal or never ends, which is the
 reproduction (``conv3dt repro ID --run`` reads it so). The truth for a valid Case is
 ``fuzz.truth.truth_of`` (float64 or longdouble reference, rigorous bound); the expected error
-class of an invalid one is the contract's (``fuzz.judge.expected_error_class``), with impl's own
+class of an invalid one is the contract's (``fuzz.judge.expectation``), with impl's own
 rejection computed here as the gate computes it.
 """
 from __future__ import annotations

@@ -53,8 +53,8 @@ class TargetPool:
     ``False``: never (the environment's slot takes the strongest policy of the pools sharing
     it). ``fork`` (default ``True``): NumPy-world targets (``impl`` isolated, ``module:``) and
     the TF paths get their workers forked by a zygote (``oracle.forkserver``), so replacing a
-    lost worker costs milliseconds (TF: ~0.2-0.3 s); ``False``: spawned like jax's. In-process pools (``impl``) have no worker,
-    no spare and no time limit.
+    lost worker costs milliseconds (TF: ~0.2-0.3 s); ``False``: spawned like jax's.
+    In-process pools (``impl``) have no worker, no spare and no time limit.
     """
 
     def __init__(self, name: str, timeout: float = 30.0, *, rss_limit_mb: float | None = DEFAULT_RSS_LIMIT_MB,
