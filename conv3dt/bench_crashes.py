@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from oracle.arrays import ArraySpec
-from oracle.case import Case
+from conv3dt.oracle.arrays import ArraySpec
+from conv3dt.oracle.case import Case
 
 TARGET = "conv3dt.bench_crashes:crashy"
 
@@ -45,7 +45,7 @@ def marked(first: float, seed: int) -> Case:
 
 
 def measure_crash_recovery(rounds: int, burst: int) -> dict[str, Any]:
-    from oracle.pool import TargetPool
+    from conv3dt.oracle.pool import TargetPool
 
     pools = {"spawn": TargetPool(TARGET, timeout=30.0, fork=False),
              "fork": TargetPool(TARGET, timeout=30.0)}

@@ -25,12 +25,12 @@ def _one(args: tuple) -> dict:
     from hypothesis import HealthCheck, given, settings
     from hypothesis import seed as hseed
 
-    from fuzz.ledger import Ledger
-    from fuzz.properties import Context, FindingError, check_valid_batch
-    from fuzz.session import Recorder
-    from fuzz.realistic import BUDGETS, realistic_cases
-    from fuzz.strategies import valid_batches
-    from oracle.pool import TargetPool, run_on_targets
+    from conv3dt.fuzz.ledger import Ledger
+    from conv3dt.fuzz.properties import Context, FindingError, check_valid_batch
+    from conv3dt.fuzz.session import Recorder
+    from conv3dt.fuzz.realistic import BUDGETS, realistic_cases
+    from conv3dt.fuzz.strategies import valid_batches
+    from conv3dt.oracle.pool import TargetPool, run_on_targets
 
     pools = {t: TargetPool(t) for t in targets}
     impl = pools.get("impl") or TargetPool("impl")
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
         ap.error("--batches must be >= 1")
     if a.jobs < 1:
         ap.error("--jobs must be >= 1")
-    from oracle.targets import default_targets
+    from conv3dt.oracle.targets import default_targets
     targets = list(dict.fromkeys(a.target or default_targets()))
     tiers = ("differential", "realistic") if a.tier == "both" else (a.tier,)
     results = []

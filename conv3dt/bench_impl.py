@@ -40,8 +40,8 @@ from typing import Callable
 
 import numpy as np
 
-import impl
-from impl.kernel import transposed_conv_ndhwc
+from conv3dt import impl
+from conv3dt.impl.kernel import transposed_conv_ndhwc
 
 # (label, batch, input spatial, Cin, Cout, kernel, stride, dilation, padding)
 SHAPES = [

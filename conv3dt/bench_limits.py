@@ -25,7 +25,7 @@ import statistics
 import time
 from typing import Any
 
-from oracle.case import Case, structure_key
+from conv3dt.oracle.case import Case, structure_key
 
 SPREAD_TARGETS = ("tf-eager", "tf-xla", "impl")
 ALTERNATIVES = ((5.0, 10.0), (2.0, 10.0), (1.0, 10.0), (5.0, 4.0), (0.5, 4.0))   # (floor, factor)
@@ -36,8 +36,8 @@ def draw_cases(tier: str, n: int, seed: int) -> list[Case]:
     from hypothesis import HealthCheck, given, settings
     from hypothesis import seed as hseed
 
-    from fuzz.realistic import BUDGETS, boundary_cases, realistic_cases
-    from fuzz.strategies import valid_cases
+    from conv3dt.fuzz.realistic import BUDGETS, boundary_cases, realistic_cases
+    from conv3dt.fuzz.strategies import valid_cases
 
     if tier == "budget":
         return budget_cases()[:n]
@@ -61,7 +61,7 @@ def draw_cases(tier: str, n: int, seed: int) -> list[Case]:
 def budget_cases() -> list[Case]:
     """The ci budget's corners, every dtype and layout: 4·10⁷ products with 10⁶ outputs (strided),
     4·10⁷ products at stride 1, 10⁶ outputs with few products."""
-    from fuzz.realistic import Boundary
+    from conv3dt.fuzz.realistic import Boundary
 
     shapes = [dict(n=1, cin=12, cout=30, outs=(32, 32, 32), strides=(2, 2, 2)),
               dict(n=1, cin=19, cout=19, outs=(16, 16, 16)),
@@ -83,7 +83,7 @@ def reseeded(case: Case, k: int) -> Case:
 
 def measure_spread(targets: list[str], repeats: int, n_tiny: int = 24, n_large: int = 16,
                    n_budget: int = 24, seed: int = 5) -> dict[str, Any]:
-    from oracle.pool import TargetPool
+    from conv3dt.oracle.pool import TargetPool
 
     tiers = {"tiny": draw_cases("tiny", n_tiny, seed), "large": draw_cases("large", n_large, seed + 1),
              "budget": draw_cases("budget", n_budget, seed)}
@@ -128,7 +128,7 @@ def _tier_stats(records: list) -> dict[str, Any]:
 
 def _replay(records: list) -> dict[str, Any]:
     """The policy on the recorded sequence: would-be cuts, smallest margin, median limit per tier."""
-    from oracle.timelimits import LimitPolicy, TimeLimits
+    from conv3dt.oracle.timelimits import LimitPolicy, TimeLimits
 
     out = {}
     for floor, factor in ALTERNATIVES:

@@ -26,8 +26,8 @@ import json
 import sys
 import time
 
-from oracle.arrays import ArraySpec
-from oracle.case import Case
+from conv3dt.oracle.arrays import ArraySpec
+from conv3dt.oracle.case import Case
 
 GOAL_TARGET, GOAL_CALLS_PER_S = "tf-eager", 1000.0
 DEFAULT_TARGETS = ("tf-eager", "tf-eager-stock", "tf-eager-onednn", "tf-graph", "tf-function", "tf-xla",
@@ -41,7 +41,7 @@ def tiny_case(seed: int) -> Case:
 
 
 def measure(target: str, calls: int, batches: list[int], timeout: float = 30.0) -> dict:
-    from oracle.pool import TargetPool
+    from conv3dt.oracle.pool import TargetPool
 
     out: dict = {"target": target, "calls_per_s": {}}
     with TargetPool(target, timeout=timeout) as pool:
@@ -66,7 +66,7 @@ def open_pools(targets: list[str], timeout: float = 30.0, **kwargs) -> dict:
     """Pools for every target, the worker environments started in parallel."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from oracle.pool import TargetPool
+    from conv3dt.oracle.pool import TargetPool
 
     with ThreadPoolExecutor(4) as ex:
         return dict(zip(targets, ex.map(lambda t: TargetPool(t, timeout=timeout, **kwargs), targets)))
@@ -74,7 +74,7 @@ def open_pools(targets: list[str], timeout: float = 30.0, **kwargs) -> dict:
 
 def measure_all(targets: list[str], n: int) -> dict:
     """One case on every target, n times: (case, target) pairs/s, sequential vs run_on_targets."""
-    from oracle.pool import run_on_targets
+    from conv3dt.oracle.pool import run_on_targets
 
     pools = open_pools(targets)
     try:
@@ -120,8 +120,8 @@ def measure_recovery(n: int, burst: int = 10) -> dict:
 
     Then ``burst`` crashes in a row per mode (what a Case that crashes every oneDNN path costs:
     a spawned spare has no time to warm up between them)."""
-    from oracle.pool import TargetPool
-    from oracle.worker import rss_bytes
+    from conv3dt.oracle.pool import TargetPool
+    from conv3dt.oracle.worker import rss_bytes
 
     out: dict = {}
     for mode, (fork, spare) in RECOVERY_MODES.items():
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     batches = args.batch or [1, 64]
-    from oracle.pool import TargetUnavailable
+    from conv3dt.oracle.pool import TargetUnavailable
 
     results: list = []
     targets = [t for t in args.targets.split(",") if t]

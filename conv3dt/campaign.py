@@ -54,8 +54,8 @@ def _progress(round_no: int, elapsed: float, budget: float, record: dict) -> str
 
 
 def main(argv: list[str] | None = None) -> int:
-    from reports.merge import SessionError
-    from reports.record import mark_interrupted
+    from conv3dt.reports.merge import SessionError
+    from conv3dt.reports.record import mark_interrupted
 
     try:
         args = build_parser().parse_args(argv)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -109,7 +110,7 @@ def conformance_dir() -> Path:
     if os.environ.get("CONV3DT_CONFORMANCE_DIR"):
         candidates.append(Path(os.environ["CONV3DT_CONFORMANCE_DIR"]))
     import conv3dt
-    import fuzz
+    from conv3dt import fuzz
     candidates.append(Path(fuzz.__file__).parent / "conformance")
     candidates.append(Path(conv3dt.__file__).resolve().parent.parent / "tests" / "conformance")
     for c in candidates:
@@ -121,8 +122,8 @@ def conformance_dir() -> Path:
 
 def check_args(args: argparse.Namespace) -> tuple[list[str], dict[str, Any] | None]:
     """Validate usage; returns (targets, baseline record). Raises UsageError."""
-    from oracle.targets import UnknownTarget, as_shipped_onednn, default_targets, resolve
-    from reports.record import RecordError, load
+    from conv3dt.oracle.targets import UnknownTarget, as_shipped_onednn, default_targets, resolve
+    from conv3dt.reports.record import RecordError, load
 
     if args.profile not in PROFILES:
         raise UsageError(f"unknown profile {args.profile!r}: use one of {', '.join(PROFILES)}")
@@ -168,7 +169,7 @@ def check_args(args: argparse.Namespace) -> tuple[list[str], dict[str, Any] | No
     args.ledger_spec = ledger_spec(args)
     args.ledger_entries = None if args.no_ledger else ledger_entries(args.ledger_spec)
     if args.as_shipped_onednn is not None:   # the workers (in the pytest child) inherit it
-        from oracle.targets import AS_SHIPPED_ONEDNN_VAR
+        from conv3dt.oracle.targets import AS_SHIPPED_ONEDNN_VAR
         os.environ[AS_SHIPPED_ONEDNN_VAR] = args.as_shipped_onednn
     return targets, baseline
 
@@ -203,14 +204,17 @@ def verdict_exit(record: dict[str, Any], interrupted: str | None, cut_short: boo
 
 def preflight(targets: list[str], timeout: float = 60.0) -> None:
     """Start every non-TF target once (cheap) so one that cannot start is exit 3 up front."""
-    from oracle.pool import TargetPool, TargetUnavailable
-    from oracle.targets import resolve, tf_installed
+    from conv3dt.oracle.pool import TargetPool, TargetUnavailable
+    from conv3dt.oracle.targets import resolve, tf_installed
 
     for name in targets:
         spec = resolve(name)
         if spec.kind == "tf":
             if not tf_installed():
-                raise InfraError(f"target {name} cannot start: TensorFlow is not installed")
+                raise InfraError(f"target {name} cannot start: no TensorFlow is installed. Install "
+                                 f"one (pip install 'conv3dt[tf]' brings tensorflow-cpu; tensorflow "
+                                 f"and tf-nightly are gated as well), or name only non-TF targets "
+                                 f"with --target (e.g. --target impl --target mypkg:fn)")
             continue
         try:
             with TargetPool(name, timeout=timeout):
@@ -219,11 +223,39 @@ def preflight(targets: list[str], timeout: float = 60.0) -> None:
             raise InfraError(f"target {name} cannot start: {str(exc).strip().splitlines()[-1]}") from None
 
 
+def tf_version_warning(targets: list[str], spec: str) -> str | None:
+    """One warning line when the TF to be gated is newer than every version the ledger names
+    (its known deviations are then not excused there: a new finding may be an old deviation),
+    or when two TF distributions overwrite each other's ``tensorflow`` module; else None."""
+    from conv3dt.fuzz.ledger import Ledger
+    from conv3dt.oracle.targets import resolve, tf_distributions
+
+    if spec == "none" or not any(resolve(t).kind == "tf" for t in targets):
+        return None
+    found = tf_distributions()
+    if len(found) > 1:
+        return ("two TensorFlow distributions are installed and share one tensorflow module: "
+                + ", ".join(f"{n} {v}" for n, v in found) + "; the gated one is whichever was "
+                "installed last")
+    if not found:
+        return None
+    dist, version = found[0]
+    named = {tuple(int(x) for x in v.split(".")[:2]) for e in Ledger.load(spec).entries
+             for v in e.tf_versions if re.fullmatch(r"\d+\.\d+(\..*)?", v)}
+    have = tuple(int(x) for x in re.findall(r"\d+", version)[:2])
+    if named and len(have) == 2 and have > max(named):
+        newest = ".".join(map(str, max(named)))
+        return (f"{dist} {version} is newer than any TF version the ledger names (newest "
+                f"{newest}): its version-scoped known deviations do not apply, so a finding "
+                f"may be one of them; check it against docs/ledger.md")
+    return None
+
+
 def ledger_spec(args: argparse.Namespace) -> str:
     """What the session loads (``fuzz.ledger.Ledger.load``): ``none``, or the shipped ledger
     followed by the user's ``--ledger`` sources (only theirs with ``--ledger-replace``), as
     absolute paths joined by ``os.pathsep``."""
-    from fuzz.ledger import DEFAULT_LEDGER
+    from conv3dt.fuzz.ledger import DEFAULT_LEDGER
 
     if args.no_ledger:
         return "none"
@@ -241,7 +273,7 @@ def ledger_label(args: argparse.Namespace) -> str:
 
 def ledger_entries(spec: str) -> list[dict[str, Any]]:
     """The ledger's entries (id, reason, TF versions, targets) for the record."""
-    from fuzz.ledger import DEFAULT_LEDGER, Ledger
+    from conv3dt.fuzz.ledger import DEFAULT_LEDGER, Ledger
 
     try:
         ledger = Ledger.load(spec)
@@ -270,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             conf = conformance_dir()
             preflight(targets)
+            warning = tf_version_warning(targets, args.ledger_spec)
+            if warning:
+                print(f"conv3dt gate: warning: {warning}", file=sys.stderr, flush=True)
         except InfraError as exc:
             print(f"conv3dt gate: infrastructure failure: {exc}", file=sys.stderr)
             return EXIT_INFRA
@@ -301,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"conv3dt gate: infrastructure failure: the session wrote no statistics; log tail:\n"
                   f"{log_tail(log)}", file=sys.stderr)
             return EXIT_INFRA
-        from reports.merge import SessionError
+        from conv3dt.reports.merge import SessionError
         try:
             record = build_record("gate", args, targets, session, seconds, baseline,
                                   {"max_time_s": budget})
@@ -312,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         tripwire = record["coverage"].get("tripwire") or {}
         cut_short = (stopped_at_deadline or bool((record.get("failures") or {}).get("cut_short"))
                      or bool(tripwire.get("past_deadline")))
-        from reports.record import mark_interrupted
+        from conv3dt.reports.record import mark_interrupted
         if interrupted:
             mark_interrupted(record, interrupted)
         elif cut_short:

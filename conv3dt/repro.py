@@ -60,9 +60,9 @@ def run_reproducer(finding: dict, timeout: float, cwd: str | None = None) -> Rer
     import subprocess
     import tempfile
 
-    from fuzz.recheck import NOT_REPRODUCED, REPRODUCED
-    from oracle.outcome import Outcome
-    from oracle.process import worker_env
+    from conv3dt.fuzz.recheck import NOT_REPRODUCED, REPRODUCED
+    from conv3dt.oracle.outcome import Outcome
+    from conv3dt.oracle.process import worker_env
 
     with tempfile.TemporaryDirectory(prefix="conv3dt-repro-") as tmp:
         script = Path(tmp) / f"{finding['id']}.py"
@@ -105,7 +105,7 @@ def find(record: dict, finding_id: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from reports.record import RecordError, load
+    from conv3dt.reports.record import RecordError, load
 
     args = build_parser().parse_args(argv)
     try:

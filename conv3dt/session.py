@@ -120,7 +120,7 @@ def run_session(cmd: list[str], log: Path, deadline: float | None = None) -> tup
 
 
 def environment() -> dict[str, Any]:
-    from oracle.environment import capture_environment
+    from conv3dt.oracle.environment import capture_environment
     env = capture_environment()
     pk = env.get("packages", {})
     env["tensorflow"] = pk.get("tensorflow-cpu") or pk.get("tensorflow") or "not installed"
@@ -132,8 +132,8 @@ def build_record(command: str, args: argparse.Namespace, targets: list[str], ses
                  seconds: float, baseline: dict[str, Any] | None, extra_run: dict[str, Any] | None = None,
                  record: dict[str, Any] | None = None) -> dict[str, Any]:
     from conv3dt.gate import ledger_label
-    from reports import merge
-    from reports.record import new_record
+    from conv3dt.reports import merge
+    from conv3dt.reports.record import new_record
 
     if record is None:
         run = {"command": command, "profile": args.profile, "seed": args.seed, "targets": targets,
@@ -158,9 +158,9 @@ def publish(record: dict[str, Any], out: Path, junit_tmp: Path | None, log_tmp: 
     """Render the reports and move JUnit XML / the pytest log into place (atomically). When
     pytest's JUnit XML is missing or cut short (a session stopped by a signal), the record's
     own rendering takes its place (``reports.junit``)."""
-    from reports.junit import render_junit, well_formed
-    from reports.record import write_atomic
-    from reports.render import render_all
+    from conv3dt.reports.junit import render_junit, well_formed
+    from conv3dt.reports.record import write_atomic
+    from conv3dt.reports.render import render_all
 
     if junit_tmp is not None and well_formed(junit_tmp):
         os.replace(junit_tmp, out / "junit.xml")
@@ -172,7 +172,7 @@ def publish(record: dict[str, Any], out: Path, junit_tmp: Path | None, log_tmp: 
 
 
 def print_summary(record: dict[str, Any], out: Path, quiet: bool) -> None:
-    from reports.markdown import summary_lines
+    from conv3dt.reports.markdown import summary_lines
 
     lines = summary_lines(record)
     print("\n".join(lines[:1] if quiet else lines))

@@ -23,8 +23,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fuzz.findings import Finding
-from oracle.case import Case
+from conv3dt.fuzz.findings import Finding
+from conv3dt.oracle.case import Case
 
 SCHEMA = "conv3dt-corpus/1"
 DEFAULT_DIR = Path(__file__).with_name("corpus")
@@ -121,9 +121,9 @@ def rejudge(entry: dict, run, impl_run=None) -> list[Finding]:
     """The Findings of re-running an entry's Case on its target with its property's judging.
     ``run(list[Case]) -> list[Outcome]`` runs the target; ``impl_run`` runs ``impl`` (invalid
     Cases: the error-class reference)."""
-    from fuzz import metamorphic
-    from fuzz.judge import judge_rejection, judge_value
-    from fuzz.truth import truth_of
+    from conv3dt.fuzz import metamorphic
+    from conv3dt.fuzz.judge import judge_rejection, judge_value
+    from conv3dt.fuzz.truth import truth_of
 
     case, target, prop = entry["case_obj"], entry["target"], entry["property"]
     if prop.startswith("metamorphic"):

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import math
 
-from oracle.case import Case, spatial_triple
-from fuzz.invalid import FAMILY_NAMES, family_of
-from fuzz.strategies import DTYPES, LAYOUTS, output_range
+from conv3dt.oracle.case import Case, spatial_triple
+from conv3dt.fuzz.invalid import FAMILY_NAMES, family_of
+from conv3dt.fuzz.strategies import DTYPES, LAYOUTS, output_range
 
 AXIS_CELLS = ([f"dtype={d}" for d in DTYPES] + [f"layout={l}" for l in LAYOUTS]
               + ["padding=SAME", "padding=VALID"]

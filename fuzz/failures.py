@@ -46,7 +46,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 from hypothesis import Phase, example, settings
 
-from fuzz.findings import Finding
+from conv3dt.fuzz.findings import Finding
 
 # Shrink budget per failure key (seconds): long enough for Hypothesis to reach a minimal Case
 # on a crash-free target (its shrinks of a ci-sized Case take 5-40 s here), short enough that a

@@ -27,9 +27,9 @@ from typing import Callable
 
 from hypothesis import strategies as st
 
-from oracle.arrays import ArraySpec
-from oracle.case import Case
-from fuzz.strategies import (DTYPES, LAYOUTS, PADDINGS, VALUE_KINDS, Geometry, _decode_geometry,
+from conv3dt.oracle.arrays import ArraySpec
+from conv3dt.oracle.case import Case
+from conv3dt.fuzz.strategies import (DTYPES, LAYOUTS, PADDINGS, VALUE_KINDS, Geometry, _decode_geometry,
                              _ints, build_case_from, output_range, spec_from)
 
 INT32_MAX, INT64_MAX = 2**31 - 1, 2**63 - 1

@@ -27,12 +27,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from fuzz.findings import Finding
-from fuzz.invalid import BY_NAME, family_of
-from fuzz.locate import locate
-from oracle.case import Case
-from oracle.outcome import Outcome
-from oracle.repro import render_reproducer
+from conv3dt.fuzz.findings import Finding
+from conv3dt.fuzz.invalid import BY_NAME, family_of
+from conv3dt.fuzz.locate import locate
+from conv3dt.oracle.case import Case
+from conv3dt.oracle.outcome import Outcome
+from conv3dt.oracle.repro import render_reproducer
 
 
 def repro(case: Case, target: str, kind: str, prop: str) -> str:
@@ -40,7 +40,7 @@ def repro(case: Case, target: str, kind: str, prop: str) -> str:
     ``target``: the call made the target's own way (``oracle.repro.render_reproducer``: its
     oneDNN setting, graph, tf.function, XLA, v2 or gradient form), then judged as the gate did
     (``fuzz.recheck``: exit 3 when it reproduces)."""
-    from fuzz.recheck import check_lines
+    from conv3dt.fuzz.recheck import check_lines
 
     return render_reproducer(case, target, check=check_lines(case, target, kind, prop))
 

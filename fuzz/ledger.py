@@ -42,11 +42,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fuzz.findings import FINDING_KINDS, Finding
-from fuzz.invalid import FAMILY_NAMES
-from oracle.case import spatial_triple
-from oracle.kernels import KERNEL_FAMILIES
-from oracle.targets import KNOWN_TARGETS
+from conv3dt.fuzz.findings import FINDING_KINDS, Finding
+from conv3dt.fuzz.invalid import FAMILY_NAMES
+from conv3dt.oracle.case import spatial_triple
+from conv3dt.oracle.kernels import KERNEL_FAMILIES
+from conv3dt.oracle.targets import KNOWN_TARGETS
 
 DEFAULT_LEDGER = Path(__file__).with_name("ledger") / "tf.json"
 FIELDS = ("id", "reason", "kernels", "targets", "tf_versions", "kinds", "labels", "properties",

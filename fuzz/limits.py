@@ -15,10 +15,10 @@ The truth is impl's: its phases and taps are bounded by the outputs and inputs, 
 """
 from __future__ import annotations
 
-from oracle.arrays import ArraySpec
-from oracle.case import Case
+from conv3dt.oracle.arrays import ArraySpec
+from conv3dt.oracle.case import Case
 
-from fuzz.invalid import INT32_MAX, INT64_MAX
+from conv3dt.fuzz.invalid import INT32_MAX, INT64_MAX
 
 #: Stride values of the valid limit Cases: the largest int32, the first value past it; dilation
 #: values: the largest int32 (3 taps, SAME) and the largest int64 (one tap, VALID). Few on

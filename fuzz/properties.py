@@ -18,16 +18,16 @@ from dataclasses import dataclass, field
 from hypothesis import target as hypothesis_target
 from hypothesis.control import currently_in_test_context
 
-from fuzz.coverage import cells_of
-from fuzz.failures import FailureBudget, FindingError  # noqa: F401  (FindingError: re-exported)
-from fuzz.findings import Finding
-from fuzz.judge import judge_rejection, judge_value
-from fuzz.ledger import Ledger
-from fuzz.session import Recorder
-from fuzz.truth import truth_of
-from oracle.case import Case
-from oracle.outcome import Outcome
-from oracle.pool import run_on_targets
+from conv3dt.fuzz.coverage import cells_of
+from conv3dt.fuzz.failures import FailureBudget, FindingError  # noqa: F401  (FindingError: re-exported)
+from conv3dt.fuzz.findings import Finding
+from conv3dt.fuzz.judge import judge_rejection, judge_value
+from conv3dt.fuzz.ledger import Ledger
+from conv3dt.fuzz.session import Recorder
+from conv3dt.fuzz.truth import truth_of
+from conv3dt.oracle.case import Case
+from conv3dt.oracle.outcome import Outcome
+from conv3dt.oracle.pool import run_on_targets
 
 
 @dataclass
@@ -149,7 +149,7 @@ def check_invalid(case: Case, ctx: Context, prop: str = "invalid") -> None:
     unknown = []
     phase = ctx.budget.phase(prop, [case])
     if impl_out.kind != "raised":  # the family itself (or impl) is wrong: never silent
-        from fuzz.judge import make_finding
+        from conv3dt.fuzz.judge import make_finding
         unknown.append(make_finding("accept-reject", case, "impl", prop, "impl rejects the Case",
                                     impl_out.describe(), out=impl_out, family=case.label))
     for name in ctx.pools:

@@ -30,10 +30,10 @@ from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
-from fuzz.strategies import (DTYPES, LAYOUTS, PADDINGS, SEEDS, SEQ_FORMS, UNIFORM_FORMS,
+from conv3dt.fuzz.strategies import (DTYPES, LAYOUTS, PADDINGS, SEEDS, SEQ_FORMS, UNIFORM_FORMS,
                              UNIT_FORMS, VALUE_KINDS, ARG_SPAN, Axis, Geometry,
                              build_case_from, spec_from)
-from oracle.case import Case
+from conv3dt.oracle.case import Case
 
 CHANNELS = (1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129)
 EXTENTS = (1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 24, 31, 32, 33, 48, 63, 64, 65)

@@ -21,8 +21,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from oracle.case import Case
-from oracle.outcome import Outcome
+from conv3dt.oracle.case import Case
+from conv3dt.oracle.outcome import Outcome
 
 #: The script's exit status when the deviation reproduced, and when it did not.
 REPRODUCED, NOT_REPRODUCED = 3, 0
@@ -38,7 +38,7 @@ def _json(case: Case) -> str:
 
 def check_lines(case: Case, target: str, kind: str, prop: str) -> list[str]:
     """The tail of a one-call reproducer (``oracle.repro.render_reproducer``'s ``check``)."""
-    return [*_HEAD, "from fuzz.recheck import recheck", "",
+    return [*_HEAD, "from conv3dt.fuzz.recheck import recheck", "",
             f"sys.exit(recheck({_json(case)}, {target!r}, {kind!r}, {prop!r}, result))"]
 
 
@@ -46,7 +46,7 @@ def identity_check_lines(identity: str, case: Case, target: str, kind: str, n_ca
                          ) -> list[str]:
     """The tail of a metamorphic reproducer (``oracle.repro.render_calls``'s ``check``)."""
     outs = ", ".join(f"o{i}" for i in range(n_calls))
-    return [*_HEAD, "from fuzz.recheck import recheck_identity", "",
+    return [*_HEAD, "from conv3dt.fuzz.recheck import recheck_identity", "",
             f"sys.exit(recheck_identity({identity!r}, {_json(case)}, {target!r}, {kind!r}, "
             f"[{outs}]))"]
 
@@ -58,7 +58,7 @@ def outcome_of(result: Any) -> Outcome:
     if isinstance(result, BaseException):
         from dataclasses import replace
 
-        from oracle.worker import error_text
+        from conv3dt.oracle.worker import error_text
 
         return replace(Outcome.of_exception(result), message=error_text(result)[:4000])
     if hasattr(result, "numpy"):
@@ -80,8 +80,8 @@ def _report(kind: str, findings: list, observed: Outcome) -> int:
 def recheck(case_json: str | dict, target: str, kind: str, prop: str, result: Any) -> int:
     """Judge one call's ``result`` (an array-like or the exception it raised) as the gate did;
     print expected vs observed; return the script's exit status."""
-    from fuzz.judge import judge_rejection, judge_value
-    from fuzz.truth import truth_of
+    from conv3dt.fuzz.judge import judge_rejection, judge_value
+    from conv3dt.fuzz.truth import truth_of
 
     case = Case.from_json(json.loads(case_json) if isinstance(case_json, str) else case_json)
     out = outcome_of(result)
@@ -90,7 +90,7 @@ def recheck(case_json: str | dict, target: str, kind: str, prop: str, result: An
     else:
         impl_out = None   # impl judged itself: the contract's class (the gate's "impl rejects")
         if target != "impl":
-            from oracle.pool import TargetPool
+            from conv3dt.oracle.pool import TargetPool
 
             with TargetPool("impl") as impl:
                 impl_out = impl.run([case])[0]
@@ -102,7 +102,7 @@ def recheck_identity(identity: str, case_json: str | dict, target: str, kind: st
                      results: list) -> int:
     """Judge a metamorphic identity on the results of its variants (in ``variants(case)``
     order); print expected vs observed; return the script's exit status."""
-    from fuzz import metamorphic
+    from conv3dt.fuzz import metamorphic
 
     case = Case.from_json(json.loads(case_json) if isinstance(case_json, str) else case_json)
     variants, judge = metamorphic.CHECKS[identity]

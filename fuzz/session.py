@@ -19,7 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from fuzz.findings import Finding
+from conv3dt.fuzz.findings import Finding
 
 HEADROOM_SAMPLES = 2000
 WRITE_PERIOD_S = 5.0

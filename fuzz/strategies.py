@@ -33,9 +33,9 @@ from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
-from oracle.arrays import ArraySpec
-from oracle.case import Case
-from fuzz.bound import LARGEST_FINITE, SMALLEST_NORMAL
+from conv3dt.oracle.arrays import ArraySpec
+from conv3dt.oracle.case import Case
+from conv3dt.fuzz.bound import LARGEST_FINITE, SMALLEST_NORMAL
 
 DTYPES = ("float32", "float64", "float16", "bfloat16")
 LAYOUTS = ("NDHWC", "NCDHW")

@@ -39,9 +39,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fuzz.bound import (LARGEST_FINITE, SMALLEST_NORMAL, UNIT_ROUNDOFF, WIDE_ACCUMULATION,
+from conv3dt.fuzz.bound import (LARGEST_FINITE, SMALLEST_NORMAL, UNIT_ROUNDOFF, WIDE_ACCUMULATION,
                         error_bound, gamma, underflow_term, unit_roundoff_of)
-from oracle.case import Case
+from conv3dt.oracle.case import Case
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def _layout(a: np.ndarray, layout: str) -> np.ndarray:
 
 def normalized(case: Case, arrays=None):
     """``impl.normalize_call`` on the Case's arguments (raises for invalid Cases)."""
-    from impl import normalize_call
+    from conv3dt.impl import normalize_call
 
     args, kwargs = case.call_args(tensor=lambda values, dt: np.asarray(values, dtype=dt),
                                   arrays=arrays)
@@ -87,7 +87,7 @@ def normalized(case: Case, arrays=None):
 
 def truth_of(case: Case, arrays=None) -> Truth:
     """Reference, magnitude and bound for a valid Case (see the module docstring)."""
-    from impl.kernel import transposed_conv_ndhwc
+    from conv3dt.impl.kernel import transposed_conv_ndhwc
 
     call = normalized(case, arrays)
     dtype = case.dtype

@@ -5,8 +5,8 @@ adjoint identity), ``normalize_call`` / ``NormalizedCall`` (validation) and ``SU
 Depends on NumPy and ml_dtypes only. See ``impl/README.md`` for the rules and measurements.
 """
 
-from impl.args import SUPPORTED_DTYPES, NormalizedCall, normalize_call
-from impl.forward import conv3d
-from impl.transpose import conv3d_transpose
+from conv3dt.impl.args import SUPPORTED_DTYPES, NormalizedCall, normalize_call
+from conv3dt.impl.forward import conv3d
+from conv3dt.impl.transpose import conv3d_transpose
 
 __all__ = ["conv3d_transpose", "conv3d", "normalize_call", "NormalizedCall", "SUPPORTED_DTYPES"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from impl.args import _fail, _spatial_triple, same_padding, windowed_size
+from conv3dt.impl.args import _fail, _spatial_triple, same_padding, windowed_size
 
 __all__ = ["conv3d"]
 

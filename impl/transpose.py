@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from impl.args import normalize_call
-from impl.kernel import transposed_conv_ndhwc
+from conv3dt.impl.args import normalize_call
+from conv3dt.impl.kernel import transposed_conv_ndhwc
 
 __all__ = ["conv3d_transpose", "accum_dtype_for"]
 

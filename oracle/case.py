@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from oracle.arrays import ArraySpec
+from conv3dt.oracle.arrays import ArraySpec
 
 CASE_SCHEMA = "conv3dt-case/1"
 

@@ -14,7 +14,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from oracle.targets import KNOWN_TARGETS, default_targets, jax_installed, resolve, tf_installed
+from conv3dt.oracle.targets import KNOWN_TARGETS, default_targets, jax_installed, resolve, tf_installed
 
 
 def _quick(name: str) -> dict[str, Any]:
@@ -29,7 +29,7 @@ def _quick(name: str) -> dict[str, Any]:
 
 
 def _checked(name: str, timeout: float, stack: contextlib.ExitStack) -> dict[str, Any]:
-    from oracle.pool import TargetPool, TargetUnavailable
+    from conv3dt.oracle.pool import TargetPool, TargetUnavailable
 
     quick = _quick(name)
     if not quick["available"]:

@@ -27,17 +27,17 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from oracle.arrays import numpy_dtype
-from oracle.case import Case
-from oracle.kernels import KernelObservation
-from oracle.outcome import Outcome
-from oracle.process import TAIL_CHARS, WorkerBase, crash_tail
-from oracle.slot import WorkerSlot
-from oracle.timelimits import CallShape, Limit, call_shape
-from oracle.worker import rss_bytes
+from conv3dt.oracle.arrays import numpy_dtype
+from conv3dt.oracle.case import Case
+from conv3dt.oracle.kernels import KernelObservation
+from conv3dt.oracle.outcome import Outcome
+from conv3dt.oracle.process import TAIL_CHARS, WorkerBase, crash_tail
+from conv3dt.oracle.slot import WorkerSlot
+from conv3dt.oracle.timelimits import CallShape, Limit, call_shape
+from conv3dt.oracle.worker import rss_bytes
 
 if TYPE_CHECKING:
-    from oracle.pool import TargetPool
+    from conv3dt.oracle.pool import TargetPool
 
 _POLL_SLICE = 0.25
 

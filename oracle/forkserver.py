@@ -63,7 +63,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.reduction import recvfds, sendfds
 from typing import Any, Callable
 
-from oracle.process import SpawnedWorker, TargetUnavailable, WorkerBase, load_into
+from conv3dt.oracle.process import SpawnedWorker, TargetUnavailable, WorkerBase, load_into
 
 #: Runtimes whose thread pools do not survive ``fork()`` once running.
 FORK_UNSAFE_MODULES = ("tensorflow", "jax", "jaxlib", "torch")
@@ -104,7 +104,7 @@ def _child(zygote_fds: tuple[int, ...], sock_fd: int, err_fd: int, info: dict[st
         os.dup2(err_fd, 1)
         os.dup2(err_fd, 2)
         os.close(err_fd)
-        from oracle import worker
+        from conv3dt.oracle import worker
 
         if worker._SELF_STATM is not None:  # an fd on the zygote's /proc/self/statm: its RSS
             os.close(worker._SELF_STATM)
@@ -139,7 +139,7 @@ def _reap(pid: int, timeout: float) -> int | None:
 
 
 def zygote(conn: Connection, preload: str = "none") -> None:
-    from oracle import worker
+    from conv3dt.oracle import worker
 
     if preload not in FORKABLE_PRELOADS:
         raise SystemExit(f"oracle.forkserver: cannot preload {preload!r} and fork safely")
@@ -148,7 +148,7 @@ def zygote(conn: Connection, preload: str = "none") -> None:
     # bfloat16 array; its import alone takes ~1.7 s on the loaded 2-core machine)
     import ml_dtypes  # noqa: F401
 
-    import impl  # noqa: F401
+    from conv3dt import impl  # noqa: F401
     baseline = _threads()
     callables: dict[str, Callable] = {}
     conn.send_bytes(json.dumps({"ready": True, "pid": os.getpid(), "info": info}).encode())
@@ -196,7 +196,7 @@ class ForkServer:
 
     def __init__(self, env: dict[str, str | None], startup_timeout: float,
                  preload: str = "none") -> None:
-        self.zygote = SpawnedWorker(env, preload, startup_timeout, module="oracle.forkserver")
+        self.zygote = SpawnedWorker(env, preload, startup_timeout, module="conv3dt.oracle.forkserver")
         self.hazard: str | None = None
         self._lock = threading.Lock()
 

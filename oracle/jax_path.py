@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from oracle.case import Case
+from conv3dt.oracle.case import Case
 
 
 def warm_up() -> dict[str, Any]:
@@ -46,7 +46,7 @@ def run(case: Case, arrays: tuple) -> np.ndarray:
     import jax.numpy as jnp
     from jax import lax
 
-    from impl import normalize_call
+    from conv3dt.impl import normalize_call
 
     args, kwargs = case.call_args(tensor=lambda values, dt: np.asarray(values, dtype=dt), arrays=arrays)
     kwargs.pop("name", None)

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from oracle.kernels import KernelObservation
+from conv3dt.oracle.kernels import KernelObservation
 
 OutcomeKind = Literal["value", "raised", "crashed", "timeout"]
 

@@ -24,15 +24,15 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from oracle.case import Case
-from oracle.drive import decode, run_on_targets
-from oracle.kernels import KernelObservation, observe as observe_kernel
-from oracle.outcome import Outcome
-from oracle.process import STARTUP_TIMEOUT, TargetUnavailable, WorkerBase, crash_tail, load_into
-from oracle.slot import WorkerSlot, acquire, release
-from oracle.targets import resolve
-from oracle.timelimits import LimitPolicy, TimeLimits
-from oracle.worker import call_v1, kernel_observer, run_one
+from conv3dt.oracle.case import Case
+from conv3dt.oracle.drive import decode, run_on_targets
+from conv3dt.oracle.kernels import KernelObservation, observe as observe_kernel
+from conv3dt.oracle.outcome import Outcome
+from conv3dt.oracle.process import STARTUP_TIMEOUT, TargetUnavailable, WorkerBase, crash_tail, load_into
+from conv3dt.oracle.slot import WorkerSlot, acquire, release
+from conv3dt.oracle.targets import resolve
+from conv3dt.oracle.timelimits import LimitPolicy, TimeLimits
+from conv3dt.oracle.worker import call_v1, kernel_observer, run_one
 
 DEFAULT_RSS_LIMIT_MB = 4096
 
@@ -77,7 +77,7 @@ class TargetPool:
         self._fn = None
         self._closed = False
         if not self.spec.isolated:
-            from oracle.worker import _load_callable
+            from conv3dt.oracle.worker import _load_callable
 
             try:
                 self._fn = _load_callable(name)
@@ -170,7 +170,7 @@ class TargetPool:
     def info(self) -> dict[str, Any]:
         """Target, versions, oneDNN state, XLA availability, counters, recovery, time limits,
         environment."""
-        from oracle.environment import capture_environment
+        from conv3dt.oracle.environment import capture_environment
 
         out: dict[str, Any] = {"target": self.name, "kind": self.spec.kind,
                                "description": self.spec.description, "isolated": self.spec.isolated,

@@ -117,7 +117,7 @@ class SpawnedWorker(WorkerBase):
     """One ``python -m MODULE FD PRELOAD`` process; replaced wholesale after a crash or timeout."""
 
     def __init__(self, env: dict[str, str | None], preload: str, startup_timeout: float,
-                 module: str = "oracle.worker") -> None:
+                 module: str = "conv3dt.oracle.worker") -> None:
         super().__init__()
         fd, self.stderr_path = tempfile.mkstemp(prefix="conv3dt-worker-", suffix=".stderr")
         os.close(fd)

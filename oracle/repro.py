@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import json
 
-from oracle.case import Case
-from oracle.targets import expand_to_5, resolve, v2_case
+from conv3dt.oracle.case import Case
+from conv3dt.oracle.targets import expand_to_5, resolve, v2_case
 
 V1 = "tf.compat.v1.nn.conv3d_transpose"
 
@@ -71,7 +71,7 @@ def _body(case: Case, target: str) -> list[str]:
     if path == "v2":
         return [f"result = {v2_case(case).render_call('tf.nn.conv3d_transpose')}"]
     # grad
-    from oracle.targets import Inexpressible, grad_check
+    from conv3dt.oracle.targets import Inexpressible, grad_check
 
     try:
         grad_check(case)
@@ -113,14 +113,14 @@ def _preamble(cases: list[Case], target: str, title: str, note: str | None) -> l
     if spec.kind == "tf":
         lines.append("import tensorflow as tf")
     elif spec.kind == "impl":
-        lines.append("from impl import conv3d_transpose")
+        lines.append("from conv3dt.impl import conv3d_transpose")
     elif spec.kind == "module":
         lines.append(f"from {spec.module} import {spec.function.split('.')[0]}")
         if "." in spec.function:
             lines.append(f"{spec.function.split('.')[-1]} = {spec.function}")
     elif spec.kind == "jax":
-        lines += ["import json", "", "from oracle import jax_path  # conv3dt's mapping of TF's "
-                  "arguments to jax.lax", "from oracle.case import Case", "", "jax_path.warm_up()"]
+        lines += ["import json", "", "from conv3dt.oracle import jax_path  # conv3dt's mapping of TF's "
+                  "arguments to jax.lax", "from conv3dt.oracle.case import Case", "", "jax_path.warm_up()"]
     return lines
 
 

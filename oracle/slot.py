@@ -28,9 +28,9 @@ import atexit
 import threading
 from typing import Any
 
-from oracle.forkserver import ForkServer
-from oracle.process import STARTUP_TIMEOUT, SpawnedWorker, TargetUnavailable, WorkerBase, load_into
-from oracle.targets import TargetSpec
+from conv3dt.oracle.forkserver import ForkServer
+from conv3dt.oracle.process import STARTUP_TIMEOUT, SpawnedWorker, TargetUnavailable, WorkerBase, load_into
+from conv3dt.oracle.targets import TargetSpec
 
 FORKABLE_KINDS = ("impl", "module", "tf")
 

@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from oracle.kernels import VERBOSE_ENV
+from conv3dt.oracle.kernels import VERBOSE_ENV
 
 # TF_CPP_MIN_LOG_LEVEL=1 hides INFO chatter but keeps WARNING/ERROR and, above all, FATAL
 # (CHECK-failure) lines, which the crash Outcome's stderr tail must show.
@@ -139,6 +139,25 @@ def jax_installed() -> bool:
 
 def tf_installed() -> bool:
     return importlib.util.find_spec("tensorflow") is not None
+
+
+#: The distributions that install the ``tensorflow`` module: whichever is there is gated.
+TF_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tf-nightly", "tf-nightly-cpu",
+                    "tensorflow-intel", "tensorflow-macos", "intel-tensorflow")
+
+
+def tf_distributions() -> list[tuple[str, str]]:
+    """``(distribution, version)`` of every installed TF distribution, without importing TF.
+    More than one means they overwrite each other's ``tensorflow`` module."""
+    from importlib import metadata
+
+    found = []
+    for name in TF_DISTRIBUTIONS:
+        try:
+            found.append((name, metadata.version(name)))
+        except metadata.PackageNotFoundError:
+            continue
+    return found
 
 
 class Inexpressible(TypeError):

@@ -42,8 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from oracle.case import Case, structure_key
-from oracle.targets import Inexpressible, expand_to_5, grad_check, v2_case
+from conv3dt.oracle.case import Case, structure_key
+from conv3dt.oracle.targets import Inexpressible, expand_to_5, grad_check, v2_case
 
 #: Traced functions and built graphs per (path, argument structure), least recently used first.
 _FUNCTION_CACHE: "OrderedDict[tuple[str, str], Any]" = OrderedDict()
@@ -114,7 +114,7 @@ def onednn_facts(tf, info: dict) -> dict:
     except Exception as exc:  # noqa: BLE001 - private API; record why it is unknown
         out["onednn_dtypes"] = []
         out["onednn_registry_error"] = repr(exc)
-    from oracle.environment import cpu_flags
+    from conv3dt.oracle.environment import cpu_flags
 
     flags = cpu_flags()
     if flags:

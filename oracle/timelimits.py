@@ -72,7 +72,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from oracle.case import structure_key
+from conv3dt.oracle.case import structure_key
 
 FLOOR_S = 5.0
 FACTOR = 10.0

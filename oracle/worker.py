@@ -35,10 +35,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from oracle.case import Case
-from oracle.kernels import observe
-from oracle.outcome import qualified_name
-from oracle.targets import resolve
+from conv3dt.oracle.case import Case
+from conv3dt.oracle.kernels import observe
+from conv3dt.oracle.outcome import qualified_name
+from conv3dt.oracle.targets import resolve
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -68,15 +68,15 @@ def _load_callable(name: str) -> Callable[[Case, tuple], np.ndarray]:
     """A function (case, arrays) -> ndarray for one target name."""
     spec = resolve(name)
     if spec.kind == "tf":
-        from oracle import tf_paths
+        from conv3dt.oracle import tf_paths
 
         return lambda case, arrays: tf_paths.run(spec.path, case, arrays)
     if spec.kind == "jax":
-        from oracle import jax_path
+        from conv3dt.oracle import jax_path
 
         return jax_path.run
     if spec.kind == "impl":
-        fn = getattr(importlib.import_module("impl"), "conv3d_transpose")
+        fn = getattr(importlib.import_module("conv3dt.impl"), "conv3d_transpose")
     else:
         fn = importlib.import_module(spec.module)
         for part in spec.function.split("."):
@@ -210,7 +210,7 @@ def import_info(preload: str) -> dict[str, Any]:
     info: dict[str, Any] = {"python": sys.version.split()[0], "numpy": np.__version__,
                             "pid": os.getpid(), "preload": preload}
     if preload == "tf":
-        from oracle import tf_paths
+        from conv3dt.oracle import tf_paths
 
         info.update(tf_paths.import_facts())
     return info
@@ -220,11 +220,11 @@ def runtime_info(preload: str) -> dict[str, Any]:
     """The facts that need the runtime running (TF: whether XLA compiles and runs here; jax:
     its import and first call, which start its thread pools — so jax is never forked)."""
     if preload == "tf":
-        from oracle import tf_paths
+        from conv3dt.oracle import tf_paths
 
         return tf_paths.runtime_facts()
     if preload == "jax":
-        from oracle import jax_path
+        from conv3dt.oracle import jax_path
 
         return jax_path.warm_up()
     return {}

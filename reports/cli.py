@@ -10,10 +10,10 @@ import json
 import sys
 from pathlib import Path
 
-from reports import record as rec
-from reports.diff import diff_records, render_diff
-from reports.matrix import build_matrix, render_matrix_html, render_matrix_markdown
-from reports.render import render_all
+from conv3dt.reports import record as rec
+from conv3dt.reports.diff import diff_records, render_diff
+from conv3dt.reports.matrix import build_matrix, render_matrix_html, render_matrix_markdown
+from conv3dt.reports.render import render_all
 
 
 class _Parser(argparse.ArgumentParser):

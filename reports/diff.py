@@ -17,8 +17,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from reports.markdown import fmt_headroom
-from reports.record import headroom_value
+from conv3dt.reports.markdown import fmt_headroom
+from conv3dt.reports.record import headroom_value
 
 DRIFT_FACTOR = 2.0
 

@@ -12,7 +12,7 @@ import base64
 from html import escape
 from typing import Any
 
-from reports.markdown import corpus_lines, fmt_headroom, ledger_line, summary_lines
+from conv3dt.reports.markdown import corpus_lines, fmt_headroom, ledger_line, summary_lines
 
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;color:#1d2430;background:#f6f7f9}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reports.record import headroom_value
+from conv3dt.reports.record import headroom_value
 
 
 def fmt_headroom(h: Any) -> str:

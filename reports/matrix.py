@@ -16,9 +16,9 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from reports.html import CSS
-from reports.markdown import fmt_headroom
-from reports.record import headroom_value
+from conv3dt.reports.html import CSS
+from conv3dt.reports.markdown import fmt_headroom
+from conv3dt.reports.record import headroom_value
 
 
 def _version_key(v: str) -> tuple:

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable
 
-from reports.record import RecordError, headroom_value, json_safe
+from conv3dt.reports.record import RecordError, headroom_value, json_safe
 
 HEADROOM_SAMPLES = 400      # per (target, dtype) kept in the record for histograms
 

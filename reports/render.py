@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from reports import record as rec
-from reports.html import render_html
-from reports.markdown import render_markdown
-from reports.plots import render_plots
+from conv3dt.reports import record as rec
+from conv3dt.reports.html import render_html
+from conv3dt.reports.markdown import render_markdown
+from conv3dt.reports.plots import render_plots
 
 OUTPUT_FILES = ("report.json", "report.md", "report.html")
 

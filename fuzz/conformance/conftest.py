@@ -1,2 +1,2 @@
 """Registers the conformance plugin when pytest runs this directory (``conv3dt gate``)."""
-from fuzz.conformance.plugin import *  # noqa: F401,F403
+from conv3dt.fuzz.conformance.plugin import *  # noqa: F401,F403

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from fuzz import corpus, profiles
-from fuzz.coverage import missing
-from fuzz.failures import DEFAULT_SHRINK_SECONDS, FailureBudget, findings_in, signature
-from fuzz.ledger import DEFAULT_LEDGER, Ledger
-from fuzz.properties import Context
-from fuzz.session import Recorder, merge_stats, worker_id
+from conv3dt.fuzz import corpus, profiles
+from conv3dt.fuzz.coverage import missing
+from conv3dt.fuzz.failures import DEFAULT_SHRINK_SECONDS, FailureBudget, findings_in, signature
+from conv3dt.fuzz.ledger import DEFAULT_LEDGER, Ledger
+from conv3dt.fuzz.properties import Context
+from conv3dt.fuzz.session import Recorder, merge_stats, worker_id
 
 profiles.register_profiles()
 REQUIRED_PROPERTIES = {"differential", "exact", "invalid", "realistic"}
@@ -92,7 +92,7 @@ def pytest_configure(config):
 def selected_targets(config) -> list[str]:
     names = config.getoption("conv3dt_targets", default=None)
     if not names:
-        from oracle.targets import default_targets
+        from conv3dt.oracle.targets import default_targets
         names = default_targets()
     return list(dict.fromkeys(names))
 
@@ -100,7 +100,7 @@ def selected_targets(config) -> list[str]:
 @pytest.fixture(scope="session")
 def ctx(request):
     """One TargetPool per selected target (warm workers), the ledger and the recorder."""
-    from oracle.pool import TargetPool
+    from conv3dt.oracle.pool import TargetPool
 
     pools = {}
     try:
@@ -137,7 +137,7 @@ def ctx(request):
 
 def target_facts(info: dict) -> dict:
     """What a target's worker says ran there (the run record's ``environment.targets``)."""
-    from oracle.environment import target_facts as facts
+    from conv3dt.oracle.environment import target_facts as facts
 
     return facts(info)
 

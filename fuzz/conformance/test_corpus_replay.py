@@ -8,8 +8,8 @@ goes to ``stats["corpus"]`` = {"replayed": n, "fixed": [ids], "still_failing": [
 "known": [ids], "skipped": [ids], "corrupt": [paths]}."""
 import pytest
 
-from fuzz import corpus, profiles
-from fuzz.properties import FindingError
+from conv3dt.fuzz import corpus, profiles
+from conv3dt.fuzz.properties import FindingError
 
 ENTRIES, ERRORS = corpus.scan(profiles.ACTIVE["corpus_dir"] or corpus.DEFAULT_DIR)
 ITEMS = [(e["finding_id"], e, None) for e in ENTRIES] + [(f"corrupt:{x.path.name}", None, x)

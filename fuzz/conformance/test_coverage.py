@@ -5,10 +5,10 @@ import os
 
 import pytest
 
-from fuzz import profiles
-from fuzz.coverage import missing
+from conv3dt.fuzz import profiles
+from conv3dt.fuzz.coverage import missing
 
-from fuzz.conformance.plugin import REQUIRED_PROPERTIES, STATE
+from conv3dt.fuzz.conformance.plugin import REQUIRED_PROPERTIES, STATE
 
 
 def test_coverage_tripwire():

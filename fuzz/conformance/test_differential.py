@@ -9,11 +9,11 @@ TF 2.21 crashes or corrupts on some), the valid Cases at the limits (``fuzz.limi
 dilations at the int32 / int64 limits, a zero extent on every axis) and every valid corpus Case."""
 from hypothesis import given
 
-from fuzz import corpus, profiles
-from fuzz.failures import every_failure, explicit
-from fuzz.properties import check_valid_batch
-from fuzz.limits import limit_cases
-from fuzz.strategies import rare_cell_cases, valid_batches
+from conv3dt.fuzz import corpus, profiles
+from conv3dt.fuzz.failures import every_failure, explicit
+from conv3dt.fuzz.properties import check_valid_batch
+from conv3dt.fuzz.limits import limit_cases
+from conv3dt.fuzz.strategies import rare_cell_cases, valid_batches
 
 
 def _with_examples(test):

@@ -3,10 +3,10 @@ Drawn in batches of one call structure (``fuzz.strategies.exact_batches``), judg
 selected target at once."""
 from hypothesis import given
 
-from fuzz import profiles
-from fuzz.failures import every_failure
-from fuzz.properties import check_valid_batch
-from fuzz.strategies import exact_batches
+from conv3dt.fuzz import profiles
+from conv3dt.fuzz.failures import every_failure
+from conv3dt.fuzz.properties import check_valid_batch
+from conv3dt.fuzz.strategies import exact_batches
 
 
 @profiles.settings_for("exact")

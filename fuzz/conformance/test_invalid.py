@@ -7,10 +7,10 @@ to run, and each family's failure is a Finding of its own."""
 import pytest
 from hypothesis import given
 
-from fuzz import profiles
-from fuzz.failures import every_failure
-from fuzz.invalid import family_examples, invalid_cases
-from fuzz.properties import check_invalid
+from conv3dt.fuzz import profiles
+from conv3dt.fuzz.failures import every_failure
+from conv3dt.fuzz.invalid import family_examples, invalid_cases
+from conv3dt.fuzz.properties import check_invalid
 
 
 @pytest.mark.parametrize("case", family_examples(), ids=lambda case: case.label)

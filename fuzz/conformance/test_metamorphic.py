@@ -10,9 +10,9 @@ import time
 
 from hypothesis import given, settings
 
-from fuzz import metamorphic, profiles
-from fuzz.failures import every_failure
-from oracle.pool import run_on_targets
+from conv3dt.fuzz import metamorphic, profiles
+from conv3dt.fuzz.failures import every_failure
+from conv3dt.oracle.pool import run_on_targets
 
 # One example runs 7 identities (~11 calls per target), so a third of the profile's
 # "metamorphic" count keeps the property within its share of the ci budget.

@@ -10,11 +10,11 @@ deterministic Case per boundary class, so the tier's coverage never depends on l
 import pytest
 from hypothesis import given, seed
 
-from fuzz import profiles
-from fuzz.failures import every_failure, explicit
-from fuzz.properties import check_valid_batch
-from fuzz.realistic import BUDGETS, boundary_cases, realistic_cases, tier_seed
-from fuzz.strategies import DTYPES
+from conv3dt.fuzz import profiles
+from conv3dt.fuzz.failures import every_failure, explicit
+from conv3dt.fuzz.properties import check_valid_batch
+from conv3dt.fuzz.realistic import BUDGETS, boundary_cases, realistic_cases, tier_seed
+from conv3dt.fuzz.strategies import DTYPES
 
 
 def tier_search(ctx, dtype: str, prop: str = "realistic"):

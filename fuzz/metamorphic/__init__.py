@@ -31,17 +31,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from fuzz.judge import kernels_of
-from fuzz.metamorphic.adjoint import adjoint_judge, adjoint_probe, adjoint_sides, adjoint_variants
-from fuzz.metamorphic.common import Verdict
-from fuzz.metamorphic.exactness import (SCALE_EXP, determinism_judge, determinism_variants,
+from conv3dt.fuzz.judge import kernels_of
+from conv3dt.fuzz.metamorphic.adjoint import adjoint_judge, adjoint_probe, adjoint_sides, adjoint_variants
+from conv3dt.fuzz.metamorphic.common import Verdict
+from conv3dt.fuzz.metamorphic.exactness import (SCALE_EXP, determinism_judge, determinism_variants,
                                         power_of_two_judge, power_of_two_variants, scaled)
-from fuzz.metamorphic.linearity import (linearity_filter_judge, linearity_filter_variants,
+from conv3dt.fuzz.metamorphic.linearity import (linearity_filter_judge, linearity_filter_variants,
                                         linearity_value_judge, linearity_value_variants)
-from fuzz.metamorphic.pairs import (batch_judge, batch_variants, layout_judge, layout_variants,
+from conv3dt.fuzz.metamorphic.pairs import (batch_judge, batch_variants, layout_judge, layout_variants,
                                     with_layout)
-from fuzz.metamorphic.strategy import metamorphic_cases, undilated
-from oracle.case import Case
+from conv3dt.fuzz.metamorphic.strategy import metamorphic_cases, undilated
+from conv3dt.oracle.case import Case
 
 __all__ = ["CHECKS", "IDENTITIES", "SCALE_EXP", "Plan", "Verdict", "adjoint_probe", "adjoint_sides",
            "batch_variants", "check", "check_metamorphic", "layout_variants", "metamorphic_cases",

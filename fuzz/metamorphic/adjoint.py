@@ -18,11 +18,11 @@ import math
 
 import numpy as np
 
-from fuzz.bound import gamma, unit_roundoff_of
-from fuzz.truth import normalized, truth_of
-from fuzz.metamorphic.common import (U64, Verdict, accept_reject_gate, all_finite, bound_exact,
+from conv3dt.fuzz.bound import gamma, unit_roundoff_of
+from conv3dt.fuzz.truth import normalized, truth_of
+from conv3dt.fuzz.metamorphic.common import (U64, Verdict, accept_reject_gate, all_finite, bound_exact,
                                     identity_finding, judgeable, ref_type)
-from oracle.case import Case
+from conv3dt.oracle.case import Case
 
 
 def adjoint_variants(case: Case) -> list[Case]:
@@ -38,7 +38,7 @@ def adjoint_probe(case: Case) -> np.ndarray:
 def adjoint_sides(case: Case, result: np.ndarray, strict: bool = False):
     """(L, R, tolerance) of the adjoint identity for a target's ``result`` (see module doc),
     or None when it cannot be judged (non-finite data, conv3d shape disagreement)."""
-    from impl import conv3d
+    from conv3dt.impl import conv3d
 
     truth = truth_of(case)
     call = normalized(case)

@@ -7,14 +7,14 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from fuzz.bound import gamma, unit_roundoff_of
-from fuzz.findings import Finding
-from fuzz.judge import _process_failure, make_finding
-from fuzz.recheck import identity_check_lines
-from fuzz.truth import Truth
-from oracle.arrays import ArraySpec
-from oracle.case import Case
-from oracle.repro import render_calls
+from conv3dt.fuzz.bound import gamma, unit_roundoff_of
+from conv3dt.fuzz.findings import Finding
+from conv3dt.fuzz.judge import _process_failure, make_finding
+from conv3dt.fuzz.recheck import identity_check_lines
+from conv3dt.fuzz.truth import Truth
+from conv3dt.oracle.arrays import ArraySpec
+from conv3dt.oracle.case import Case
+from conv3dt.oracle.repro import render_calls
 
 U64 = 2.0**-53
 

@@ -14,12 +14,12 @@ from dataclasses import replace
 
 import numpy as np
 
-from fuzz.bound import LARGEST_FINITE, SMALLEST_NORMAL, gamma, unit_roundoff_of
-from fuzz.truth import truth_of
-from fuzz.metamorphic.common import (Verdict, accept_reject_gate, identity_finding, ref_type,
+from conv3dt.fuzz.bound import LARGEST_FINITE, SMALLEST_NORMAL, gamma, unit_roundoff_of
+from conv3dt.fuzz.truth import truth_of
+from conv3dt.fuzz.metamorphic.common import (Verdict, accept_reject_gate, identity_finding, ref_type,
                                     same_bits)
-from oracle.arrays import ArraySpec
-from oracle.case import Case
+from conv3dt.oracle.arrays import ArraySpec
+from conv3dt.oracle.case import Case
 
 SCALE_EXP = 3
 

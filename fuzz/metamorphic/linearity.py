@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from fuzz.bound import UNIT_ROUNDOFF, gamma, smallest_subnormal, unit_roundoff_of
-from fuzz.truth import normalized, truth_of
-from fuzz.metamorphic.common import (U64, Verdict, accept_reject_gate, all_finite, bound_exact,
+from conv3dt.fuzz.bound import UNIT_ROUNDOFF, gamma, smallest_subnormal, unit_roundoff_of
+from conv3dt.fuzz.truth import normalized, truth_of
+from conv3dt.fuzz.metamorphic.common import (U64, Verdict, accept_reject_gate, all_finite, bound_exact,
                                     identity_finding, inlined, judgeable, other_array, ref_type,
                                     values_fit)
-from oracle.case import Case
+from conv3dt.oracle.case import Case
 
 LIN_A, LIN_B = 2.0, -0.5
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from fuzz.truth import Truth, truth_of
-from fuzz.metamorphic.common import (Verdict, accept_reject_gate, bound_of, identity_finding,
+from conv3dt.fuzz.truth import Truth, truth_of
+from conv3dt.fuzz.metamorphic.common import (Verdict, accept_reject_gate, bound_of, identity_finding,
                                     inlined, other_array, same_bits)
-from oracle.case import Case
+from conv3dt.oracle.case import Case
 
 
 def _seq_for_layout(arg, form: str, to_layout: str):

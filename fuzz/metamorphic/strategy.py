@@ -1,13 +1,13 @@
 """The Cases the metamorphic property draws."""
 from __future__ import annotations
 
-from oracle.case import Case, spatial_triple
+from conv3dt.oracle.case import Case, spatial_triple
 
 
 def undilated(case: Case) -> Case:
     """The Case with every dilation 1 (in the same argument form) and each output size moved to
     the nearest one the contract accepts without dilation (``fuzz.strategies.output_range``)."""
-    from fuzz.strategies import output_range
+    from conv3dt.fuzz.strategies import output_range
 
     first = 1 if case.data_format == "NDHWC" else 2
     strides = spatial_triple(case.strides, case.data_format)
@@ -28,7 +28,7 @@ def metamorphic_cases():
     ledger) compute most examples instead of rejecting every variant."""
     from hypothesis import strategies as st
 
-    from fuzz.strategies import valid_cases
+    from conv3dt.fuzz.strategies import valid_cases
 
     @st.composite
     def cases(draw):

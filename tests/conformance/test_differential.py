@@ -1,2 +1,2 @@
 """Collected here from the shipped module ``fuzz/conformance/test_differential.py`` (one copy of the code)."""
-from fuzz.conformance.test_differential import *  # noqa: F401,F403
+from conv3dt.fuzz.conformance.test_differential import *  # noqa: F401,F403

@@ -28,7 +28,7 @@ import math
 import ml_dtypes
 import numpy as np
 
-from impl import normalize_call
+from conv3dt.impl import normalize_call
 from tests.unit.broken_targets import _run
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-import impl
-from impl import normalize_call
-from impl.kernel import transposed_conv_ndhwc
-from impl.transpose import accum_dtype_for
+from conv3dt import impl
+from conv3dt.impl import normalize_call
+from conv3dt.impl.kernel import transposed_conv_ndhwc
+from conv3dt.impl.transpose import accum_dtype_for
 
 
 def _run(call, *, filter=None, pad_before=None, dilations=None, accum=None, value=None):

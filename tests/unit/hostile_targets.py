@@ -20,8 +20,8 @@ import time
 
 import numpy as np
 
-import impl
-from impl import normalize_call
+from conv3dt import impl
+from conv3dt.impl import normalize_call
 
 DEFECTS = ("abort bfloat16 N>=2", "segfault float64 VALID", "hang float16 NCDHW VALID",
            "zero channels >= 2 (float32 NDHWC, Cout >= 3)", "float32 result for float16 NDHWC")

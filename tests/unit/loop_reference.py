@@ -154,7 +154,8 @@ def fresh_plan_caches():
     The caches are correct in normal use; clearing them makes every test exercise the planning
     code, which matters under mutation testing where forked runs inherit a warm cache.
     """
-    import impl.kernel
+    from conv3dt import impl  # noqa: F811  (impl.kernel below)
+    import conv3dt.impl.kernel  # noqa: F401
 
     impl.kernel.axis_phases.cache_clear()
     impl.kernel._geometry_plan.cache_clear()

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from conv3dt import bench_fuzz
-from fuzz.strategies import VALUE_BATCH
+from conv3dt.fuzz.strategies import VALUE_BATCH
 
 # the shape of one tier's result from bench_fuzz._bench (numbers made up)
 RESULT = {"tier": "differential", "targets": ["impl", "tf-eager"], "jobs": 2, "cases": 1600,

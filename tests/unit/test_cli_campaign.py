@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from reports.record import load
+from conv3dt.reports.record import load
 
 ROOT = Path(__file__).resolve().parents[2]
 ARGS = ["--target", "impl", "--workers", "0", "--profile", "dev", "--round-examples", "5"]

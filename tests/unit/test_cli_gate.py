@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reports.record import load
+from conv3dt.reports.record import load
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = ["--workers", "0", "--profile", "dev", "--examples", "8"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from reports.record import load
+from conv3dt.reports.record import load
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORTS = ("report.json", "report.md", "report.html", "junit.xml")

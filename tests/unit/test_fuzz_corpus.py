@@ -9,18 +9,18 @@ import threading
 import numpy as np
 import pytest
 
-import impl
-from fuzz import corpus
-from fuzz.judge import judge_value
-from fuzz.ledger import Entry, Ledger
-from fuzz.metamorphic import check
-from fuzz.properties import Context
-from fuzz.session import Recorder
-from fuzz.truth import truth_of
-from oracle.arrays import ArraySpec
-from oracle.case import Case
-from oracle.outcome import Outcome
-from oracle.worker import call_v1
+from conv3dt import impl
+from conv3dt.fuzz import corpus
+from conv3dt.fuzz.judge import judge_value
+from conv3dt.fuzz.ledger import Entry, Ledger
+from conv3dt.fuzz.metamorphic import check
+from conv3dt.fuzz.properties import Context
+from conv3dt.fuzz.session import Recorder
+from conv3dt.fuzz.truth import truth_of
+from conv3dt.oracle.arrays import ArraySpec
+from conv3dt.oracle.case import Case
+from conv3dt.oracle.outcome import Outcome
+from conv3dt.oracle.worker import call_v1
 from tests.unit import broken_targets as bt
 
 
@@ -156,7 +156,7 @@ def test_replay_of_a_metamorphic_entry_uses_its_identity(tmp_path):
 def test_replay_of_an_invalid_entry(tmp_path):
     c = case().with_(filter=ArraySpec("float32", (2, 2, 2, 3, 3), "normal", 2, (("scale", 1.0),)),
                      label="invalid:channel-in")
-    from fuzz.judge import judge_rejection
+    from conv3dt.fuzz.judge import judge_rejection
     impl_out = FakePool(impl.conv3d_transpose).run([c])[0]
     (f,) = judge_rejection(c, FakePool(bt.skipped_channel_validation).run([c])[0], impl_out, "tf-eager",
                            "invalid")

@@ -1,10 +1,10 @@
 """fuzz.coverage: the cells one Case hits, and the tripwire naming the cells never hit."""
 from __future__ import annotations
 
-from fuzz.coverage import INVALID_CELLS, REQUIRED, cells_of, missing
-from fuzz.invalid import FAMILY_NAMES
-from oracle.arrays import ArraySpec
-from oracle.case import Case
+from conv3dt.fuzz.coverage import INVALID_CELLS, REQUIRED, cells_of, missing
+from conv3dt.fuzz.invalid import FAMILY_NAMES
+from conv3dt.oracle.arrays import ArraySpec
+from conv3dt.oracle.case import Case
 
 
 def case(**changes):

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fuzz.failures import (FailureBudget, FailureKey, FindingError, every_failure, findings_in,
+from conv3dt.fuzz.failures import (FailureBudget, FailureKey, FindingError, every_failure, findings_in,
                            signature)
-from fuzz.findings import Finding
+from conv3dt.fuzz.findings import Finding
 
 CHECK = ("F0000 00:00:1796217316.204041   30122 tensor_format.h:428] Check failed: index >= 0 && "
          "index < num_total_dims Invalid index from the dimension: 4, 1, 2")
@@ -190,7 +190,7 @@ def test_a_failure_only_an_explicit_example_shows_gets_no_round_and_is_reported_
     cannot meet its failure again and would generate the whole run anew looking for it (the
     TF 2.21 gate judged 88,956 differential examples instead of ~11,000, one full run per key
     only an explicit limit Case showed). It is reported with the explicit example instead."""
-    from fuzz.failures import explicit
+    from conv3dt.fuzz.failures import explicit
 
     budget, calls = FailureBudget(), []
 
@@ -213,7 +213,7 @@ def test_each_judged_example_is_counted_once_in_the_phase_that_judged_it() -> No
     """Honest counts: every example the survey judges is ``generate`` (or ``explicit``), every
     new one a shrink round judges is ``shrink``; replays are judged by none and counted by none,
     so the phases add up to the examples judged."""
-    from fuzz.failures import explicit
+    from conv3dt.fuzz.failures import explicit
 
     budget, phases = FailureBudget(), {}
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-import impl
-from fuzz.invalid import (BY_NAME, FAMILIES, FAMILY_NAMES, INT_LIMITS, family_examples,
+from conv3dt import impl
+from conv3dt.fuzz.invalid import (BY_NAME, FAMILIES, FAMILY_NAMES, INT_LIMITS, family_examples,
                           family_named, invalid_cases)
 
 
@@ -61,7 +61,7 @@ def test_the_limits_families_reach_every_limit_and_every_wrong_length():
     output-shape-int-limits and strides/dilations-int-limits for some pick, and
     output-shape-length makes 0-D, 2-D and every 1-D length but 4, 5, 6. output_shape entries
     also take the right value plus 2³² (the int32 wrap)."""
-    from fuzz.invalid import _base, near_miss
+    from conv3dt.fuzz.invalid import _base, near_miss
 
     g, base = _base((0, 0, 4, 0, 1, 2, 0, 0, 7, 0))
     seen = {name: set() for name in ("output-shape-int-limits", "strides-int-limits",

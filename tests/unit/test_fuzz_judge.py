@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import impl
-from fuzz.judge import expectation, judge_rejection, judge_value
-from fuzz.truth import truth_of
-from oracle.arrays import ArraySpec
-from oracle.case import Case
-from oracle.outcome import Outcome
+from conv3dt import impl
+from conv3dt.fuzz.judge import expectation, judge_rejection, judge_value
+from conv3dt.fuzz.truth import truth_of
+from conv3dt.oracle.arrays import ArraySpec
+from conv3dt.oracle.case import Case
+from conv3dt.oracle.outcome import Outcome
 
 
 def valid(dtype="float32", exact=False, recipe="normal"):

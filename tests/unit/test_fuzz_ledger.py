@@ -7,11 +7,11 @@ from dataclasses import replace
 
 import pytest
 
-from fuzz.judge import make_finding
-from fuzz.ledger import DEFAULT_LEDGER, Entry, Ledger, LedgerError
-from oracle.arrays import ArraySpec
-from oracle.case import Case
-from oracle.kernels import KernelObservation
+from conv3dt.fuzz.judge import make_finding
+from conv3dt.fuzz.ledger import DEFAULT_LEDGER, Entry, Ledger, LedgerError
+from conv3dt.oracle.arrays import ArraySpec
+from conv3dt.oracle.case import Case
+from conv3dt.oracle.kernels import KernelObservation
 
 NCDHW = "cpu-ncdhw-unsupported"
 MSG = "Conv3DBackpropInputOpV2 only supports NDHWC on the CPU."

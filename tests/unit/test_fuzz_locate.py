@@ -6,12 +6,12 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from fuzz.judge import judge_value
-from fuzz.locate import locate, ranges
-from fuzz.truth import truth_of
-from oracle.arrays import ArraySpec
-from oracle.case import Case
-from oracle.outcome import Outcome
+from conv3dt.fuzz.judge import judge_value
+from conv3dt.fuzz.locate import locate, ranges
+from conv3dt.fuzz.truth import truth_of
+from conv3dt.oracle.arrays import ArraySpec
+from conv3dt.oracle.case import Case
+from conv3dt.oracle.outcome import Outcome
 
 SHAPE = (2, 5, 6, 17, 11)            # NDHWC: batch, D, H, W, channel
 REF = np.random.default_rng(0).standard_normal(SHAPE)

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from fuzz import metamorphic as mm
-from oracle.arrays import ArraySpec
-from oracle.case import Case
-from oracle.outcome import Outcome
-from oracle.worker import call_v1
+from conv3dt.fuzz import metamorphic as mm
+from conv3dt.oracle.arrays import ArraySpec
+from conv3dt.oracle.case import Case
+from conv3dt.oracle.outcome import Outcome
+from conv3dt.oracle.worker import call_v1
 from tests.unit import broken_targets as bt
 
-import impl
+from conv3dt import impl
 
 CFG = settings(max_examples=40, deadline=None, database=None, derandomize=True,
                suppress_health_check=list(HealthCheck))
@@ -105,8 +105,8 @@ def test_repro_runs_every_call_prints_the_relation_and_rejudges(tmp_path, identi
     import sys
     from pathlib import Path
 
-    from fuzz.recheck import NOT_REPRODUCED, REPRODUCED
-    from oracle.process import worker_env
+    from conv3dt.fuzz.recheck import NOT_REPRODUCED, REPRODUCED
+    from conv3dt.oracle.process import worker_env
     broken_target = f"tests.unit.broken_targets:{broken}"
     v = mm.check(identity, case_of("float32"), runner(getattr(bt, broken)), target or broken_target)
     script = tmp_path / "r.py"

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from fuzz.coverage import SIZE_CELLS, cells_of
-from fuzz.judge import judge_value
-from fuzz.realistic import (BUDGETS, CHANNELS, SizeBudget, boundary_cases, realistic_cases,
+from conv3dt.fuzz.coverage import SIZE_CELLS, cells_of
+from conv3dt.fuzz.judge import judge_value
+from conv3dt.fuzz.realistic import (BUDGETS, CHANNELS, SizeBudget, boundary_cases, realistic_cases,
                             tier_seed)
-from fuzz.truth import normalized, truth_of
-from oracle.arrays import ArraySpec
-from oracle.case import Case
-from oracle.outcome import Outcome
+from conv3dt.fuzz.truth import normalized, truth_of
+from conv3dt.oracle.arrays import ArraySpec
+from conv3dt.oracle.case import Case
+from conv3dt.oracle.outcome import Outcome
 
 FAST = settings(max_examples=60, deadline=None, database=None, derandomize=True,
                 suppress_health_check=list(HealthCheck))

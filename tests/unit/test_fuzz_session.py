@@ -1,7 +1,7 @@
 """merge_stats: how per-process session statistics add up (the gate and the tripwire read this)."""
 import json
 
-from fuzz.session import merge_stats
+from conv3dt.fuzz.session import merge_stats
 
 
 def test_counters_add_cells_add_elementwise_samples_concatenate_ids_union(tmp_path):
@@ -27,10 +27,10 @@ def test_one_known_deviation_per_key_is_the_smallest_id_whatever_the_order(tmp_p
     keeps the smallest id per (ledger id, target, property, kind), not the first seen."""
     from dataclasses import replace
 
-    from fuzz.judge import make_finding
-    from fuzz.session import Recorder
-    from oracle.arrays import ArraySpec
-    from oracle.case import Case
+    from conv3dt.fuzz.judge import make_finding
+    from conv3dt.fuzz.session import Recorder
+    from conv3dt.oracle.arrays import ArraySpec
+    from conv3dt.oracle.case import Case
 
     def hit(seed):
         case = Case(ArraySpec("float32", (1, 1, 1, 1, 2), "normal", seed=seed),
@@ -53,10 +53,10 @@ def test_the_tripwire_merges_what_real_workers_write(tmp_path):
     """Every worker's stats carry its pools' time-limit policies (strings: structure summaries,
     dtypes). The controller's tripwire merged whole files and died on them (``0 + 'float64'``):
     a ci gate with no new finding exited 3. Non-numeric leaves are facts, not sums."""
-    from fuzz.session import Recorder
-    from oracle.arrays import ArraySpec
-    from oracle.case import Case
-    from oracle.pool import TargetPool
+    from conv3dt.fuzz.session import Recorder
+    from conv3dt.oracle.arrays import ArraySpec
+    from conv3dt.oracle.case import Case
+    from conv3dt.oracle.pool import TargetPool
 
     case = Case(ArraySpec("float32", (1, 1, 1, 1, 2), "normal", seed=1),
                 ArraySpec("float32", (1, 1, 1, 3, 2), "normal", seed=2), output_shape=[1, 1, 1, 1, 3])

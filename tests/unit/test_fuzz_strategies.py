@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-import impl
-from fuzz.invalid import FAMILY_NAMES, family_of, invalid_cases
-from fuzz.strategies import (OUT_BUDGET, WORK_BUDGET, exact_cases, geometries, output_range,
+from conv3dt import impl
+from conv3dt.fuzz.invalid import FAMILY_NAMES, family_of, invalid_cases
+from conv3dt.fuzz.strategies import (OUT_BUDGET, WORK_BUDGET, exact_cases, geometries, output_range,
                              rare_cell_cases, valid_cases)
-from fuzz.truth import truth_of
-from impl.args import windowed_size
+from conv3dt.fuzz.truth import truth_of
+from conv3dt.impl.args import windowed_size
 
 CFG = settings(deadline=None, database=None, derandomize=True,
                suppress_health_check=list(HealthCheck))

@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, HealthCheck
 
-from fuzz.invalid import invalid_cases
-from fuzz.ledger import Ledger
-from fuzz.profiles import PHASES
-from fuzz.failures import FindingError, findings_in
-from fuzz.properties import Context, check_invalid, check_valid
-from fuzz.session import Recorder
-from fuzz.strategies import exact_cases, valid_cases
-from oracle.pool import TargetPool
+from conv3dt.fuzz.invalid import invalid_cases
+from conv3dt.fuzz.ledger import Ledger
+from conv3dt.fuzz.profiles import PHASES
+from conv3dt.fuzz.failures import FindingError, findings_in
+from conv3dt.fuzz.properties import Context, check_invalid, check_valid
+from conv3dt.fuzz.session import Recorder
+from conv3dt.fuzz.strategies import exact_cases, valid_cases
+from conv3dt.oracle.pool import TargetPool
 
 MOD = "tests.unit.broken_targets"
 CFG = dict(max_examples=300, deadline=None, database=None, derandomize=True, phases=PHASES,

@@ -9,15 +9,15 @@ import math
 import pytest
 from hypothesis import HealthCheck, example, given, seed, settings
 
-from fuzz.ledger import Ledger
-from fuzz.profiles import PHASES, examples_for, register_profiles
-from fuzz.failures import FindingError, findings_in
-from fuzz.properties import Context, check_valid_batch
-from fuzz.realistic import BUDGETS, boundary_cases, realistic_cases, tier_seed
-from fuzz.session import Recorder
-from fuzz.strategies import DTYPES, exact_batches, valid_batches
-from oracle.case import Case
-from oracle.pool import TargetPool
+from conv3dt.fuzz.ledger import Ledger
+from conv3dt.fuzz.profiles import PHASES, examples_for, register_profiles
+from conv3dt.fuzz.failures import FindingError, findings_in
+from conv3dt.fuzz.properties import Context, check_valid_batch
+from conv3dt.fuzz.realistic import BUDGETS, boundary_cases, realistic_cases, tier_seed
+from conv3dt.fuzz.session import Recorder
+from conv3dt.fuzz.strategies import DTYPES, exact_batches, valid_batches
+from conv3dt.oracle.case import Case
+from conv3dt.oracle.pool import TargetPool
 from tests.unit.broken_size_targets import BROKEN
 
 MOD = "tests.unit.broken_size_targets"

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-import impl
-from fuzz.bound import error_bound, gamma, smallest_subnormal, underflow_term
-from fuzz.judge import judge_value
-from fuzz.strategies import valid_cases
-from fuzz.truth import normalized, truth_of
-from oracle.arrays import ArraySpec
-from oracle.case import Case
-from oracle.outcome import Outcome
+from conv3dt import impl
+from conv3dt.fuzz.bound import error_bound, gamma, smallest_subnormal, underflow_term
+from conv3dt.fuzz.judge import judge_value
+from conv3dt.fuzz.strategies import valid_cases
+from conv3dt.fuzz.truth import normalized, truth_of
+from conv3dt.oracle.arrays import ArraySpec
+from conv3dt.oracle.case import Case
+from conv3dt.oracle.outcome import Outcome
 
 
 def run_impl(case):

@@ -19,14 +19,14 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 
-from fuzz.failures import FindingError, every_failure, findings_in
-from fuzz.ledger import Ledger
-from fuzz.profiles import examples_for, settings_for
-from fuzz.properties import Context, check_valid_batch
-from fuzz.session import Recorder
-from fuzz.strategies import valid_batches
-from oracle.pool import TargetPool
-from reports.record import load
+from conv3dt.fuzz.failures import FindingError, every_failure, findings_in
+from conv3dt.fuzz.ledger import Ledger
+from conv3dt.fuzz.profiles import examples_for, settings_for
+from conv3dt.fuzz.properties import Context, check_valid_batch
+from conv3dt.fuzz.session import Recorder
+from conv3dt.fuzz.strategies import valid_batches
+from conv3dt.oracle.pool import TargetPool
+from conv3dt.reports.record import load
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = "tests.unit.hostile_targets:vendor_kernel"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import impl
+from conv3dt import impl
 from tests.unit.loop_reference import fresh_plan_caches  # noqa: F401  (autouse fixture)
 
 

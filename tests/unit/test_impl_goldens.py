@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import impl
+from conv3dt import impl
 from tests.unit.loop_reference import DTYPES, fresh_plan_caches  # noqa: F401  (autouse)
 
 

@@ -7,7 +7,7 @@ floating-point exceptions follow ``np.errstate`` as NumPy arithmetic does.
 import numpy as np
 import pytest
 
-from impl.kernel import transposed_conv_ndhwc
+from conv3dt.impl.kernel import transposed_conv_ndhwc
 
 ACCUM = (np.float32, np.float64, np.longdouble)
 ONE = (1, 1, 1)

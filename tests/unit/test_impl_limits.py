@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-import impl
+from conv3dt import impl
 from tests.unit.loop_reference import loop_conv3d_transpose
 
 LIMITS = (2**31 - 1, 2**31, 2**32 + 1, 2**63 - 1, 2**63, 2**64 + 3)

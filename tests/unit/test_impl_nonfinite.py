@@ -11,7 +11,7 @@ those taps zeroed (they contribute nothing there) within the rigorous bound.
 import numpy as np
 import pytest
 
-import impl
+from conv3dt import impl
 from tests.unit.loop_reference import (error_bound, fresh_plan_caches, loop_conv3d_transpose,  # noqa: F401
                                        random_valid_case)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import impl
-import impl.kernel as kernel_module
-from impl.kernel import transposed_conv_ndhwc
+from conv3dt import impl
+import conv3dt.impl.kernel as kernel_module
+from conv3dt.impl.kernel import transposed_conv_ndhwc
 from tests.unit.loop_reference import (  # noqa: F401  (fresh_plan_caches: autouse fixture)
     DTYPES, error_bound, fresh_plan_caches, loop_conv3d_transpose, random_valid_case)
 
@@ -206,7 +206,7 @@ def test_kernel_chunking_matches_the_loops(geometry, budget, monkeypatch):
                                           (np.float32, np.float32), (np.float64, np.float64)],
                          ids=["float16", "bfloat16", "float32", "float64"])
 def test_conv3d_transpose_accumulates_in_float32_or_float64(dtype, accum, monkeypatch):
-    import impl.transpose as transpose_module
+    import conv3dt.impl.transpose as transpose_module
 
     seen = []
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import impl
-from oracle.pool import TargetPool
+from conv3dt import impl
+from conv3dt.oracle.pool import TargetPool
 from tests.unit.loop_reference import fresh_plan_caches  # noqa: F401  (autouse fixture)
 from tests.unit.tf_workers import EAGER_BOTH_WAYS, case_of
 
@@ -262,7 +262,7 @@ def test_invalid_call_is_rejected_with_a_helpful_message(rule, monkeypatch):
     rule_id, overrides, error_class, fragments, _ = rule
     kwargs = dict(BASE, **overrides)
     # Nothing may be computed before validation fails: make the kernel explode if reached.
-    import impl.transpose as transpose_module
+    import conv3dt.impl.transpose as transpose_module
 
     def _kernel_must_not_run(*args, **kw):
         raise AssertionError("kernel ran before validation failed")

@@ -22,8 +22,8 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402  (hard test dependency; never skipped)
 
-import impl  # noqa: E402
-from oracle.pool import TargetPool  # noqa: E402
+from conv3dt import impl  # noqa: E402
+from conv3dt.oracle.pool import TargetPool  # noqa: E402
 from tests.unit.loop_reference import (  # noqa: E402
     error_bound, fresh_plan_caches, loop_conv3d_transpose, random_valid_case)
 from tests.unit.tf_workers import EAGER_BOTH_WAYS, case_of  # noqa: E402

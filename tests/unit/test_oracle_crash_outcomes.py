@@ -7,9 +7,9 @@ import signal
 import numpy as np
 import pytest
 
-from oracle.arrays import ArraySpec
-from oracle.case import Case
-from oracle.pool import TargetPool
+from conv3dt.oracle.arrays import ArraySpec
+from conv3dt.oracle.case import Case
+from conv3dt.oracle.pool import TargetPool
 from tests.unit.test_oracle_isolation import FIX, case
 
 

@@ -11,10 +11,10 @@ import signal
 import numpy as np
 import pytest
 
-from oracle.arrays import ArraySpec
-from oracle.case import Case
-from oracle.pool import TargetPool, TargetUnavailable
-from oracle.targets import UnknownTarget
+from conv3dt.oracle.arrays import ArraySpec
+from conv3dt.oracle.case import Case
+from conv3dt.oracle.pool import TargetPool, TargetUnavailable
+from conv3dt.oracle.targets import UnknownTarget
 
 FIX = "tests.unit.fixtures_targets"
 
@@ -161,8 +161,8 @@ def test_impl_runs_in_process_or_isolated_with_the_same_outcomes():
 
 
 def test_crash_tail_keeps_the_fatal_line_before_a_long_stack():
-    from oracle.outcome import Outcome
-    from oracle.pool import crash_tail
+    from conv3dt.oracle.outcome import Outcome
+    from conv3dt.oracle.pool import crash_tail
 
     text = "noise\n" * 50 + "F0000 00:00:1.0 1 op.cc:610] Check failed: x is OK\n" + "    @ frame\n" * 2000
     tail = crash_tail(text, limit=4000)

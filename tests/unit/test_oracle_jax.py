@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fuzz.truth import truth_of
-from oracle.jax_path import transpose_padding
-from oracle.targets import jax_installed
+from conv3dt.fuzz.truth import truth_of
+from conv3dt.oracle.jax_path import transpose_padding
+from conv3dt.oracle.targets import jax_installed
 
 
 @pytest.mark.parametrize("i, o, k, s, d, p, expected", [
@@ -30,7 +30,7 @@ def test_transpose_padding(i, o, k, s, d, p, expected):
 
 @pytest.mark.skipif(not jax_installed(), reason="jax is an optional extra (conv3dt[jax])")
 def test_jax_target_matches_the_reference_and_rejects_invalid():
-    from oracle.pool import TargetPool
+    from conv3dt.oracle.pool import TargetPool
     from tests.unit.test_oracle_tf_paths import GOOD, INVALID, PARTIAL
 
     cases = list(GOOD.values()) + [c for c, _, _ in PARTIAL.values()]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from oracle.kernels import KernelObservation, observe, onednn_convolutions
+from conv3dt.oracle.kernels import KernelObservation, observe, onednn_convolutions
 
 REORDER = ("onednn_verbose,v1,primitive,exec,cpu,reorder,jit:uni,undef,src:f32::blocked:cdeba::f0 "
            "dst:f32:p:blocked:Bcdea16b::f0,,,3x4x2x2x2,0.0129395")
@@ -84,5 +84,5 @@ def test_the_path_decides_for_xla_and_non_tf_targets():
     ({"avx2", "avx_ne_convert"}, ["bfloat16", "float16", "float32"]),
 ])
 def test_tfs_per_dtype_onednn_rule_by_cpu_flags(flags, takes):
-    from oracle.tf_paths import onednn_takes
+    from conv3dt.oracle.tf_paths import onednn_takes
     assert [d for d in ("bfloat16", "float16", "float32") if onednn_takes(d, flags)] == takes

@@ -12,8 +12,8 @@ import time
 import numpy as np
 import pytest
 
-from oracle.pool import TargetPool, run_on_targets
-from oracle.targets import default_targets, resolve
+from conv3dt.oracle.pool import TargetPool, run_on_targets
+from conv3dt.oracle.targets import default_targets, resolve
 from tests.unit.test_oracle_isolation import FIX, assert_fine, case
 
 # 0 fine, 1 abort, 2 segfault, 3 hang, 4 raise (fixtures_targets.by_value)

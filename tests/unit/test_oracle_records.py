@@ -13,12 +13,12 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from oracle.arrays import ArraySpec
-from oracle.case import Case
-from oracle.outcome import Outcome
-from oracle.pool import TargetPool
+from conv3dt.oracle.arrays import ArraySpec
+from conv3dt.oracle.case import Case
+from conv3dt.oracle.outcome import Outcome
+from conv3dt.oracle.pool import TargetPool
 from tests.unit.tf_workers import forced_as_shipped_onednn
-from oracle.repro import render_reproducer
+from conv3dt.oracle.repro import render_reproducer
 
 NAN, INF = float("nan"), float("inf")
 SPECIAL_POOL = (0.0, -0.0, NAN, INF, -INF, 1e-40, 6e-8, 70000.0, 3.4e38)

@@ -11,7 +11,7 @@ import signal
 
 import pytest
 
-from oracle.pool import TargetPool
+from conv3dt.oracle.pool import TargetPool
 from tests.unit.test_oracle_isolation import FIX, assert_fine, case
 
 CRASHES = 40

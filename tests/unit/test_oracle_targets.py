@@ -6,11 +6,11 @@ import json
 import pytest
 
 from conv3dt import bench_oracle
-from oracle import cli
-from oracle.arrays import ArraySpec
-from oracle.case import Case
-from oracle.environment import capture_environment
-from oracle.targets import (KNOWN_TARGETS, Inexpressible, UnknownTarget, default_targets, expand_to_5,
+from conv3dt.oracle import cli
+from conv3dt.oracle.arrays import ArraySpec
+from conv3dt.oracle.case import Case
+from conv3dt.oracle.environment import capture_environment
+from conv3dt.oracle.targets import (KNOWN_TARGETS, Inexpressible, UnknownTarget, default_targets, expand_to_5,
                             grad_check, resolve, v2_case)
 
 STABLE = ("tf-eager", "tf-eager-stock", "tf-graph", "tf-function", "tf-xla", "tf-v2", "tf-grad", "impl", "jax")

@@ -10,10 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from fuzz.truth import truth_of
-from oracle.arrays import ArraySpec
-from oracle.case import Case
-from oracle.pool import TargetPool
+from conv3dt.fuzz.truth import truth_of
+from conv3dt.oracle.arrays import ArraySpec
+from conv3dt.oracle.case import Case
+from conv3dt.oracle.pool import TargetPool
 from tests.unit.tf_workers import forced_as_shipped_onednn
 
 TF_TARGETS = ("tf-eager", "tf-eager-stock", "tf-eager-onednn", "tf-graph", "tf-function",
@@ -286,7 +286,7 @@ def test_run_on_targets_one_message_per_environment_with_real_crashes(pools):
     (target, case); every other item keeps its outcome; good cases agree with single runs."""
     import tensorflow as tf
 
-    from oracle.pool import run_on_targets
+    from conv3dt.oracle.pool import run_on_targets
 
     good, other = GOOD["f32-stride2-same"], GOOD["f64-valid-int-stride"]
     cases = [good, XLA_ZERO_COUT, ONEDNN_HUGE_SHAPE, other]
@@ -317,7 +317,7 @@ def test_bfloat16_inputs_reach_tf_as_its_own_bfloat16_type(monkeypatch):
 
     import ml_dtypes
 
-    from oracle import tf_paths
+    from conv3dt.oracle import tf_paths
 
     foreign = np.dtype(np.float16)          # stands for TF 2.12's own 2-byte bfloat16 type
     monkeypatch.setattr(tf_paths, "_tf", lambda: types.SimpleNamespace(

@@ -9,10 +9,10 @@ import json
 
 import pytest
 
-from oracle.arrays import ArraySpec
-from oracle.case import Case, structure_key
-from oracle.pool import TargetPool
-from oracle.timelimits import (DTYPE_MARGIN, FACTOR, FLOOR_S, HANGING_FLOOR_S, CallShape, LimitPolicy,
+from conv3dt.oracle.arrays import ArraySpec
+from conv3dt.oracle.case import Case, structure_key
+from conv3dt.oracle.pool import TargetPool
+from conv3dt.oracle.timelimits import (DTYPE_MARGIN, FACTOR, FLOOR_S, HANGING_FLOOR_S, CallShape, LimitPolicy,
                                TimeLimits, call_work)
 from tests.unit.test_oracle_isolation import FIX, assert_fine, case
 

@@ -1,10 +1,10 @@
 """Regression-corpus replay results travel from the session stats into the record and the report."""
 import json
 
-from reports.html import render_html
-from reports.markdown import render_markdown
-from reports.merge import merge_session, read_session
-from reports.record import dumps, new_record, validate
+from conv3dt.reports.html import render_html
+from conv3dt.reports.markdown import render_markdown
+from conv3dt.reports.merge import merge_session, read_session
+from conv3dt.reports.record import dumps, new_record, validate
 
 
 def test_fixed_corpus_entries_are_reported_as_fixed(tmp_path):

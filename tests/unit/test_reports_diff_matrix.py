@@ -6,10 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from reports import record as rec
-from reports.diff import diff_records
-from reports.matrix import build_matrix, render_matrix_html, render_matrix_markdown
-from reports.merge import headroom_cell
+from conv3dt.reports import record as rec
+from conv3dt.reports.diff import diff_records
+from conv3dt.reports.matrix import build_matrix, render_matrix_html, render_matrix_markdown
+from conv3dt.reports.merge import headroom_cell
 from tests.unit.test_reports_record import make_record
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from reports.render import render_all
+from conv3dt.reports.render import render_all
 from tests.unit.test_reports_record import make_record
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -6,8 +6,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from conv3dt.session import publish
-from reports import record as rec
-from reports.junit import render_junit, well_formed
+from conv3dt.reports import record as rec
+from conv3dt.reports.junit import render_junit, well_formed
 
 
 def a_record(new_finding: bool = True) -> dict:

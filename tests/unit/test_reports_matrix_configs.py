@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reports.matrix import build_matrix, configuration, render_matrix_html, render_matrix_markdown
+from conv3dt.reports.matrix import build_matrix, configuration, render_matrix_html, render_matrix_markdown
 
 
 def record(tf: str, label: str, forced: str | None, decided: bool | None = None,

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from fuzz.findings import Finding
-from oracle.arrays import ArraySpec
-from oracle.case import Case
-from reports import merge
-from reports import record as rec
+from conv3dt.fuzz.findings import Finding
+from conv3dt.oracle.arrays import ArraySpec
+from conv3dt.oracle.case import Case
+from conv3dt.reports import merge
+from conv3dt.reports import record as rec
 
 
 def make_case(dtype: str = "float32", fmt: str = "NDHWC", padding: str = "SAME", seed: int = 0,
@@ -275,7 +275,7 @@ def test_reports_package_imports_no_fuzz_oracle_or_impl() -> None:
 
 def test_the_controllers_coverage_verdict_reaches_the_record_and_a_corrupt_one_is_named(
         tmp_path: Path) -> None:
-    from fuzz.session import Recorder
+    from conv3dt.fuzz.session import Recorder
     d = write_session(tmp_path / "s")
     Recorder(d, "controller").write_tripwire(["value_arg=input", "dtype=bfloat16"], False)
     record = rec.new_record({"tensorflow": "2.21.0"}, {"command": "gate", "profile": "ci", "seed": 0,
@@ -294,8 +294,8 @@ def test_a_tripwire_gap_is_exit_3_and_the_first_console_line_says_so(tmp_path: P
     """Never "PASS" and then exit 3: the gate decides its exit before it prints, the record keeps
     code and reason (``run.exit``), and the summary's first line leads with the failure."""
     from conv3dt.gate import EXIT_INFRA, EXIT_OK, verdict_exit
-    from fuzz.session import Recorder
-    from reports.markdown import summary_lines
+    from conv3dt.fuzz.session import Recorder
+    from conv3dt.reports.markdown import summary_lines
     d = write_session(tmp_path / "s", with_new=False)
     Recorder(d, "controller").write_tripwire(["value_arg=input"], False)
     record = rec.new_record({"tensorflow": "2.21.0"}, {"command": "gate", "profile": "ci", "seed": 0,
@@ -315,7 +315,7 @@ def test_a_tripwire_gap_is_exit_3_and_the_first_console_line_says_so(tmp_path: P
 
 
 def test_judged_examples_are_counted_per_phase_and_add_up_to_the_headline(tmp_path: Path) -> None:
-    from reports.markdown import summary_lines
+    from conv3dt.reports.markdown import summary_lines
     r = make_record(tmp_path)
     s = r["summary"]
     assert sum(s["examples_by_phase"].values()) == s["examples"]

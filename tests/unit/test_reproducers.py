@@ -37,8 +37,8 @@ def gate_record(tmp_path_factory) -> Path:
 def test_every_kind_and_target_pair_reproduces(gate_record: Path) -> None:
     """One Finding per (kind, target), the first that is not run-to-run garbage by the shipped
     ledger's account (the gate ran without the ledger: it is applied here to choose)."""
-    from fuzz.findings import Finding
-    from fuzz.ledger import Ledger
+    from conv3dt.fuzz.findings import Finding
+    from conv3dt.fuzz.ledger import Ledger
 
     record = json.loads(gate_record.read_text())
     ledger = Ledger.load(tf_version=record["environment"]["tensorflow"])
@@ -71,9 +71,9 @@ def test_every_kind_and_target_pair_reproduces(gate_record: Path) -> None:
 def test_a_reproducer_that_holds_says_so_and_exits_0() -> None:
     """The judge in the script is not a rubber stamp: a Finding's reproducer rendered for a target
     that computes the call right says "did not reproduce" (exit 0)."""
-    from fuzz.judge import judge_value
-    from fuzz.truth import truth_of
-    from oracle.outcome import Outcome
+    from conv3dt.fuzz.judge import judge_value
+    from conv3dt.fuzz.truth import truth_of
+    from conv3dt.oracle.outcome import Outcome
     from tests.unit.test_fuzz_judge import run_impl, valid
 
     case = valid()

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from oracle.arrays import ArraySpec
-from oracle.case import Case
-from oracle.targets import AS_SHIPPED_ONEDNN_VAR
+from conv3dt.oracle.arrays import ArraySpec
+from conv3dt.oracle.case import Case
+from conv3dt.oracle.targets import AS_SHIPPED_ONEDNN_VAR
 
 #: The eager path with oneDNN forced off and on: both kernel families on any CPU.
 EAGER_BOTH_WAYS = ("tf-eager-stock", "tf-eager-onednn")
