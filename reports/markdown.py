@@ -25,7 +25,9 @@ def ledger_line(record: dict[str, Any]) -> str:
         return "ledger: disabled (--no-ledger): every deviation counts as new"
     matched = ", ".join(f"{k}×{v}" for k, v in ledger["matched"].items()) or "none"
     stale = ", ".join(ledger["stale"]) or "none"
-    return f"ledger: matched {matched}; possibly stale (matched nothing): {stale}"
+    idle = len(ledger.get("not_applicable") or [])
+    return (f"ledger: matched {matched}; possibly stale (matched nothing): {stale}"
+            + (f"; {idle} entries for kernels or targets that did not run" if idle else ""))
 
 
 def corpus_lines(record: dict[str, Any]) -> list[str | tuple[str, list[str]]]:
@@ -39,6 +41,27 @@ def corpus_lines(record: dict[str, Any]) -> list[str | tuple[str, list[str]]]:
     for key, label in (("fixed", "Fixed (no longer reproduce)"), ("still_failing", "Still failing")):
         if corpus.get(key):
             lines.append((label, list(corpus[key])))
+    return lines
+
+
+def declared_lines(record: dict[str, Any]) -> list[str]:
+    """One line per target that declared part of the contract (``oracle.capabilities``): what,
+    from where, how many Cases it was therefore not given, and the coverage cells no target's
+    declaration admits (named by the tripwire, not failed)."""
+    lines = []
+    declined = record["coverage"].get("declined") or {}
+    for target, facts in sorted((record["environment"].get("targets") or {}).items()):
+        caps = (facts or {}).get("capabilities") or {}
+        if not caps or caps.get("summary") in (None, "the whole contract"):
+            continue
+        why = declined.get(target) or {}
+        told = ", ".join(f"{r} {n}" for r, n in sorted(why.items())) or "none"
+        lines.append(f"declared: {target} implements {caps['summary']} ({caps.get('source')}); "
+                     f"Cases not given to it: {told}")
+    out_of_reach = (record["coverage"].get("tripwire") or {}).get("unreachable") or []
+    if out_of_reach:
+        lines.append(f"coverage cells no declaration admits ({len(out_of_reach)}): "
+                     + ", ".join(out_of_reach))
     return lines
 
 
@@ -66,6 +89,7 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
                      for k, v in table.items()]
             lines.append(f"  {label}: " + "; ".join(parts))
     lines.append(ledger_line(record))
+    lines += declared_lines(record)
     if s["worst_headroom"]:
         lines.append("worst headroom (error/bound, >1 violates): " + "; ".join(
             f"{d} {fmt_headroom(w['headroom'])} ({w['target']})"

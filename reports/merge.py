@@ -248,8 +248,12 @@ def merge_session(record: dict[str, Any], findings: list[dict[str, Any]], stats:
         if f["known_deviation"] and f["known_deviation"] not in ledger["matched"]:
             ledger["matched"][f["known_deviation"]] = f["count"]
     ledger["matched"] = {k: v for k, v in sorted(ledger["matched"].items()) if v}
-    ids = [e["id"] for e in ledger.get("entries", [])]
-    ledger["stale"] = sorted(i for i in ids if i not in ledger["matched"]) if ledger_enabled else []
+    # Possibly stale: matched nothing although a kernel family or target it names ran here (a
+    # TF entry is not stale in a vendor's gate that ran no TF kernel: it had no chance to match)
+    ran = applicable_filter(record)
+    unmatched = [e for e in ledger.get("entries", []) if e["id"] not in ledger["matched"]]
+    ledger["stale"] = sorted(e["id"] for e in unmatched if ran(e)) if ledger_enabled else []
+    ledger["not_applicable"] = sorted(e["id"] for e in unmatched if not ran(e)) if ledger_enabled else []
     if baseline is not None:
         new_ids = {f["id"] for f in merged}
         record["baseline"] = {"source": (baseline.get("run") or {}).get("source", ""),
@@ -257,6 +261,28 @@ def merge_session(record: dict[str, Any], findings: list[dict[str, Any]], stats:
                               "still_present": len(baseline_ids & new_ids),
                               "gone": sorted(baseline_ids - new_ids)}
     return summarize(record)
+
+
+def applicable_filter(record: dict[str, Any]):
+    """Whether a ledger entry (as the record lists it: comma-joined ``kernels`` / ``targets``,
+    ``any``) could have matched this run: one of its kernel families was observed and one of
+    its target globs names a target that ran."""
+    import fnmatch
+
+    families = {label.split(":", 1)[0] for per in (record["coverage"].get("kernels") or {}).values()
+                for label in per}
+    targets = list((record["coverage"].get("examples") and
+                    {t for per in record["coverage"]["examples"].values() for t in per})
+                   or record["run"].get("targets") or [])
+
+    def ran(entry: dict[str, Any]) -> bool:
+        kernels = [k.strip() for k in str(entry.get("kernels", "any")).split(",") if k.strip()]
+        globs = [g.strip() for g in str(entry.get("targets", "any")).split(",") if g.strip()]
+        kernel_ok = kernels in ([], ["any"]) or bool(families & set(kernels)) or not families
+        target_ok = globs in ([], ["any"]) or any(fnmatch.fnmatchcase(t, g) for t in targets
+                                                  for g in globs)
+        return kernel_ok and target_ok
+    return ran
 
 
 def summarize(record: dict[str, Any]) -> dict[str, Any]:

@@ -283,7 +283,7 @@ def test_the_controllers_coverage_verdict_reaches_the_record_and_a_corrupt_one_i
     findings, stats = merge.read_session(d)
     r = merge.merge_session(record, findings, stats, LEDGER, True)
     assert r["coverage"]["tripwire"] == {"gaps": ["dtype=bfloat16", "value_arg=input"],
-                                         "past_deadline": False}
+                                         "past_deadline": False, "unreachable": []}
     rec.validate(rec.json_safe(r))
     (d / "tripwire.json").write_text('{"gaps": 3')
     with pytest.raises(merge.SessionError, match=r"tripwire\.json: unreadable coverage verdict"):
