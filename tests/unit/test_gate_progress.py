@@ -1,14 +1,31 @@
 """The gate's live progress line (``conv3dt.progress``): the reader on a session directory being
-written (torn and foreign files included), the line's content and its drawing."""
+written (torn and foreign files included), the line's content, and the console behaviour of a
+real gate: one refreshed line on a TTY (a real pseudo-terminal), nothing under ``--quiet`` or
+when stdout is a pipe."""
 from __future__ import annotations
 
+import fcntl
 import io
 import json
+import os
+import re
+import select
+import struct
+import subprocess
+import sys
+import termios
 import time
+import tty
 from pathlib import Path
+
+import pytest
 
 from conv3dt.fuzz.session import Recorder
 from conv3dt.progress import LiveProgress, Progress, SessionReader, clock, render
+
+ROOT = Path(__file__).resolve().parents[2]
+GATE = [sys.executable, "-m", "conv3dt", "gate", "--target", "impl", "--examples", "5",
+        "--max-time", "60", "--workers", "0"]
 
 
 def finding(fid: str, known: str | None = None, target: str = "impl", prop: str = "p",
@@ -120,3 +137,64 @@ def test_live_progress_draws_one_line_and_ends_it_at_once(tmp_path: Path, monkey
     with LiveProgress(tmp_path, 60.0, False, stream=quiet, period=0.01):
         time.sleep(0.1)
     assert quiet.getvalue() == ""
+
+
+# ---------------------------------------------------------------------------- a real gate
+def gate_on_pty(tmp_path: Path, *extra: str, columns: int = 80) -> tuple[int, str]:
+    """Run a short real gate with stdout on a pseudo-terminal of ``columns`` columns (raw, so
+    the terminal adds no \\r of its own); returns (exit code, everything it printed there)."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    with open(tmp_path / "stderr", "wb") as err:
+        proc = subprocess.Popen([*GATE, "--report-dir", str(tmp_path / "r"), *extra], cwd=ROOT,
+                                stdout=slave, stderr=err, stdin=subprocess.DEVNULL, env=env)
+    os.close(slave)
+    chunks, deadline = [], time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            if not select.select([master], [], [], 1.0)[0]:
+                continue
+            try:
+                data = os.read(master, 65536)
+            except OSError:                 # EIO: the gate closed its end
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+        if proc.poll() is None and time.monotonic() >= deadline:
+            proc.kill()
+    return proc.wait(timeout=30), b"".join(chunks).decode()
+
+
+def test_a_gate_on_a_terminal_refreshes_one_line_that_ends_at_the_headline(tmp_path: Path) -> None:
+    rc, text = gate_on_pty(tmp_path, columns=80)
+    assert rc == 0, text + (tmp_path / "stderr").read_text()
+    head, *rest = text.split("\r")
+    assert head.startswith("conv3dt gate: 1 target(s)") and head.endswith("\n")
+    assert rest, f"no progress line was drawn: {text!r}"
+    frames = [chunk.split("\n")[0] for chunk in rest]
+    assert all(f.startswith("conv3dt gate: ") and "examples judged" in f for f in frames), frames
+    assert all(len(f) <= 79 for f in frames), "a frame is wider than the terminal"
+    assert "\n" not in "".join(rest[:-1]), "the line was ended before the session was over"
+    assert "elapsed" in frames[0]
+    final = int(re.search(r"([\d,]+) examples judged", frames[-1]).group(1).replace(",", ""))
+    headline = re.search(r"conv3dt gate: PASS — (\d+) examples", rest[-1])
+    assert headline and final == int(headline.group(1)), (frames[-1], rest[-1])
+    assert "0 findings (0 new)" in frames[-1]
+
+
+@pytest.mark.parametrize("how", ["quiet on a terminal", "stdout a pipe"])
+def test_no_progress_line_under_quiet_or_on_a_pipe(tmp_path: Path, how: str) -> None:
+    if how == "quiet on a terminal":
+        rc, text = gate_on_pty(tmp_path, "--quiet")
+        assert text.count("\n") == 1 and text.startswith("conv3dt gate: PASS"), text
+    else:
+        res = subprocess.run([*GATE, "--report-dir", str(tmp_path / "r")], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+        rc, text = res.returncode, res.stdout
+        assert "reports: " in text, text       # the full console output, not a quiet one
+    assert rc == 0 and "\r" not in text and "examples judged" not in text, text
