@@ -342,7 +342,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"{args.workers} worker(s), budget {f'{budget:.0f} s' if budget else 'none'} ...",
                   flush=True)
         hard_stop = None if budget is None else time.monotonic() + budget + WIND_DOWN_S
-        rc, interrupted, seconds = run_session(cmd, log, hard_stop)
+        from conv3dt.progress import LiveProgress   # one line, refreshed; TTY only, not --quiet
+        with LiveProgress(session, budget, not args.quiet and sys.stdout.isatty(),
+                          baseline_ids=[f["id"] for f in (baseline or {}).get("findings", [])]):
+            rc, interrupted, seconds = run_session(cmd, log, hard_stop)
         stopped_at_deadline = hard_stop is not None and time.monotonic() >= hard_stop
         counts = junit_counts(junit)
         if not interrupted and not stopped_at_deadline and rc not in (0, 1):
