@@ -4,7 +4,8 @@ An entry (``fuzz/ledger/tf.json``, schema ``conv3dt-ledger/1``) has an ``id``, a
 predicate fields; *every* field given must match (absent fields match anything):
 
 - ``kernels``      kernel families that ran the judged calls (``oracle.kernels.KERNEL_FAMILIES``:
-                   ``onednn``, ``stock``, ``xla``, ``impl``, ``jax``, ``external``), as the oracle
+                   ``onednn``, ``stock``, ``xla``, ``impl``, ``jax``, ``onnxruntime``,
+                   ``openvino``, ``external``), as the oracle
                    observed them per call. A deviation of a kernel is keyed here, never by the
                    name of a target that happens to run that kernel on some CPU: every kernel the
                    Finding names must be listed.

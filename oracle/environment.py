@@ -64,6 +64,7 @@ def capture_environment() -> dict[str, Any]:
         "cpu": cpu_info(),
         "packages": {name: _version(name) for name in
                      ("numpy", "ml_dtypes", "tensorflow-cpu", "tensorflow", "jax", "jaxlib",
+                      "onnxruntime", "onnx", "openvino",
                       "hypothesis", "conv3dt")},
         "env": {k: os.environ.get(k) for k in ("TF_ENABLE_ONEDNN_OPTS", "TF_CPP_MIN_LOG_LEVEL",
                                                 "OMP_NUM_THREADS", "TF_XLA_FLAGS")},
