@@ -71,6 +71,23 @@ def capture_environment() -> dict[str, Any]:
     }
 
 
+#: Target kind -> (framework name as reports show it, the worker fact holding its version).
+FRAMEWORKS = {"tf": ("TensorFlow", "tensorflow"), "jax": ("JAX", "jax"),
+              "onnxruntime": ("ONNX Runtime", "onnxruntime"), "openvino": ("OpenVINO", "openvino")}
+
+
+def framework_of(kind: str | None, worker: dict[str, Any]) -> dict[str, Any]:
+    """``{"name", "version"}`` of the framework a target of ``kind`` ran, from its worker's facts:
+    TF, JAX, ONNX Runtime, OpenVINO; ``impl`` is conv3dt's own reference (conv3dt's version);
+    a ``module:function`` target is ``external`` (its version is not known to the suite)."""
+    if kind in FRAMEWORKS:
+        name, key = FRAMEWORKS[kind]
+        return {"name": name, "version": worker.get(key)}
+    if kind == "impl":
+        return {"name": "impl", "version": _version("conv3dt")}
+    return {"name": "external", "version": None}
+
+
 def target_facts(info: dict[str, Any]) -> dict[str, Any]:
     """What ran for one target, from its ``TargetPool.info()``: the kernel-choice inputs as the
     worker's TF decided them (oneDNN on/off, the dtypes its oneDNN kernel takes, XLA), the TF
@@ -78,7 +95,11 @@ def target_facts(info: dict[str, Any]) -> dict[str, Any]:
     on each Outcome (``oracle.kernels``) and counted in the record's ``coverage.kernels``."""
     worker = info.get("worker") or {}
     build = worker.get("tf_build_info") or {}
-    facts = {"kind": info.get("kind"), "worker_env": info.get("worker_env") or {}}
+    facts = {"kind": info.get("kind"), "worker_env": info.get("worker_env") or {},
+             "framework": framework_of(info.get("kind"), worker)}
+    if info.get("kind") in FRAMEWORKS and info.get("kind") != "tf":   # jax, onnxruntime, openvino
+        facts.update({k: v for k, v in worker.items() if k.split("_")[0] == info["kind"]
+                      or k in ("jaxlib", "onnx")})
     if info.get("kind") == "tf":
         facts.update({
             "tensorflow": worker.get("tensorflow"), "tf_git_version": worker.get("tf_git_version"),
