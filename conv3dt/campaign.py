@@ -78,10 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             conf = gate.conformance_dir()
-            gate.preflight(targets)
+            gate.preflight(targets, args.declared)
         except gate.InfraError as exc:
             print(f"conv3dt fuzz: infrastructure failure: {exc}", file=sys.stderr)
             return EXIT_INFRA
+        except gate.UsageError as exc:
+            print(f"conv3dt fuzz: {exc}", file=sys.stderr)
+            return gate.EXIT_USAGE
         log = work / "pytest.log"
         print(f"conv3dt fuzz: {len(targets)} target(s), profile {args.profile}, budget "
               f"{args.budget:.0f} s, reports in {out}", flush=True)
@@ -93,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd = session_run.pytest_command(conf, session, work / "junit.xml", targets, args.profile, seed,
                                       args.examples or args.round_examples, args.workers,
                                       args.ledger_spec,
-                                      time.time() + (deadline - time.monotonic()), args.shrink_seconds)
+                                      time.time() + (deadline - time.monotonic()), args.shrink_seconds,
+                                      args.declared)
             rc, interrupted, _ = session_run.run_session(cmd, log, deadline=deadline)
             if not any(session.glob("stats-*.json")):
                 if interrupted or time.monotonic() >= deadline - 1.0:

@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from conv3dt import declare
+
 from conv3dt.cli import EXIT_FINDINGS, EXIT_INFRA, EXIT_OK, EXIT_USAGE
 from conv3dt.session import (build_record, junit_counts, log_tail, print_summary, publish,
                              pytest_command, run_session)
@@ -101,6 +103,7 @@ def build_parser(prog: str = "conv3dt gate") -> argparse.ArgumentParser:
                    help="how long Hypothesis may shrink any one distinct failure before later hits "
                    "of it are only counted (default: 60)")
     p.add_argument("--quiet", action="store_true", help="print only the verdict line")
+    declare.add_arguments(p)
     return p
 
 
@@ -166,6 +169,11 @@ def check_args(args: argparse.Namespace) -> tuple[list[str], dict[str, Any] | No
             pass
     except OSError as exc:
         raise UsageError(f"--report-dir {out}: not writable ({exc.strerror or exc})") from None
+    from conv3dt.oracle.capabilities import CapabilityError
+    try:
+        args.declared = declare.from_args(args, targets)
+    except CapabilityError as exc:
+        raise UsageError(f"capabilities: {exc}") from None
     args.ledger_spec = ledger_spec(args)
     args.ledger_entries = None if args.no_ledger else ledger_entries(args.ledger_spec)
     if args.as_shipped_onednn is not None:   # the workers (in the pytest child) inherit it
@@ -202,8 +210,11 @@ def verdict_exit(record: dict[str, Any], interrupted: str | None, cut_short: boo
     return EXIT_OK, "only known deviations"
 
 
-def preflight(targets: list[str], timeout: float = 60.0) -> None:
-    """Start every non-TF target once (cheap) so one that cannot start is exit 3 up front."""
+def preflight(targets: list[str], declared: dict[str, Any] | None = None,
+              timeout: float = 60.0) -> None:
+    """Start every non-TF target once (cheap) so one that cannot start is exit 3 up front, and
+    read what each declares it implements: a declaration not in the schema is exit 2, named."""
+    from conv3dt.oracle.capabilities import Capabilities, CapabilityError
     from conv3dt.oracle.pool import TargetPool, TargetUnavailable
     from conv3dt.oracle.targets import resolve, tf_installed
 
@@ -217,8 +228,16 @@ def preflight(targets: list[str], timeout: float = 60.0) -> None:
                                  f"with --target (e.g. --target impl --target mypkg:fn)")
             continue
         try:
-            with TargetPool(name, timeout=timeout):
-                pass
+            with TargetPool(name, timeout=timeout) as pool:
+                if name not in (declared or {}):
+                    entry = pool.declared()
+                    if entry.get("error"):
+                        raise UsageError(f"target {name}: {entry['error']}")
+                    if entry["declared"] is not None:
+                        Capabilities.from_mapping(entry["declared"],
+                                                  f"{name}.conv3dt_capabilities")
+        except CapabilityError as exc:
+            raise UsageError(f"capabilities: {exc}") from None
         except TargetUnavailable as exc:
             raise InfraError(f"target {name} cannot start: {str(exc).strip().splitlines()[-1]}") from None
 
@@ -301,20 +320,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             conf = conformance_dir()
-            preflight(targets)
+            preflight(targets, args.declared)
             warning = tf_version_warning(targets, args.ledger_spec)
             if warning:
                 print(f"conv3dt gate: warning: {warning}", file=sys.stderr, flush=True)
         except InfraError as exc:
             print(f"conv3dt gate: infrastructure failure: {exc}", file=sys.stderr)
             return EXIT_INFRA
+        except UsageError as exc:
+            print(f"conv3dt gate: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         session, junit, log = work / "session", work / "junit.xml", work / "pytest.log"
         session.mkdir()
         ledger = args.ledger_spec
         budget = MAX_TIME.get(args.profile) if args.max_time is None else (args.max_time or None)
         deadline = None if budget is None else time.time() + budget
         cmd = pytest_command(conf, session, junit, targets, args.profile, args.seed, args.examples,
-                             args.workers, ledger, deadline, args.shrink_seconds)
+                             args.workers, ledger, deadline, args.shrink_seconds, args.declared)
         if not args.quiet:
             print(f"conv3dt gate: {len(targets)} target(s), profile {args.profile}, seed {args.seed}, "
                   f"{args.workers} worker(s), budget {f'{budget:.0f} s' if budget else 'none'} ...",

@@ -24,8 +24,11 @@ OWN_STOP_S = 10.0               # a stop signal that reached pytest too: its tim
 
 def pytest_command(conf: Path, session: Path, junit: Path, targets: list[str], profile: str,
                    seed: int, examples: int | None, workers: int, ledger: str | None,
-                   deadline: float | None = None, shrink_seconds: float | None = None) -> list[str]:
-    """The conformance session's command line; ``deadline`` is a ``time.time()`` value."""
+                   deadline: float | None = None, shrink_seconds: float | None = None,
+                   declared: dict[str, Any] | None = None) -> list[str]:
+    """The conformance session's command line; ``deadline`` is a ``time.time()`` value;
+    ``declared``: the user's capability declarations (``conv3dt.declare.from_args``), written
+    into the session directory for the session to read."""
     # --tb=native: Hypothesis formats every failing run's traceback through pytest, whose default
     # style parses the source of each frame; the record carries the findings, not tracebacks.
     cmd = [sys.executable, "-m", "pytest", str(conf), "-q", "-p", "no:cacheprovider", "--tb=native",
@@ -43,6 +46,11 @@ def pytest_command(conf: Path, session: Path, junit: Path, targets: list[str], p
         cmd.append(f"--ledger={ledger}")
     for t in targets:
         cmd.append(f"--target={t}")
+    if declared:
+        from conv3dt.oracle.capabilities import write_declarations
+
+        path = write_declarations(declared, session / "capabilities.json")
+        cmd.append(f"--conv3dt-capabilities={path}")
     return cmd
 
 

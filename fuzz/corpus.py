@@ -143,6 +143,9 @@ def replay(entry: dict, ctx) -> Replay:
     target = entry["target"]
     if target not in ctx.pools:
         return Replay("skipped")
+    caps = ctx.capabilities.get(target)
+    if caps is not None and caps.admits(entry["case_obj"]) is not None:
+        return Replay("skipped")   # outside what the target declares (oracle.capabilities)
     impl_run = ctx.impl_pool.run if ctx.impl_pool is not None else None
     findings = rejudge(entry, lambda cs: ctx.run(target, cs), impl_run)
     unknown = ctx.settle(findings)

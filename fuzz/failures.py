@@ -292,7 +292,7 @@ def explicit(prop: str, **kwargs: Any):
 
 
 def every_failure(test: Callable[..., None], budget: FailureBudget, *args: Any,
-                  max_rounds: int = MAX_ROUNDS) -> None:
+                  max_rounds: int = MAX_ROUNDS, first: Callable[[], None] | None = None) -> None:
     """Run a Hypothesis test (``test(*args)``) so that every distinct failure is found and
     raised with its own minimal reproducer, the same ones for the same seed on every run.
 
@@ -305,6 +305,8 @@ def every_failure(test: Callable[..., None], budget: FailureBudget, *args: Any,
        generating at the first example showing it (the same example every time: the survey's
        examples replay from ``budget.judged`` without running the targets) and shrinks it alone.
        A failure first met while shrinking gets a round of its own.
+    ``first`` (optional) judges explicit examples in the survey round, before the search.
+
     3. A key without a shrunk reproducer (past ``max_rounds`` or the deadline, or its round
        raised nothing) is reported with the first example that showed it; so is a key first
        shown by an explicit example (``explicit``), which gets no round.
@@ -313,6 +315,8 @@ def every_failure(test: Callable[..., None], budget: FailureBudget, *args: Any,
     (a bug in the suite) is raised with them, never swallowed."""
     budget.new_round(surveying=True)
     try:
+        if first is not None:   # explicit examples outside Hypothesis (fuzz.covering), surveyed
+            first()
         test(*args)
     finally:
         budget.new_round()

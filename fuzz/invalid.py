@@ -380,12 +380,15 @@ FAMILY_NAMES: tuple[str, ...] = tuple(f.name for f in FAMILIES)
 BY_NAME: dict[str, InvalidFamily] = {f.name: f for f in FAMILIES}
 
 
-def _base(t, dtypes=DTYPES, layouts=LAYOUTS, paddings=PADDINGS) -> tuple[Geometry, Case]:
+def _base(t, dtypes=DTYPES, layouts=LAYOUTS, paddings=PADDINGS, dilations=True,
+          argument_forms=True) -> tuple[Geometry, Case]:
     """A small valid Case (no zero-size dims, so that every rule is reachable)."""
-    g, s_form, d_form = _decode_geometry(t, dtypes, layouts, paddings, False, lambda _d: None)
+    g, s_form, d_form = _decode_geometry(t, dtypes, layouts, paddings, False, lambda _d: None,
+                                         dilations, argument_forms)
     vk, fk = divmod(t[7], VALUE_KINDS)
     case = build_case_from(g, s_form, d_form, t[9], spec_from(g.dtype, g.value_shape, vk, t[8]),
-                           spec_from(g.dtype, g.filter_shape, fk, (t[8] + 1) % 2**32), False)
+                           spec_from(g.dtype, g.filter_shape, fk, (t[8] + 1) % 2**32), False,
+                           argument_forms)
     if case.value_arg == "input":  # TF v1 mishandles input= alone (ledger): keep one violation
         case = case.with_(value_arg="value")
     return g, case
@@ -419,13 +422,16 @@ def invalid_cases(families=FAMILY_NAMES, dtypes=DTYPES, layouts=LAYOUTS, padding
                      st.sampled_from(range(2**12))).map(build)
 
 
-def family_examples() -> list[Case]:
-    """One deterministic near-miss per family (a small float32 NDHWC base, the family's first
-    choices): explicit examples of the invalid property, so that every family is judged in
-    every run whatever the random draws hit (Hypothesis's draws cluster; the coverage tripwire
-    must not depend on luck)."""
+def family_examples(dtypes=DTYPES, layouts=LAYOUTS, paddings=PADDINGS, dilations=True,
+                    argument_forms=True) -> list[Case]:
+    """One deterministic near-miss per family (a small base of the first of ``dtypes``,
+    ``layouts`` and ``paddings`` — float32 NDHWC SAME by default, a declared domain's otherwise
+    — and the family's first choices): explicit examples of the invalid property, so that every
+    family is judged in every run whatever the random draws hit (Hypothesis's draws cluster;
+    the coverage tripwire must not depend on luck)."""
     base_t = (0, 0, 4, 0, 1, 2, 0, 0, 7, 0)
-    return [near_miss(fam, 0, *_base(base_t)) for fam in FAMILIES]
+    return [near_miss(fam, 0, *_base(base_t, dtypes, layouts, paddings, dilations, argument_forms))
+            for fam in FAMILIES]
 
 
 def family_of(case: Case) -> str | None:

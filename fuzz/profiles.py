@@ -62,7 +62,28 @@ def examples_for(prop: str, profile: str | None = None, override: int | None = N
 
 
 # ----------------------------------------------------------------------------- active run
-ACTIVE = {"profile": "ci", "examples": None, "seed": None, "corpus_dir": None}
+ACTIVE = {"profile": "ci", "examples": None, "seed": None, "corpus_dir": None,
+          # the union of the selected targets' capability declarations (oracle.capabilities),
+          # set by the session's ctx fixture before any example is drawn; None: the whole contract
+          "domain": None}
+
+
+def declared_domain():
+    """The draw domain (``ACTIVE["domain"]``, default the whole contract)."""
+    from conv3dt.oracle.capabilities import FULL
+
+    return ACTIVE["domain"] or FULL
+
+
+def within_domain(factory):
+    """``factory(**draw arguments)`` built when the first example is drawn, inside the
+    declared domain (``fuzz.strategies.domain_kwargs``): properties are decorated at import,
+    before the session knows what its targets declare."""
+    from hypothesis import strategies as st
+
+    from conv3dt.fuzz.strategies import domain_kwargs
+
+    return st.deferred(lambda: factory(**domain_kwargs(declared_domain())))
 
 
 def configure(profile: str | None, examples: int | None = None, seed: int | None = None) -> None:

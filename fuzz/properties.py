@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from hypothesis import target as hypothesis_target
+from hypothesis import reject, target as hypothesis_target
 from hypothesis.control import currently_in_test_context
 
 from conv3dt.fuzz.coverage import cells_of
@@ -37,6 +37,8 @@ class Context:
     ledger: Ledger
     impl_pool: object = None         # in-process impl TargetPool (error-class reference)
     budget: FailureBudget = field(default_factory=FailureBudget)   # distinct failures, their cost
+    #: target name -> ``oracle.capabilities.Capabilities`` (absent: the whole contract)
+    capabilities: dict = field(default_factory=dict)
     timings: dict = field(default_factory=lambda: {"oracle": 0.0, "truth": 0.0, "judge": 0.0})
 
     def __repr__(self) -> str:
@@ -50,10 +52,27 @@ class Context:
         self.timings["oracle"] += time.perf_counter() - t0
         return out
 
-    def run_all(self, cases: list[Case], extra: dict | None = None) -> dict[str, list[Outcome]]:
-        """``cases`` on every target at once (``oracle.pool.run_on_targets``: one round trip per
-        worker, workers driven concurrently); ``extra`` pools ride along under their own keys."""
-        pools = dict(self.pools)
+    def admitted(self, cases: list[Case]) -> dict:
+        """The pools of the targets whose declaration (``oracle.capabilities``) admits every one
+        of ``cases``; each other target's decline is counted (``Recorder.declined``) and costs
+        nothing: it is not called and judges nothing."""
+        pools = {}
+        for name, pool in self.pools.items():
+            caps = self.capabilities.get(name)
+            reason = None if caps is None else next(
+                (r for r in map(caps.admits, cases) if r is not None), None)
+            if reason is None:
+                pools[name] = pool
+            else:
+                self.recorder.declined(name, reason, len(cases))
+        return pools
+
+    def run_all(self, cases: list[Case], extra: dict | None = None,
+                pools: dict | None = None) -> dict[str, list[Outcome]]:
+        """``cases`` on every target (or the given ``pools``) at once
+        (``oracle.pool.run_on_targets``: one round trip per worker, workers driven
+        concurrently); ``extra`` pools ride along under their own keys."""
+        pools = dict(self.pools if pools is None else pools)
         if extra:
             pools.update({k: v for k, v in extra.items() if k not in pools})
         t0 = time.perf_counter()
@@ -100,21 +119,35 @@ def check_valid(case: Case, ctx: Context, prop: str = "differential") -> None:
     check_valid_batch([case], ctx, prop)
 
 
+def no_target_admits(ctx: Context, prop: str, cases: list[Case]) -> None:
+    """Every target declined the Cases (``Context.admitted``): nothing is judged. A generated
+    example is rejected (``hypothesis.reject``: it does not count toward max_examples); an
+    explicit one is skipped. Its coverage cells are recorded as declined, not as hit."""
+    for case in cases:
+        ctx.recorder.cover_declined(cells_of(case))
+    if currently_in_test_context() and ctx.budget.phase(prop, cases) != "explicit":
+        reject()
+
+
 def check_valid_batch(cases: list[Case], ctx: Context, prop: str = "differential") -> None:
     """``check_valid`` for several Cases in one ``run_on_targets`` call (the strategies' batches
-    share one call structure, so tf.function / XLA trace and compile once per batch)."""
+    share one call structure, so tf.function / XLA trace and compile once per batch). Only the
+    targets whose declaration admits the Cases are called and judged (``Context.admitted``)."""
     if not ctx.budget.before_example(prop, cases):
         return
+    pools = ctx.admitted(list(cases))
+    if not pools:
+        return no_target_admits(ctx, prop, list(cases))
     rec = ctx.recorder
     t0 = time.perf_counter()
     truths = [truth_of(c) for c in cases]
     ctx.timings["truth"] += time.perf_counter() - t0
     unknown, best, new_paths = [], None, 0
-    outs = ctx.run_all(list(cases))
+    outs = ctx.run_all(list(cases), pools=pools)
     phase = ctx.budget.phase(prop, cases)
     for j, (case, truth) in enumerate(zip(cases, truths)):
         rec.cover(cells_of(case))
-        for name in ctx.pools:
+        for name in pools:
             out = outs[name][j]
             t1 = time.perf_counter()
             rec.example(prop, name, phase)
@@ -141,10 +174,13 @@ def check_invalid(case: Case, ctx: Context, prop: str = "invalid") -> None:
     """Every target must reject a near-miss Case with the contract's error class."""
     if not ctx.budget.before_example(prop, [case]):
         return
+    pools = ctx.admitted([case])
+    if not pools:
+        return no_target_admits(ctx, prop, [case])
     rec = ctx.recorder
     rec.cover(cells_of(case))
     ref = next((k for k, p in ctx.pools.items() if p is ctx.impl_pool), "\0impl-reference")
-    outs = ctx.run_all([case], {ref: ctx.impl_pool})
+    outs = ctx.run_all([case], {ref: ctx.impl_pool}, pools=pools)
     (impl_out,) = outs[ref]
     unknown = []
     phase = ctx.budget.phase(prop, [case])
@@ -152,7 +188,7 @@ def check_invalid(case: Case, ctx: Context, prop: str = "invalid") -> None:
         from conv3dt.fuzz.judge import make_finding
         unknown.append(make_finding("accept-reject", case, "impl", prop, "impl rejects the Case",
                                     impl_out.describe(), out=impl_out, family=case.label))
-    for name in ctx.pools:
+    for name in pools:
         (out,) = outs[name]
         t1 = time.perf_counter()
         rec.example(prop, name, phase)

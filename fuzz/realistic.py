@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hypothesis import strategies as st
 
@@ -180,10 +180,11 @@ class Boundary:
     padding: str = "SAME"
 
     def case(self, seed: int) -> Case:
+        """The Case, strides in the length-5 form every declaration admits (``oracle.capabilities``)."""
         axes = tuple(_axis(o, k, s, 1, self.padding)
                      for o, k, s in zip(self.outs, self.kernel, self.strides))
         g = Geometry(self.dtype, self.layout, self.padding, self.n, self.cin, self.cout, axes)
-        return build_case_from(g, "list3", "omitted", 0,
+        return build_case_from(g, "list5", "omitted", 0,
                                spec_from(self.dtype, g.value_shape, 0, seed),
                                spec_from(self.dtype, g.filter_shape, 0, seed + 1), False)
 
@@ -207,6 +208,15 @@ BOUNDARIES = (
 )
 
 
-def boundary_cases(seed: int = 11) -> list[Case]:
-    """One deterministic Case per ``BOUNDARIES`` entry (the tier's explicit examples)."""
-    return [b.case(seed + 2 * j) for j, b in enumerate(BOUNDARIES)]
+def boundary_cases(seed: int = 11, domain=None) -> list[Case]:
+    """One deterministic Case per ``BOUNDARIES`` entry (the tier's explicit examples). Inside a
+    declared ``domain`` (``oracle.capabilities.Capabilities``) an entry whose dtype, layout or
+    padding is not declared keeps its geometry (its size class) and takes the domain's first."""
+    out = []
+    for j, b in enumerate(BOUNDARIES):
+        if domain is not None:
+            b = replace(b, dtype=b.dtype if b.dtype in domain.dtypes else domain.dtypes[0],
+                        layout=b.layout if b.layout in domain.layouts else domain.layouts[0],
+                        padding=b.padding if b.padding in domain.paddings else domain.paddings[0])
+        out.append(b.case(seed + 2 * j))
+    return out

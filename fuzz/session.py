@@ -50,6 +50,8 @@ class Recorder:
         self._seen_headroom: dict = defaultdict(int)
         self.matrix: dict = defaultdict(lambda: defaultdict(lambda: [0, 0]))
         self.coverage: dict = defaultdict(int)
+        self.coverage_declined: dict = defaultdict(int)   # cells of Cases no target admitted
+        self.declines: dict = defaultdict(lambda: defaultdict(int))   # target -> reason -> Cases
         self.ledger_hits: dict = defaultdict(int)
         self.errors: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
         self.kernels: dict = defaultdict(lambda: defaultdict(int))
@@ -104,6 +106,15 @@ class Recorder:
         for c in cells:
             self.coverage[c] += 1
 
+    def cover_declined(self, cells) -> None:
+        """Cells of a Case that every target's declaration excluded (``oracle.capabilities``)."""
+        for c in cells:
+            self.coverage_declined[c] += 1
+
+    def declined(self, target: str, reason: str, n: int = 1) -> None:
+        """``n`` Cases not given to ``target``: outside its declaration for ``reason``."""
+        self.declines[target][reason] += n
+
     # -------------------------------------------------------------- findings
     def known(self, f: Finding) -> None:
         self.ledger_hits[f.known_deviation] += 1
@@ -124,6 +135,7 @@ class Recorder:
                 "seconds": dict(self.seconds),
                 "outcomes": _plain(self.outcomes), "headroom": _plain(self.headroom),
                 "matrix": _plain(self.matrix), "coverage": dict(self.coverage),
+                "coverage_declined": dict(self.coverage_declined), "declined": _plain(self.declines),
                 "ledger_hits": dict(self.ledger_hits), "errors": _plain(self.errors),
                 "kernels": _plain(self.kernels), "target_facts": dict(self.target_facts),
                 **self.extra}
@@ -147,12 +159,15 @@ class Recorder:
         _replace_file(self.out_dir / f"stats-{self.wid}.json",
                       json.dumps(self.stats(), indent=1, sort_keys=True))
 
-    def write_tripwire(self, gaps: list[str], past_deadline: bool) -> None:
+    def write_tripwire(self, gaps: list[str], past_deadline: bool,
+                       unreachable: list[str] = ()) -> None:
         """The controller's coverage verdict (``tripwire.json``): the required cells no process
-        hit, and whether the wall-clock budget had run out by then (a cut-short run, not a hole)."""
+        hit, whether the wall-clock budget had run out by then (a cut-short run, not a hole), and
+        the cells no target's declaration admits (``fuzz.covering.unreachable``: not a failure)."""
         if self.out_dir is not None:
             _replace_file(self.out_dir / TRIPWIRE_FILE,
-                          json.dumps({"gaps": sorted(gaps), "past_deadline": past_deadline}))
+                          json.dumps({"gaps": sorted(gaps), "past_deadline": past_deadline,
+                                      "unreachable": sorted(unreachable)}))
 
 
 def _replace_file(path: Path, text: str) -> None:

@@ -155,6 +155,7 @@ def _reduce(g: Geometry, slacks: list[int], max_terms: int | None) -> Geometry:
 SEQ_FORMS = ("list3", "tuple3", "list5", "tuple5", "int", "list1", "tuple1", "none", "omitted")
 UNIFORM_FORMS = ("int", "list1", "tuple1")
 UNIT_FORMS = ("none", "omitted")
+PLAIN_SEQ_FORMS = ("list5", "tuple5", "omitted")   # oracle.capabilities: argument_forms=False
 ZERO_SPAN = 200             # a zero-size dimension in 4 of 200 draws (crash-prone on TF: rare)
 ZERO_CHOICES = ("N", "Cin", "Cout", "spatial")
 AXIS_SPAN = 5 * 4 * 3 * 4 * 3  # k, s, i, slack, dilation digit
@@ -184,8 +185,11 @@ def _uniform(vals: list[int], form: str) -> list[int]:
     return list(vals)
 
 
-def _decode_geometry(t, dtypes, layouts, paddings, zero_dims, max_terms_of):
-    """(Geometry, strides form, dilations form) from the integer tuple ``t`` (see ``_ints``)."""
+def _decode_geometry(t, dtypes, layouts, paddings, zero_dims, max_terms_of, dilations=True,
+                     argument_forms=True):
+    """(Geometry, strides form, dilations form) from the integer tuple ``t`` (see ``_ints``).
+    ``dilations=False``: dilation 1 on every axis; ``argument_forms=False``: strides and
+    dilations only as length-5 lists / tuples or omitted (``oracle.capabilities``)."""
     head, zero_i, ncc, ax0, ax1, ax2, forms = t[:7]
     n_pad = len(paddings)
     dtype = dtypes[head // (3 * n_pad)]
@@ -198,7 +202,11 @@ def _decode_geometry(t, dtypes, layouts, paddings, zero_dims, max_terms_of):
     cin = 0 if zero == "Cin" else 1 + (ncc // 3) % 3
     cout = 0 if zero == "Cout" else 1 + ncc % 3
     dilated, rest = divmod(forms, len(SEQ_FORMS) * len(SEQ_FORMS))
+    dilated = dilated if dilations else 0
     s_form, d_form = SEQ_FORMS[rest // len(SEQ_FORMS)], SEQ_FORMS[rest % len(SEQ_FORMS)]
+    if not argument_forms:
+        s_form, d_form = (PLAIN_SEQ_FORMS[SEQ_FORMS.index(f) % len(PLAIN_SEQ_FORMS)]
+                          for f in (s_form, d_form))
     digits = []
     for j, a in enumerate((ax0, ax1, ax2)):
         a, k = divmod(a, 5)
@@ -289,15 +297,20 @@ def _form_name(form: str) -> str:
 
 
 def build_case_from(g: Geometry, s_form: str, d_form: str, arg_i: int, value: ArraySpec,
-                    filt: ArraySpec, exact: bool) -> Case:
+                    filt: ArraySpec, exact: bool, argument_forms: bool = True) -> Case:
+    """The Case of geometry ``g`` with the argument forms chosen by ``arg_i``; with
+    ``argument_forms=False`` only the v1 signature's plain spellings (``oracle.capabilities``)."""
     os_form = ("list", "tuple", "ndarray-int32", "ndarray-int64", "tensor-int32",
-               "tensor-int64")[(arg_i // 6) % 6]
+               "tensor-int64")[(arg_i // 6) % (6 if argument_forms else 2)]
     # input= alone is 1 in 6: the v1 API rejects it (ledger v1-input-alias-requires-value), so
     # at 1 in 3 a third of every v1 path's judgments would be that one rejection.
     value_arg = ("value", "positional", "input", "value", "positional", "value")[arg_i % 6]
     filter_arg = ("filter", "filters", "positional")[arg_i // 36]
     if filter_arg == "positional" and value_arg != "positional":
         filter_arg = "filters"
+    if not argument_forms:
+        value_arg = "value" if value_arg == "input" else value_arg
+        filter_arg = "filter" if filter_arg == "filters" else filter_arg
     return Case(value=value, filter=filt, output_shape=g.output_shape,
                 strides=seq_value([a.s for a in g.axes], s_form, g.layout),
                 dilations=seq_value([a.d for a in g.axes], d_form, g.layout),
@@ -306,18 +319,21 @@ def build_case_from(g: Geometry, s_form: str, d_form: str, arg_i: int, value: Ar
                 dilations_form=_form_name(d_form), label="valid", exact=exact)
 
 
-def _valid_from(t, dtypes, layouts, paddings, zero_dims, max_terms) -> Case:
+def _valid_from(t, dtypes, layouts, paddings, zero_dims, max_terms, dilations=True,
+                argument_forms=True) -> Case:
     g, s_form, d_form = _decode_geometry(t, dtypes, layouts, paddings, zero_dims,
-                                         lambda _d: max_terms)
+                                         lambda _d: max_terms, dilations, argument_forms)
     vk, fk = divmod(t[7], VALUE_KINDS)
     seed = t[8]
     return build_case_from(g, s_form, d_form, t[9], spec_from(g.dtype, g.value_shape, vk, seed),
-                           spec_from(g.dtype, g.filter_shape, fk, (seed + 1) % 2**32), False)
+                           spec_from(g.dtype, g.filter_shape, fk, (seed + 1) % 2**32), False,
+                           argument_forms)
 
 
-def _exact_from(t, dtypes, layouts, paddings, zero_dims) -> Case:
+def _exact_from(t, dtypes, layouts, paddings, zero_dims, dilations=True,
+                argument_forms=True) -> Case:
     g, s_form, d_form = _decode_geometry(t, dtypes, layouts, paddings, zero_dims,
-                                         lambda d: 2 ** MANTISSA_BITS[d])
+                                         lambda d: 2 ** MANTISSA_BITS[d], dilations, argument_forms)
     dtype, seed = g.dtype, t[8]
     mv, mw = exact_limits(dtype, g.n_terms)
     if t[7] % 4 == 0:
@@ -326,14 +342,15 @@ def _exact_from(t, dtypes, layouts, paddings, zero_dims) -> Case:
         value = ArraySpec(dtype, g.value_shape, "integers", seed, (("low", -mv), ("high", mv)))
         filt = ArraySpec(dtype, g.filter_shape, "integers", (seed + 1) % 2**32,
                          (("low", -mw), ("high", mw)))
-    return build_case_from(g, s_form, d_form, t[9], value, filt, True)
+    return build_case_from(g, s_form, d_form, t[9], value, filt, True, argument_forms)
 
 
 def valid_cases(dtypes=DTYPES, layouts=LAYOUTS, paddings=PADDINGS, zero_dims: bool = True,
-                max_terms: int | None = None):
+                max_terms: int | None = None, dilations: bool = True, argument_forms: bool = True):
     """A valid Case with bulk float values (the differential property's input)."""
     return _ints(dtypes, layouts, paddings).map(
-        lambda t: _valid_from(t, dtypes, layouts, paddings, zero_dims, max_terms))
+        lambda t: _valid_from(t, dtypes, layouts, paddings, zero_dims, max_terms, dilations,
+                              argument_forms))
 
 
 def exact_cases(dtypes=DTYPES, layouts=LAYOUTS, paddings=PADDINGS, zero_dims: bool = True):
@@ -360,18 +377,28 @@ def _batch(t, size, one):
 
 
 def valid_batches(size: int = VALUE_BATCH, dtypes=DTYPES, layouts=LAYOUTS, paddings=PADDINGS,
-                  zero_dims: bool = True):
+                  zero_dims: bool = True, dilations: bool = True, argument_forms: bool = True):
     """A list of ``size`` valid Cases with one call structure and different values (see
     ``_batch``): what the differential property draws per example."""
     return _ints(dtypes, layouts, paddings).map(lambda t: _batch(
-        t, size, lambda u: _valid_from(u, dtypes, layouts, paddings, zero_dims, None)))
+        t, size, lambda u: _valid_from(u, dtypes, layouts, paddings, zero_dims, None, dilations,
+                                       argument_forms)))
 
 
 def exact_batches(size: int = VALUE_BATCH, dtypes=DTYPES, layouts=LAYOUTS, paddings=PADDINGS,
-                  zero_dims: bool = True):
+                  zero_dims: bool = True, dilations: bool = True, argument_forms: bool = True):
     """``exact_cases`` in batches of one call structure (see ``_batch``)."""
     return _ints(dtypes, layouts, paddings).map(lambda t: _batch(
-        t, size, lambda u: _exact_from(u, dtypes, layouts, paddings, zero_dims)))
+        t, size, lambda u: _exact_from(u, dtypes, layouts, paddings, zero_dims, dilations,
+                                       argument_forms)))
+
+
+def domain_kwargs(domain) -> dict:
+    """The draw arguments (``valid_batches`` / ``exact_batches``) of a capability declaration
+    (``oracle.capabilities.Capabilities``: the union of the selected targets')."""
+    return {"dtypes": domain.dtypes, "layouts": domain.layouts, "paddings": domain.paddings,
+            "zero_dims": domain.zero_size, "dilations": domain.dilations,
+            "argument_forms": domain.argument_forms}
 
 
 def rare_cell_cases() -> list[Case]:

@@ -22,6 +22,8 @@ The pieces:
 """
 from __future__ import annotations
 
+import json
+
 from typing import Any, Sequence
 
 from conv3dt.oracle.case import Case
@@ -160,6 +162,30 @@ class TargetPool:
                               worker.info if worker is not None else {})
 
     # ------------------------------------------------------------------ info
+    def declared(self) -> dict[str, Any]:
+        """What the target declares it implements (``oracle.capabilities``): ``{"source",
+        "declared"}`` — the spec's built-in declaration, else the callable's attribute (asked
+        of its worker), else None (the whole contract). Not validated here: the caller names
+        the error."""
+        if self.spec.capabilities is not None:
+            return {"source": "built-in", "declared": self.spec.capabilities}
+        if self.spec.kind != "module" or self._slot is None:
+            return {"source": "built-in", "declared": None}
+        with self._slot.lock:
+            worker = self._slot.get(self.startup_timeout)
+            self._load(worker)
+            try:
+                worker.conn.send_bytes(json.dumps({"op": "declared", "target": self.name}).encode())
+                if not worker.conn.poll(self.startup_timeout):
+                    raise TargetUnavailable(f"{self.name}: worker did not answer the declared request")
+                reply = json.loads(worker.conn.recv_bytes())
+            except (EOFError, OSError) as exc:
+                raise TargetUnavailable(f"{self.name}: worker died reading its declaration: {exc}") from None
+        if "error" in reply:
+            return {"source": "callable attribute", "declared": None, "error": reply["error"]}
+        return {"source": "callable attribute" if reply["declared"] is not None else "none",
+                "declared": reply["declared"]}
+
     def time_limits(self) -> dict[str, Any]:
         """The time-limit policy and what it has learnt (JSON-serialisable): ``floor_s``,
         ``ceiling_s``, ``factor``, the confirm-once guard, and per structure id (a hash of

@@ -71,6 +71,9 @@ class TargetSpec:
     module: str | None = None                   # for kind 'module'
     function: str | None = None
     path: str | None = None                     # for kind 'tf': eager|graph|function|xla|v2|grad
+    #: a built-in target's capability declaration (``oracle.capabilities`` schema); None: the
+    #: whole contract, or for a ``module`` target whatever its callable declares
+    capabilities: dict | None = None
 
     @property
     def env_key(self) -> tuple[tuple[str, str | None], ...]:

@@ -83,7 +83,13 @@ def _load_callable(name: str) -> Callable[[Case, tuple], np.ndarray]:
         fn = importlib.import_module(spec.module)
         for part in spec.function.split("."):
             fn = getattr(fn, part)
-    return lambda case, arrays: call_v1(fn, case, arrays)
+
+    def run(case: Case, arrays: tuple) -> np.ndarray:
+        return call_v1(fn, case, arrays)
+
+    from conv3dt.oracle.capabilities import ATTRIBUTE   # what the callable declares, if anything
+    setattr(run, ATTRIBUTE, getattr(fn, ATTRIBUTE, None))
+    return run
 
 
 def call_v1(fn: Callable, case: Case, arrays: tuple) -> np.ndarray:
@@ -249,8 +255,25 @@ def load_target(callables: dict[str, Callable], name: str) -> dict[str, Any]:
         return {"ok": False, "error": f"{qualified_name(type(exc))}: {exc}"}
 
 
+def declared_capabilities(callables: dict[str, Callable], name: str) -> dict[str, Any]:
+    """The loaded target's ``conv3dt_capabilities`` attribute (``oracle.capabilities``), as
+    ``{"declared": mapping | None}``, or ``{"error": ...}`` when it cannot be sent as JSON."""
+    from conv3dt.oracle.capabilities import ATTRIBUTE
+
+    fn = callables.get(name)
+    if fn is None:
+        load_target(callables, name)
+        fn = callables.get(name)
+    declared = getattr(fn, ATTRIBUTE, None)
+    try:
+        json.dumps(declared)
+    except (TypeError, ValueError) as exc:
+        return {"error": f"{ATTRIBUTE} is not a JSON-style mapping: {exc}"}
+    return {"declared": declared}
+
+
 def serve_loop(conn, info: dict[str, Any], callables: dict[str, Callable]) -> None:
-    """Answer ``load`` / ``run`` / ``exit`` until told to exit or the parent goes away.
+    """Answer ``load`` / ``declared`` / ``run`` / ``exit`` until told to exit or the parent goes away.
     ``callables``: targets loaded already (a forked worker inherits its zygote's)."""
     observers: dict[str, Callable] = {}
     output = CallOutput()
@@ -264,6 +287,9 @@ def serve_loop(conn, info: dict[str, Any], callables: dict[str, Callable]) -> No
             return
         if op == "load":
             conn.send_bytes(json.dumps(load_target(callables, msg["target"])).encode())
+            continue
+        if op == "declared":
+            conn.send_bytes(json.dumps(declared_capabilities(callables, msg["target"])).encode())
             continue
         if op == "run":
             items = msg["items"] if "items" in msg else [[msg["target"], c] for c in msg["cases"]]

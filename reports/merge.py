@@ -37,7 +37,8 @@ def _add_nested(into: dict[str, Any], add: dict[str, Any]) -> None:
 def empty_stats() -> dict[str, Any]:
     return {"examples": {}, "example_phases": {}, "seconds": {}, "outcomes": {}, "headroom": {},
             "matrix": {},
-            "coverage": {}, "ledger_hits": {}, "errors": {}, "kernels": {}, "target_facts": {}}
+            "coverage": {}, "coverage_declined": {}, "declined": {},
+            "ledger_hits": {}, "errors": {}, "kernels": {}, "target_facts": {}}
 
 
 def read_session(session_dir: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -68,7 +69,7 @@ def read_session(session_dir: str | Path) -> tuple[list[dict[str, Any]], dict[st
             for dtype, values in per_dtype.items():
                 stats["headroom"].setdefault(target, {}).setdefault(dtype, []).extend(values)
         for key in ("examples", "example_phases", "seconds", "outcomes", "matrix", "coverage",
-                    "ledger_hits", "errors", "kernels"):
+                    "coverage_declined", "declined", "ledger_hits", "errors", "kernels"):
             _add_nested(stats[key], part.get(key, {}) or {})
         for target, facts in (part.get("target_facts") or {}).items():   # equal in every process
             stats["target_facts"].setdefault(target, facts)
@@ -81,7 +82,8 @@ def read_session(session_dir: str | Path) -> tuple[list[dict[str, Any]], dict[st
         try:
             verdict = json.loads(tripwire.read_text(encoding="utf-8"))
             stats["tripwire"] = {"gaps": [str(g) for g in verdict["gaps"]],
-                                 "past_deadline": bool(verdict["past_deadline"])}
+                                 "past_deadline": bool(verdict["past_deadline"]),
+                                 "unreachable": [str(g) for g in verdict.get("unreachable", [])]}
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise SessionError(f"{tripwire}: unreadable coverage verdict ({exc!r})") from None
     return findings, stats
@@ -209,6 +211,9 @@ def merge_session(record: dict[str, Any], findings: list[dict[str, Any]], stats:
     _add_nested(cov["outcomes"], stats.get("outcomes", {}))
     _add_nested(cov.setdefault("errors", {}), stats.get("errors", {}))   # target -> label -> class -> n
     _add_nested(cov.setdefault("kernels", {}), stats.get("kernels", {}))  # target -> kernel label -> n
+    # Cases a target was not given, outside its capability declaration: target -> reason -> n
+    _add_nested(cov.setdefault("declined", {}), stats.get("declined", {}))
+    _add_nested(cov.setdefault("cells_declined", {}), stats.get("coverage_declined", {}))
     targets_env = record["environment"].setdefault("targets", {})
     for target, facts in stats.get("target_facts", {}).items():
         targets_env.setdefault(target, facts)

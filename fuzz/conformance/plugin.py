@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from conv3dt.fuzz import corpus, profiles
-from conv3dt.fuzz.coverage import missing
+from conv3dt.fuzz.covering import tripwire
 from conv3dt.fuzz.failures import DEFAULT_SHRINK_SECONDS, FailureBudget, findings_in, signature
 from conv3dt.fuzz.ledger import DEFAULT_LEDGER, Ledger
 from conv3dt.fuzz.properties import Context
@@ -45,6 +45,9 @@ def pytest_addoption(parser):
     g.addoption("--ledger", default=str(DEFAULT_LEDGER), dest="conv3dt_ledger",
                 help="known-deviation ledger JSON, or 'none'")
     g.addoption("--conv3dt-corpus", default=None, help="regression corpus directory")
+    g.addoption("--conv3dt-capabilities", default=None,
+                help="capability declarations (oracle.capabilities: the gate's file, or a TOML/JSON "
+                     "of your own); replaces the callables' conv3dt_capabilities attributes")
     g.addoption("--conv3dt-deadline", type=float, default=None,
                 help="wall-clock deadline (a time.time() value): past it no example is judged, "
                      "the session winds down and its stats say it was cut short")
@@ -112,6 +115,7 @@ def ctx(request):
             info = p.info()
             tf_version = (info.get("worker") or {}).get("tensorflow") or tf_version
             STATE["recorder"].target_facts[name] = target_facts(info)
+        capabilities = declared_capabilities(request.config, pools)
         path = request.config.getoption("conv3dt_ledger", default=str(DEFAULT_LEDGER))
         ledger = Ledger.load(path, tf_version)
         # The corpus keeps regressions, not known deviations: a --ledger none (or custom) run
@@ -120,7 +124,7 @@ def ctx(request):
         budget = FailureBudget(request.config.getoption("conv3dt_deadline", default=None),
                                request.config.getoption("conv3dt_shrink_seconds",
                                                         default=DEFAULT_SHRINK_SECONDS))
-        c = Context(pools, STATE["recorder"], ledger, impl_pool, budget)
+        c = Context(pools, STATE["recorder"], ledger, impl_pool, budget, capabilities)
         STATE["ctx"] = c
         yield c
     finally:
@@ -133,6 +137,34 @@ def ctx(request):
                                     if hasattr(p, "time_limits")}
         for p in pools.values():
             p.close()
+
+
+def declared_capabilities(config, pools: dict) -> dict:
+    """Each target's declaration (``oracle.capabilities``): the session's file where it names
+    the target (a ``"*"`` entry: every ``module:function`` target), else what the target itself
+    declares (``TargetPool.declared``). Recorded in the target's facts; sets the draw domain
+    (``fuzz.profiles.ACTIVE["domain"]``: the union). Only partial declarations are returned."""
+    from conv3dt.oracle.capabilities import FULL, Capabilities, read_declarations, union
+
+    path = config.getoption("conv3dt_capabilities", default=None)
+    given = read_declarations(path) if path else {}
+    out, every = {}, []
+    for name, pool in pools.items():
+        entry = given.get(name) or (given.get("*") if pool.spec.kind == "module" else None)
+        entry = entry or pool.declared()
+        if entry.get("error"):
+            raise ValueError(f"target {name}: {entry['error']}")
+        caps = (FULL if entry["declared"] is None else
+                Capabilities.from_mapping(entry["declared"], f"target {name} ({entry['source']})"))
+        STATE["recorder"].target_facts[name]["capabilities"] = {
+            "declared": caps.to_json(), "source": entry["source"] if not caps.is_full else
+            (entry["source"] if entry["declared"] is not None else "the whole contract"),
+            "summary": caps.summary()}
+        every.append(caps)
+        if not caps.is_full:
+            out[name] = caps
+    profiles.ACTIVE["domain"] = union(every)
+    return out
 
 
 def target_facts(info: dict) -> dict:
@@ -182,16 +214,19 @@ def pytest_sessionfinish(session, exitstatus):
     if any("cut_short" in (json.loads(p.read_text()).get("failures") or {})
            for p in Path(rec.out_dir).glob("stats-*.json")):
         return  # cut short by the deadline: the record says so; missing cells are expected
-    stats = merge_stats(sorted(Path(rec.out_dir).glob("stats-*.json")), ("examples", "coverage"))
+    stats = merge_stats(sorted(Path(rec.out_dir).glob("stats-*.json")),
+                        ("examples", "coverage", "target_facts"))
     if not REQUIRED_PROPERTIES <= set(stats.get("examples", {})):
         return  # not every property ran (e.g. -k selected one): the cells cannot all be hit
-    gaps = missing(stats.get("coverage", {}))
+    gaps, unreachable = tripwire(stats.get("coverage", {}), stats.get("target_facts", {}))
     if not gaps:
+        if unreachable:
+            rec.write_tripwire([], False, unreachable)
         return
     deadline = config.getoption("conv3dt_deadline", default=None)
     past_deadline = deadline is not None and time.time() >= deadline
     # the session's verdict on its own coverage, for the gate's record and console (reports/merge)
-    rec.write_tripwire(gaps, past_deadline)
+    rec.write_tripwire(gaps, past_deadline, unreachable)
     if past_deadline:
         return  # the budget ran out as the last properties ended: cut short, not a coverage hole
     sys.stderr.write(f"\nconv3dt coverage tripwire: {len(gaps)} required cells never hit: "

@@ -10,6 +10,7 @@ dilations at the int32 / int64 limits, a zero extent on every axis) and every va
 from hypothesis import given
 
 from conv3dt.fuzz import corpus, profiles
+from conv3dt.fuzz.covering import floor_for
 from conv3dt.fuzz.failures import every_failure, explicit
 from conv3dt.fuzz.properties import check_valid_batch
 from conv3dt.fuzz.limits import limit_cases
@@ -27,10 +28,13 @@ def _with_examples(test):
 
 @profiles.settings_for("differential")
 @_with_examples
-@given(cases=valid_batches())
+@given(cases=profiles.within_domain(valid_batches))
 def differential(ctx, cases):
     check_valid_batch(cases, ctx, "differential")
 
 
 def test_differential(ctx):
-    every_failure(differential, ctx.budget, ctx)
+    # the coverage floor (fuzz.covering): every reachable required cell, whatever the targets return
+    floor = [[case] for case in floor_for(ctx, "differential")]
+    every_failure(differential, ctx.budget, ctx,
+                  first=lambda: [check_valid_batch(cases, ctx, "differential") for cases in floor])

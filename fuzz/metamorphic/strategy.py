@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from conv3dt.oracle.case import Case, spatial_triple
+from conv3dt.fuzz.strategies import DTYPES, LAYOUTS, PADDINGS
 
 
 def undilated(case: Case) -> Case:
@@ -21,18 +22,21 @@ def undilated(case: Case) -> Case:
     return case.with_(dilations=dil, output_shape=out)
 
 
-def metamorphic_cases():
+def metamorphic_cases(dtypes=DTYPES, layouts=LAYOUTS, paddings=PADDINGS, zero_dims=False,
+                      dilations=True, argument_forms=True):
     """Valid NDHWC Cases for the identities (the layout identity derives NCDHW), without zero
     sizes. Three of four have dilation 1 (``undilated``), and ``value=`` replaces ``input=``, so
     that the TF CPU paths (which reject dilation > 1 and v1's ``input=`` alone — both in the
-    ledger) compute most examples instead of rejecting every variant."""
+    ledger) compute most examples instead of rejecting every variant. The arguments narrow the
+    draw to a declared domain (``fuzz.profiles.within_domain``); zero sizes are never drawn."""
     from hypothesis import strategies as st
 
     from conv3dt.fuzz.strategies import valid_cases
 
     @st.composite
     def cases(draw):
-        c = draw(valid_cases(zero_dims=False, layouts=("NDHWC",)))
+        c = draw(valid_cases(dtypes, ("NDHWC",) if "NDHWC" in layouts else layouts, paddings,
+                             zero_dims=False, dilations=dilations, argument_forms=argument_forms))
         if draw(st.integers(0, 3)):
             c = undilated(c)
         return c.with_(value_arg="value") if c.value_arg == "input" else c
