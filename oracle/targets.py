@@ -127,8 +127,9 @@ def resolve(name: str, *, isolate_impl: bool = False) -> TargetSpec:
     if name == "jax":
         return TargetSpec(name, "jax", KNOWN_TARGETS[name],
                           env=(("JAX_PLATFORMS", "cpu"), ("XLA_PYTHON_CLIENT_PREALLOCATE", "false")))
-    if name in FRAMEWORK_TARGETS:
-        return TargetSpec(name, name, KNOWN_TARGETS[name])
+    if name in FRAMEWORK_TARGETS:   # the mapping module declares what its backend supports
+        module = importlib.import_module(FRAMEWORK_TARGETS[name][0])   # (imports no backend)
+        return TargetSpec(name, name, KNOWN_TARGETS[name], capabilities=dict(module.CAPABILITIES))
     if ":" in name:
         module, _, function = name.partition(":")
         if module and function and all(p.isidentifier() for p in module.split(".")) \
