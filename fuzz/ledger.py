@@ -1,10 +1,11 @@
 """The known-deviation ledger: narrow, named predicates over observed facts of a Finding.
 
-An entry (``fuzz/ledger/tf.json``, schema ``conv3dt-ledger/1``) has an ``id``, a ``reason`` and
+An entry (``fuzz/ledger/*.json``, schema ``conv3dt-ledger/1``) has an ``id``, a ``reason`` and
 predicate fields; *every* field given must match (absent fields match anything):
 
 - ``kernels``      kernel families that ran the judged calls (``oracle.kernels.KERNEL_FAMILIES``:
-                   ``onednn``, ``stock``, ``xla``, ``impl``, ``jax``, ``external``), as the oracle
+                   ``onednn``, ``stock``, ``xla``, ``impl``, ``jax``, ``onnxruntime``,
+                   ``openvino``, ``external``), as the oracle
                    observed them per call. A deviation of a kernel is keyed here, never by the
                    name of a target that happens to run that kernel on some CPU: every kernel the
                    Finding names must be listed.
@@ -26,7 +27,8 @@ matches nothing (a misspelling) is an error naming the entry, not a silent non-m
 counted per run; entries that matched nothing are reported as possibly stale.
 
 A ledger is one or more sources, each a JSON file or a directory of them (``*.json``, in name
-order): the shipped ``fuzz/ledger/tf.json`` plus a vendor's overlay, say (``conv3dt gate
+order): the shipped directory ``fuzz/ledger/`` (``tf.json`` for TensorFlow, ``onnxruntime.json``
+and ``openvino.json`` for the cross-framework targets) plus a vendor's overlay, say (``conv3dt gate
 --ledger mine.json`` adds; ``--ledger-replace`` uses only the given ones). Entries are tried in
 source order; an id may appear once across all sources. The user-facing schema:
 ``docs/ledger.md``.
@@ -48,7 +50,9 @@ from conv3dt.oracle.case import spatial_triple
 from conv3dt.oracle.kernels import KERNEL_FAMILIES
 from conv3dt.oracle.targets import KNOWN_TARGETS
 
-DEFAULT_LEDGER = Path(__file__).with_name("ledger") / "tf.json"
+#: The shipped ledger: every ``*.json`` in ``fuzz/ledger/`` (``tf.json``: TensorFlow's deviations;
+#: ``onnxruntime.json``, ``openvino.json``: the cross-framework targets'), read in name order.
+DEFAULT_LEDGER = Path(__file__).with_name("ledger")
 FIELDS = ("id", "reason", "kernels", "targets", "tf_versions", "kinds", "labels", "properties",
           "error_class", "message", "dtypes", "features")
 LEDGER_SCHEMA = "conv3dt-ledger/1"

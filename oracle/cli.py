@@ -14,7 +14,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from conv3dt.oracle.targets import KNOWN_TARGETS, default_targets, jax_installed, resolve, tf_installed
+from conv3dt.oracle.targets import (KNOWN_TARGETS, default_targets, framework_installed,
+                                    jax_installed, resolve, tf_installed)
 
 
 def _quick(name: str) -> dict[str, Any]:
@@ -23,6 +24,9 @@ def _quick(name: str) -> dict[str, Any]:
         ok, why = tf_installed(), "tensorflow is not installed"
     elif spec.kind == "jax":
         ok, why = jax_installed(), "jax is not installed (pip install 'conv3dt[jax]')"
+    elif spec.kind in ("onnxruntime", "openvino"):
+        ok, why = framework_installed(spec.kind), (f"{spec.kind} is not installed (pip install "
+                                                   f"'conv3dt[{spec.kind}]')")
     else:
         ok, why = True, ""
     return {"available": ok, **({} if ok else {"reason": why})}
@@ -39,7 +43,8 @@ def _checked(name: str, timeout: float, stack: contextlib.ExitStack) -> dict[str
     except TargetUnavailable as exc:
         return {"available": False, "reason": str(exc)[-500:]}
     worker = info.get("worker", {})
-    versions = {k: worker[k] for k in ("tensorflow", "jax", "python", "numpy") if k in worker}
+    versions = {k: worker[k] for k in ("tensorflow", "jax", "onnxruntime", "openvino", "python",
+                                       "numpy") if k in worker}
     if not versions:
         env = info["environment"]
         versions = {"python": env["python"], "numpy": env["packages"]["numpy"]}

@@ -64,10 +64,28 @@ def capture_environment() -> dict[str, Any]:
         "cpu": cpu_info(),
         "packages": {name: _version(name) for name in
                      ("numpy", "ml_dtypes", "tensorflow-cpu", "tensorflow", "jax", "jaxlib",
+                      "onnxruntime", "onnx", "openvino",
                       "hypothesis", "conv3dt")},
         "env": {k: os.environ.get(k) for k in ("TF_ENABLE_ONEDNN_OPTS", "TF_CPP_MIN_LOG_LEVEL",
                                                 "OMP_NUM_THREADS", "TF_XLA_FLAGS")},
     }
+
+
+#: Target kind -> (framework name as reports show it, the worker fact holding its version).
+FRAMEWORKS = {"tf": ("TensorFlow", "tensorflow"), "jax": ("JAX", "jax"),
+              "onnxruntime": ("ONNX Runtime", "onnxruntime"), "openvino": ("OpenVINO", "openvino")}
+
+
+def framework_of(kind: str | None, worker: dict[str, Any]) -> dict[str, Any]:
+    """``{"name", "version"}`` of the framework a target of ``kind`` ran, from its worker's facts:
+    TF, JAX, ONNX Runtime, OpenVINO; ``impl`` is conv3dt's own reference (conv3dt's version);
+    a ``module:function`` target is ``external`` (its version is not known to the suite)."""
+    if kind in FRAMEWORKS:
+        name, key = FRAMEWORKS[kind]
+        return {"name": name, "version": worker.get(key)}
+    if kind == "impl":
+        return {"name": "impl", "version": _version("conv3dt")}
+    return {"name": "external", "version": None}
 
 
 def target_facts(info: dict[str, Any]) -> dict[str, Any]:
@@ -77,7 +95,11 @@ def target_facts(info: dict[str, Any]) -> dict[str, Any]:
     on each Outcome (``oracle.kernels``) and counted in the record's ``coverage.kernels``."""
     worker = info.get("worker") or {}
     build = worker.get("tf_build_info") or {}
-    facts = {"kind": info.get("kind"), "worker_env": info.get("worker_env") or {}}
+    facts = {"kind": info.get("kind"), "worker_env": info.get("worker_env") or {},
+             "framework": framework_of(info.get("kind"), worker)}
+    if info.get("kind") in FRAMEWORKS and info.get("kind") != "tf":   # jax, onnxruntime, openvino
+        facts.update({k: v for k, v in worker.items() if k.split("_")[0] == info["kind"]
+                      or k in ("jaxlib", "onnx")})
     if info.get("kind") == "tf":
         facts.update({
             "tensorflow": worker.get("tensorflow"), "tf_git_version": worker.get("tf_git_version"),

@@ -66,7 +66,7 @@ from typing import Any, Callable
 from conv3dt.oracle.process import SpawnedWorker, TargetUnavailable, WorkerBase, load_into
 
 #: Runtimes whose thread pools do not survive ``fork()`` once running.
-FORK_UNSAFE_MODULES = ("tensorflow", "jax", "jaxlib", "torch")
+FORK_UNSAFE_MODULES = ("tensorflow", "jax", "jaxlib", "torch", "onnxruntime", "openvino")
 #: What a zygote may preload (``oracle.worker.import_info``), and the runtime each brings in
 #: deliberately (imported, not started: forking stays safe until its first op).
 FORKABLE_PRELOADS = {"none": (), "tf": ("tensorflow",)}

@@ -26,7 +26,7 @@ A :class:`KernelObservation` says which *family* ran one call and how we know:
   (``IsMklEnabled()``, asked in the worker) and the dtypes the oneDNN kernel is registered for
   (``get_registered_kernels_for_op``) — give the kernel TF's rewrite selects.
 - ``path``: the target's nature decides (``xla`` for ``tf-xla``; ``impl``, ``jax``,
-  ``external`` for ``module:function``).
+  ``onnxruntime``, ``openvino``, ``external`` for ``module:function``).
 
 This module imports neither TensorFlow nor fuzz; the worker and the pool both use it.
 """
@@ -36,7 +36,7 @@ import re
 from typing import Any, NamedTuple
 
 #: Every kernel family a ledger entry or a test may name.
-KERNEL_FAMILIES = ("onednn", "stock", "xla", "impl", "jax", "external")
+KERNEL_FAMILIES = ("onednn", "stock", "xla", "impl", "jax", "onnxruntime", "openvino", "external")
 EVIDENCE = ("verbose", "message", "registry", "path", "silent")
 
 #: The worker environment variable that makes oneDNN report each executed primitive.
@@ -91,14 +91,16 @@ def onednn_convolutions(text: str) -> list[tuple[str, str, str | None]]:
 
 def observe(kind: str, path: str | None, dtype: str | None, text: str,
             facts: dict[str, Any], computed: bool = False) -> KernelObservation:
-    """The kernel that ran a call of a target of ``kind`` (``tf``/``impl``/``jax``/``module``)
+    """The kernel that ran a call of a target of ``kind`` (``tf``/``impl``/``jax``/``onnxruntime``/
+    ``openvino``/``module``)
     and TF ``path``, on arrays of ``dtype``, given the call's output ``text`` (oneDNN verbose
     lines, the exception message or the crash's stderr) and the worker's ``facts``
     (``onednn_enabled``, ``onednn_dtypes``, from :func:`oracle.tf_paths.warm_up`).
     ``computed``: the call returned a non-empty result (so a oneDNN kernel would have printed
     its verbose line)."""
     if kind != "tf":
-        return KernelObservation({"impl": "impl", "jax": "jax"}.get(kind, "external"))
+        return KernelObservation(kind if kind in ("impl", "jax", "onnxruntime", "openvino")
+                                 else "external")
     if path == "xla":
         return KernelObservation("xla")
     convs = onednn_convolutions(text)

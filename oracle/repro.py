@@ -27,6 +27,10 @@ from conv3dt.oracle.case import Case
 from conv3dt.oracle.targets import expand_to_5, resolve, v2_case
 
 V1 = "tf.compat.v1.nn.conv3d_transpose"
+#: Targets whose call is a conv3dt mapping module's ``run(case, arrays)``: kind -> (module, what
+#: it maps to). Their reproducers import that module (the mapping is part of what is judged).
+MAPPED = {"jax": ("jax_path", "jax.lax"), "onnxruntime": ("ort_path", "ONNX Runtime's ConvTranspose"),
+          "openvino": ("openvino_path", "OpenVINO's ConvolutionBackpropData")}
 
 
 def _arrays_source(case: Case) -> str:
@@ -43,10 +47,10 @@ def _body(case: Case, target: str) -> list[str]:
         np_tensor = "np.array({values!r}, dtype=np.{dtype})"
         fn = "conv3d_transpose" if spec.kind == "impl" else spec.function.split(".")[-1]
         return [f"result = {case.render_call(function=fn, tensor_template=np_tensor)}"]
-    if spec.kind == "jax":
+    if spec.kind in MAPPED:
         case_json = json.dumps(case.to_json(), separators=(",", ":"))
         return [f"case = Case.from_json(json.loads({case_json!r}))",
-                "result = jax_path.run(case, (value, filter_))"]
+                f"result = {MAPPED[spec.kind][0]}.run(case, (value, filter_))"]
     if spec.kind != "tf":
         raise ValueError(f"no reproducer for target kind {spec.kind!r}")
     path = spec.path
@@ -118,9 +122,11 @@ def _preamble(cases: list[Case], target: str, title: str, note: str | None) -> l
         lines.append(f"from {spec.module} import {spec.function.split('.')[0]}")
         if "." in spec.function:
             lines.append(f"{spec.function.split('.')[-1]} = {spec.function}")
-    elif spec.kind == "jax":
-        lines += ["import json", "", "from conv3dt.oracle import jax_path  # conv3dt's mapping of TF's "
-                  "arguments to jax.lax", "from conv3dt.oracle.case import Case", "", "jax_path.warm_up()"]
+    elif spec.kind in MAPPED:
+        module, what = MAPPED[spec.kind]
+        lines += ["import json", "", f"from conv3dt.oracle import {module}  # conv3dt's mapping of "
+                  f"TF's arguments to {what}", "from conv3dt.oracle.case import Case", "",
+                  f"{module}.warm_up()"]
     return lines
 
 

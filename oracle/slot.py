@@ -223,7 +223,8 @@ def _kill_workers_at_exit() -> None:
 
 def slot_key(spec: TargetSpec, fork: bool) -> tuple:
     """Pools with equal keys share a slot: environment, what the worker preloads, launcher."""
-    preload = {"tf": "tf", "jax": "jax"}.get(spec.kind, "none")
+    preload = {"tf": "tf", "jax": "jax", "onnxruntime": "onnxruntime",
+               "openvino": "openvino"}.get(spec.kind, "none")
     return spec.env_key, preload, "fork" if fork and spec.kind in FORKABLE_KINDS else "spawn"
 
 

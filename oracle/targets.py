@@ -41,7 +41,16 @@ KNOWN_TARGETS: dict[str, str] = {
     "tf-grad": "d<conv3d(x, filter), value>/dx via tf.GradientTape — the same mathematical op",
     "impl": "conv3dt's NumPy reference impl.conv3d_transpose",
     "jax": "jax.lax.conv_general_dilated mapped to TF's semantics (optional extra: jax[cpu])",
+    "onnxruntime": "ONNX ConvTranspose on ONNX Runtime's CPU provider, mapped to TF's semantics "
+                   "(optional extra: conv3dt[onnxruntime])",
+    "openvino": "OpenVINO ConvolutionBackpropData on its CPU plugin, mapped to TF's semantics "
+                "(optional extra: conv3dt[openvino])",
 }
+
+#: Cross-framework targets (kind = name): the module mapping each to TF's contract, and the
+#: import that must be available. Like jax, not in ``default_targets()``: see that function.
+FRAMEWORK_TARGETS = {"onnxruntime": ("conv3dt.oracle.ort_path", ("onnxruntime", "onnx")),
+                     "openvino": ("conv3dt.oracle.openvino_path", ("openvino",))}
 
 # The targets a gate runs when none are named. tf-eager-stock and tf-eager-onednn force oneDNN
 # off and on, so both kernel families run on every CPU: TF enables oneDNN by itself only on CPUs
@@ -118,6 +127,9 @@ def resolve(name: str, *, isolate_impl: bool = False) -> TargetSpec:
     if name == "jax":
         return TargetSpec(name, "jax", KNOWN_TARGETS[name],
                           env=(("JAX_PLATFORMS", "cpu"), ("XLA_PYTHON_CLIENT_PREALLOCATE", "false")))
+    if name in FRAMEWORK_TARGETS:   # the mapping module declares what its backend supports
+        module = importlib.import_module(FRAMEWORK_TARGETS[name][0])   # (imports no backend)
+        return TargetSpec(name, name, KNOWN_TARGETS[name], capabilities=dict(module.CAPABILITIES))
     if ":" in name:
         module, _, function = name.partition(":")
         if module and function and all(p.isidentifier() for p in module.split(".")) \
@@ -129,11 +141,21 @@ def resolve(name: str, *, isolate_impl: bool = False) -> TargetSpec:
 
 
 def default_targets() -> list[str]:
-    """Target names run when none are named: every TF path plus impl (jax when installed)."""
+    """Target names run when none are named: every TF path plus impl (jax when installed).
+
+    The ``onnxruntime`` and ``openvino`` targets are never added, even when installed: they gate
+    another framework, not TF, and a default TF gate must not pay for two more worker
+    environments (a spawned ORT or OpenVINO worker, a model compiled per call structure) or fail
+    on their own deviations. Name them (``--target onnxruntime``) to gate them."""
     names = list(DEFAULT_TARGET_NAMES)
     if jax_installed():
         names.append("jax")
     return names
+
+
+def framework_installed(name: str) -> bool:
+    """Whether the packages a cross-framework target (``FRAMEWORK_TARGETS``) imports are installed."""
+    return all(importlib.util.find_spec(m) is not None for m in FRAMEWORK_TARGETS[name][1])
 
 
 def jax_installed() -> bool:

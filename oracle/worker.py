@@ -38,7 +38,7 @@ import numpy as np
 from conv3dt.oracle.case import Case
 from conv3dt.oracle.kernels import observe
 from conv3dt.oracle.outcome import qualified_name
-from conv3dt.oracle.targets import resolve
+from conv3dt.oracle.targets import FRAMEWORK_TARGETS, resolve
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -75,6 +75,8 @@ def _load_callable(name: str) -> Callable[[Case, tuple], np.ndarray]:
         from conv3dt.oracle import jax_path
 
         return jax_path.run
+    if spec.kind in FRAMEWORK_TARGETS:
+        return importlib.import_module(FRAMEWORK_TARGETS[spec.kind][0]).run
     if spec.kind == "impl":
         fn = getattr(importlib.import_module("conv3dt.impl"), "conv3d_transpose")
     else:
@@ -233,6 +235,8 @@ def runtime_info(preload: str) -> dict[str, Any]:
         from conv3dt.oracle import jax_path
 
         return jax_path.warm_up()
+    if preload in FRAMEWORK_TARGETS:   # onnxruntime / openvino start thread pools: spawned, like jax
+        return importlib.import_module(FRAMEWORK_TARGETS[preload][0]).warm_up()
     return {}
 
 

@@ -1,4 +1,6 @@
-"""The cross-version matrix: targets × TensorFlow versions, one run record per column.
+"""The cross-version matrix: targets × TensorFlow versions, one run record per column; and
+frameworks × targets: which framework (TF, JAX, ONNX Runtime, OpenVINO, impl, external) and
+version each target ran, from the records' ``environment.targets``.
 
 Each cell: the target's new / known findings in that record, its examples, its worst sampled
 headroom and, when higher, its findings' worst. A second table lists the ledger entries each
@@ -79,7 +81,93 @@ def build_matrix(records: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         for entry, hits in c["record"]["ledger"].get("matched", {}).items():
             ledger.setdefault(entry, {})[c["label"]] = hits
     return {"columns": [{k: v for k, v in c.items() if k != "record"} for c in columns],
-            "targets": targets, "cells": cells, "ledger": dict(sorted(ledger.items()))}
+            "targets": targets, "cells": cells, "ledger": dict(sorted(ledger.items())),
+            "frameworks": framework_matrix(columns)}
+
+
+#: Framework names of older records (no ``framework`` fact): target kind -> (name, version fact).
+_KIND_FRAMEWORK = {"tf": ("TensorFlow", "tensorflow"), "jax": ("JAX", "jax"),
+                   "onnxruntime": ("ONNX Runtime", "onnxruntime"), "openvino": ("OpenVINO", "openvino"),
+                   "impl": ("impl", None), "module": ("external", None)}
+
+
+def framework_label(facts: dict[str, Any], record: dict[str, Any]) -> str:
+    """``"<framework> <version>"`` a target ran, from its ``environment.targets`` facts (the
+    ``framework`` fact; for older records, its kind and version facts): ``TensorFlow 2.21.0``,
+    ``ONNX Runtime 1.32.0``, ``impl 0.1.0``, ``external``; ``unknown`` when the record says nothing."""
+    fw = facts.get("framework") or {}
+    name, version = fw.get("name"), fw.get("version")
+    if name is None:
+        kind_name, key = _KIND_FRAMEWORK.get(facts.get("kind"), (None, None))
+        if kind_name is None:
+            return "unknown"
+        name = kind_name
+        version = facts.get(key) if key else (
+            record["environment"].get("packages", {}).get("conv3dt") if kind_name == "impl" else None)
+    return f"{name} {version}" if version else name
+
+
+def framework_matrix(columns: list[dict[str, Any]]) -> dict[str, Any]:
+    """Frameworks × targets over every record: a row per framework and version that ran, a
+    column per target; a cell sums that target's new / known findings and examples over the
+    records where it ran that framework version, and counts those records."""
+    cells: dict[str, dict[str, dict[str, int]]] = {}
+    for c in columns:
+        r = c["record"]
+        facts_by_target = r["environment"].get("targets") or {}
+        for t in r["run"]["targets"]:
+            row = framework_label(facts_by_target.get(t) or {}, r)
+            fs = [f for f in r["findings"] if f["target"] == t]
+            cell = cells.setdefault(row, {}).setdefault(t, {"new": 0, "known": 0, "examples": 0, "records": 0})
+            cell["new"] += sum(f["status"] == "new" for f in fs)
+            cell["known"] += sum(f["status"] != "new" for f in fs)
+            cell["examples"] += sum(per.get(t, 0) for per in r["coverage"]["examples"].values())
+            cell["records"] += 1
+    targets = sorted({t for row in cells.values() for t in row})
+    def order(row: str) -> tuple:
+        name, _, version = row.rpartition(" ")
+        return (name, _version_key(version)) if name and version[:1].isdigit() else (row, ())
+
+    return {"rows": sorted(cells, key=order),
+            "targets": targets, "cells": cells}
+
+
+def _framework_cell(cell: dict[str, int] | None) -> str:
+    if cell is None:
+        return "–"
+    runs = f", {cell['records']} runs" if cell["records"] > 1 else ""
+    return (f"{'FAIL' if cell['new'] else 'ok'} {cell['new']} new/{cell['known']} known, "
+            f"{cell['examples']} ex{runs}")
+
+
+def framework_markdown(m: dict[str, Any]) -> list[str]:
+    """The frameworks × targets table (Markdown lines)."""
+    fw = m.get("frameworks") or {}
+    if not fw.get("rows"):
+        return []
+    out = ["Frameworks × targets (the framework and version each target ran):", "",
+           "| framework | " + " | ".join(fw["targets"]) + " |", "|---|" + "---|" * len(fw["targets"])]
+    for row in fw["rows"]:
+        out.append(f"| {row} | " + " | ".join(_framework_cell(fw["cells"][row].get(t))
+                                             for t in fw["targets"]) + " |")
+    return out
+
+
+def framework_html(m: dict[str, Any]) -> str:
+    fw = m.get("frameworks") or {}
+    if not fw.get("rows"):
+        return ""
+    head = "<th>framework</th>" + "".join(f"<th>{escape(t)}</th>" for t in fw["targets"])
+    rows = []
+    for row in fw["rows"]:
+        tds = []
+        for t in fw["targets"]:
+            cell = fw["cells"][row].get(t)
+            cls = "none" if cell is None else ("bad" if cell["new"] else "ok")
+            tds.append(f'<td class="{cls}">{escape(_framework_cell(cell))}</td>')
+        rows.append(f"<tr><th>{escape(row)}</th>{''.join(tds)}</tr>")
+    return (f"<h2>Frameworks × targets</h2><table><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>")
 
 
 def _worst(values) -> Any:
@@ -143,6 +231,9 @@ def render_matrix_markdown(m: dict[str, Any]) -> str:
             out += [f"## {config or 'configuration not recorded'}", ""]
             out += _markdown_tables(m, cols, heads) + [""]
         out.pop()
+    frameworks = framework_markdown(m)
+    if frameworks:
+        out += ["", *frameworks]
     out += ["", "Records: " + ", ".join(f"`{c['source']}`" for c in m["columns"])]
     return "\n".join(out) + "\n"
 
@@ -174,4 +265,4 @@ def render_matrix_html(m: dict[str, Any]) -> str:
             f"<title>conv3dt matrix</title><style>{CSS}</style></head><body><main>"
             "<h2>conv3dt: targets × TensorFlow versions</h2>"
             f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-            f"{ledger}<p>Records: {sources}</p></main></body></html>\n")
+            f"{ledger}{framework_html(m)}<p>Records: {sources}</p></main></body></html>\n")

@@ -82,7 +82,7 @@ def adjoint_judge(case: Case, cases: list[Case], outs: list, target: str,
     if diff > tol * (1 + 4 * U64):
         call = normalized(case)
         seed = int(case.case_id, 16) % 2**32
-        lines = ["import impl",
+        lines = ["from conv3dt import impl",
                  f"y = np.random.default_rng({seed}).standard_normal({tuple(case.output_shape)!r})",
                  f"lhs = np.sum(impl.conv3d(y, filter_.astype(np.float64), "
                  f"strides={list(call.strides)!r}, padding={case.padding!r}, "

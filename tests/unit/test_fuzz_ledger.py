@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from conv3dt.fuzz.judge import make_finding
-from conv3dt.fuzz.ledger import DEFAULT_LEDGER, Entry, Ledger, LedgerError
+from conv3dt.fuzz.ledger import DEFAULT_LEDGER, Entry, Ledger, LedgerError, ledger_files
 from conv3dt.oracle.arrays import ArraySpec
 from conv3dt.oracle.case import Case
 from conv3dt.oracle.kernels import KernelObservation
@@ -166,10 +166,13 @@ def test_corrupt_ledger_file_is_one_clear_error_naming_it(tmp_path):
 
 
 def test_every_real_entry_is_narrow_and_has_a_reason():
-    data = json.loads(DEFAULT_LEDGER.read_text())
-    ids = [e["id"] for e in data["entries"]]
+    entries = [e for path in ledger_files(DEFAULT_LEDGER)
+               for e in json.loads(path.read_text())["entries"]]
+    assert {p.name for p in ledger_files(DEFAULT_LEDGER)} >= {"tf.json", "onnxruntime.json",
+                                                              "openvino.json"}
+    ids = [e["id"] for e in entries]
     assert len(ids) == len(set(ids))
-    for e in data["entries"]:
+    for e in entries:
         assert e["reason"].strip() and (e.get("kernels") or e.get("targets")), e["id"]
         Entry(**e)  # validates: kernels or target globs, plus kinds/labels/message
         # never a target's name as a stand-in for a kernel: oneDNN/stock facts are `kernels`
