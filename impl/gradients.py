@@ -37,15 +37,16 @@ no padding and no index arrays. Then ``dvalue[:, box_i] += g[:, box_o] @ filter[
 ``dfilter[k] = g[:, box_o]ᵀ @ value[:, box_i]``: one GEMM per tap and gradient, a Python loop over
 taps only. Only real products are formed, so a non-finite entry reaches exactly the elements the
 definition says (a zero-padded im2col would turn ``0·inf`` into nan elsewhere), and strides or
-dilations of 2⁶³ cost nothing. Working memory beyond the inputs and the two results (all in the
-accumulation dtype): one box of ``g`` plus one box of ``dvalue`` (dvalue pass), or one box of
-``value`` plus one of ``g`` (dfilter pass) — at most twice the largest operand.
+dilations of 2⁶³ cost nothing. Boxes are split along batch and depth into chunks whose copies
+(converted to the accumulation dtype chunk by chunk) take at most half the largest operand's bytes
+in that dtype, or 64 KiB; with the accumulators (dvalue's is rounded and freed before the dfilter
+pass) the working memory beyond the inputs and the two results is at most about 1.5× the largest
+operand in the accumulation dtype (measured: ``tests/unit/test_impl_grad_memory.py``).
 Floating-point exceptions are reported as NumPy's arithmetic reports them (``np.errstate``).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -88,44 +89,81 @@ def check_grad_output(grad_output: Any, call: NormalizedCall) -> np.ndarray:
     return g
 
 
+_MIN_BUDGET = 64 * 1024  # bytes of box copies per chunk at least (as the forward kernel's)
+_BUDGET_FRACTION = 0.5  # of the largest operand's bytes (accumulation dtype) per chunk at most
+
+
+def _chunked_boxes(plan, batch, cin, cout, budget_rows):
+    """Each tap's ``(tap, in_index, out_index, rows)``, split along batch and then depth so that a
+    chunk has at most ``budget_rows`` rows (or one depth row of one sample)."""
+    chunks = []
+    for tap, in_index, out_index in plan:
+        (_, in_d, in_h, in_w), (_, out_d, out_h, out_w) = in_index, out_index
+        depth, plane = in_d.stop - in_d.start, (in_h.stop - in_h.start) * (in_w.stop - in_w.start)
+        if batch * depth * plane <= budget_rows:
+            pieces = [(slice(None), 0, depth)]
+        elif depth * plane <= budget_rows:
+            group = budget_rows // (depth * plane)
+            pieces = [(slice(n, n + group), 0, depth) for n in range(0, batch, group)]
+        else:
+            rows = max(budget_rows // plane, 1)
+            pieces = [(slice(n, n + 1), a, min(a + rows, depth))
+                      for n in range(batch) for a in range(0, depth, rows)]
+        step = out_d.step
+        for samples, a, b in pieces:
+            count = len(range(batch)[samples]) * (b - a) * plane
+            if count:
+                chunks.append((tap, (samples, slice(in_d.start + a, in_d.start + b), in_h, in_w),
+                               (samples, slice(out_d.start + a * step,
+                                               out_d.start + (b - 1) * step + 1, step),
+                                out_h, out_w), count))
+    return chunks
+
+
 def transposed_conv_grads_ndhwc(value: np.ndarray, filter: np.ndarray, grad_output: np.ndarray,
                                 strides: tuple, dilations: tuple, pad_before: tuple,
-                                accum_dtype: Any) -> tuple[np.ndarray, np.ndarray]:
-    """``(dvalue, dfilter)`` of the transposed conv, NDHWC, accumulated and returned in
-    ``accum_dtype`` (float32, float64 or numpy.longdouble; no validation, no final rounding).
+                                accum_dtype: Any, result_dtype: Any = None
+                                ) -> tuple[np.ndarray, np.ndarray]:
+    """``(dvalue, dfilter)`` of the transposed conv, NDHWC, accumulated in ``accum_dtype``
+    (float32, float64 or numpy.longdouble) and returned in ``result_dtype`` (default: the
+    accumulation dtype; each result rounded once). No validation.
 
     ``value``: ``(N, ID, IH, IW, Cin)``; ``filter``: ``(KD, KH, KW, Cout, Cin)``;
     ``grad_output``: ``(N, OD, OH, OW, Cout)``; ``strides``, ``dilations``, ``pad_before``:
-    3-tuples of ints. Callers validate (``normalize_call``, ``check_grad_output``).
+    3-tuples of ints (a negative pad shifts the windows the other way). Callers validate
+    (``normalize_call``, ``check_grad_output``). Operands are converted to ``accum_dtype`` chunk
+    by chunk, so a half-precision call never holds a float32 copy of a whole operand; a tap's box
+    is split along batch and depth so that one chunk's copies stay under half the largest
+    operand's bytes in ``accum_dtype`` (or 64 KiB).
     """
     accum = np.dtype(accum_dtype)
-    value = np.asarray(value, accum)
-    filter = np.asarray(filter, accum)
-    g = np.asarray(grad_output, accum)
-    cin, cout = value.shape[4], filter.shape[3]
+    result = accum if result_dtype is None else np.dtype(result_dtype)
+    value, filter, g = np.asarray(value), np.asarray(filter), np.asarray(grad_output)
+    batch, cin, cout = value.shape[0], value.shape[4], filter.shape[3]
     dvalue = np.zeros(value.shape, accum)
     dfilter = np.zeros(filter.shape, accum)
     plan = tap_ranges(tuple(value.shape[1:4]), tuple(g.shape[1:4]), tuple(filter.shape[:3]),
                       tuple(strides), tuple(dilations), tuple(pad_before))
-    # Each tap's box: rows = N · box volume, the same for its value box and its g box.
-    boxes = [(tap, in_index, out_index, math.prod(value[in_index].shape[:4]))
-             for tap, in_index, out_index in plan]
-    boxes = [box for box in boxes if box[3]]
-    if not boxes or cin == 0 or cout == 0:
-        return dvalue, dfilter
-    # dvalue: one scratch for every tap's product, so no two products are alive at once.
-    scratch = np.empty(max(box[3] for box in boxes) * cin, accum)
-    for tap, in_index, out_index, rows in boxes:
-        g_box = g[out_index]
-        product = scratch[:rows * cin].reshape(rows, cin)
-        np.matmul(g_box.reshape(rows, cout), filter[tap], out=product)
-        dvalue[in_index] += product.reshape(*g_box.shape[:4], cin)
-    del scratch
-    # dfilter: (Cout, rows) @ (rows, Cin) per tap; the GEMM's inner length is N · box volume.
-    for tap, in_index, out_index, rows in boxes:
-        np.matmul(g[out_index].reshape(rows, cout).T, value[in_index].reshape(rows, cin),
-                  out=dfilter[tap])
-    return dvalue, dfilter
+    largest = max(value.size, filter.size, g.size) * accum.itemsize
+    budget = max(int(largest * _BUDGET_FRACTION), _MIN_BUDGET)
+    budget_rows = max(budget // (max(cin + cout, 1) * accum.itemsize), 1)
+    chunks = _chunked_boxes(plan, batch, cin, cout, budget_rows) if cin and cout else []
+    if chunks:
+        # dvalue[:, box_i] += g[:, box_o] @ filter[k]; one scratch for every chunk's product.
+        scratch = np.empty(max(chunk[3] for chunk in chunks) * cin, accum)
+        for tap, in_index, out_index, rows in chunks:
+            g_box = np.ascontiguousarray(g[out_index], accum)
+            product = scratch[:rows * cin].reshape(rows, cin)
+            np.matmul(g_box.reshape(rows, cout), np.asarray(filter[tap], accum), out=product)
+            dvalue[in_index] += product.reshape(*g_box.shape[:4], cin)
+        del scratch, g_box, product
+    dvalue = dvalue.astype(result, copy=False)   # rounded now: its accumulator is freed first
+    for tap, in_index, out_index, rows in chunks:
+        # dfilter[k] += g[:, box_o]^T @ value[:, box_i]: (Cout, rows) @ (rows, Cin)
+        g_box = np.ascontiguousarray(g[out_index], accum).reshape(rows, cout)
+        v_box = np.ascontiguousarray(value[in_index], accum).reshape(rows, cin)
+        dfilter[tap] += g_box.T @ v_box
+    return dvalue, dfilter.astype(result, copy=False)
 
 
 def conv3d_transpose_grads(value: Any = None, filter: Any = None, output_shape: Any = None,
@@ -152,7 +190,7 @@ def conv3d_transpose_grads(value: Any = None, filter: Any = None, output_shape: 
     g = g.transpose(0, 2, 3, 4, 1) if ncdhw else g
     dvalue, dfilter = transposed_conv_grads_ndhwc(source, call.filter, g, call.strides,
                                                   call.dilations, call.pad_before,
-                                                  accum_dtype_for(call.dtype))
+                                                  accum_dtype_for(call.dtype), call.dtype)
     if ncdhw:
         dvalue = np.ascontiguousarray(dvalue.transpose(0, 4, 1, 2, 3))
-    return dvalue.astype(call.dtype, copy=False), dfilter.astype(call.dtype, copy=False)
+    return dvalue, dfilter
