@@ -11,5 +11,5 @@ from conv3dt.impl.forward import conv3d
 from conv3dt.impl.gradients import conv3d_transpose_grads
 from conv3dt.impl.transpose import conv3d_transpose
 
-__all__ = ["conv3d_transpose", "conv3d_transpose_grads", "conv3d", "normalize_call", "NormalizedCall",
-           "SUPPORTED_DTYPES"]
+__all__ = ["conv3d_transpose", "conv3d_transpose_grads", "conv3d", "normalize_call",
+           "NormalizedCall", "SUPPORTED_DTYPES"]

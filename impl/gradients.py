@@ -93,7 +93,7 @@ _MIN_BUDGET = 64 * 1024  # bytes of box copies per chunk at least (as the forwar
 _BUDGET_FRACTION = 0.5  # of the largest operand's bytes (accumulation dtype) per chunk at most
 
 
-def _chunked_boxes(plan, batch, cin, cout, budget_rows):
+def _chunked_boxes(plan: tuple, batch: int, budget_rows: int) -> list:
     """Each tap's ``(tap, in_index, out_index, rows)``, split along batch and then depth so that a
     chunk has at most ``budget_rows`` rows (or one depth row of one sample)."""
     chunks = []
@@ -147,7 +147,7 @@ def transposed_conv_grads_ndhwc(value: np.ndarray, filter: np.ndarray, grad_outp
     largest = max(value.size, filter.size, g.size) * accum.itemsize
     budget = max(int(largest * _BUDGET_FRACTION), _MIN_BUDGET)
     budget_rows = max(budget // (max(cin + cout, 1) * accum.itemsize), 1)
-    chunks = _chunked_boxes(plan, batch, cin, cout, budget_rows) if cin and cout else []
+    chunks = _chunked_boxes(plan, batch, budget_rows) if cin and cout else []
     if chunks:
         # dvalue[:, box_i] += g[:, box_o] @ filter[k]; one scratch for every chunk's product.
         scratch = np.empty(max(chunk[3] for chunk in chunks) * cin, accum)
@@ -157,7 +157,7 @@ def transposed_conv_grads_ndhwc(value: np.ndarray, filter: np.ndarray, grad_outp
             np.matmul(g_box.reshape(rows, cout), np.asarray(filter[tap], accum), out=product)
             dvalue[in_index] += product.reshape(*g_box.shape[:4], cin)
         del scratch, g_box, product
-    dvalue = dvalue.astype(result, copy=False)   # rounded now: its accumulator is freed first
+    dvalue = dvalue.astype(result, copy=False)   # rounded before the dfilter pass (frees the sums)
     for tap, in_index, out_index, rows in chunks:
         # dfilter[k] += g[:, box_o]^T @ value[:, box_i]: (Cout, rows) @ (rows, Cin)
         g_box = np.ascontiguousarray(g[out_index], accum).reshape(rows, cout)

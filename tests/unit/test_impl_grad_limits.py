@@ -38,7 +38,8 @@ def test_stride_at_the_limit_with_one_input_element(limit, axis):
     value = small_ints((2, *in_spatial, 3), 1)
     filter = small_ints((3, 2, 3, 4, 3), 2)
     for out_along in (1, 3):
-        out = [2, *[out_along if a == axis else in_spatial[a] * strides[1 + a] for a in range(3)], 4]
+        out = [2, *[out_along if a == axis else in_spatial[a] * strides[1 + a]
+                    for a in range(3)], 4]
         check(value, filter, out, strides, [1, 1, 1, 1, 1], "SAME")
 
 

@@ -73,7 +73,7 @@ def test_chunks_cover_every_box_exactly_once():
 
     plan = tap_ranges((5, 3, 4), (10, 3, 8), (3, 2, 2), (2, 1, 2), (1, 2, 1), (1, 1, 0))
     for budget_rows in (1, 5, 12, 60, 10 ** 6):
-        chunks = gradients_module._chunked_boxes(plan, 3, 2, 2, budget_rows)
+        chunks = gradients_module._chunked_boxes(plan, 3, budget_rows)
         for tap, in_index, out_index in plan:
             covered = np.zeros((3, 5, 3, 4), int)
             targets = np.zeros((3, 10, 3, 8), int)

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from conv3dt import impl
-from tests.unit.grad_helpers import assert_within_bound, draw_grad_case, grad_call, impl_accumulation
+from tests.unit.grad_helpers import (assert_within_bound, draw_grad_case, grad_call,
+                                     impl_accumulation)
 from tests.unit.loop_reference import fresh_plan_caches, loop_conv3d_transpose_grads  # noqa: F401
 
 SPECIALS = (np.inf, -np.inf, np.nan)

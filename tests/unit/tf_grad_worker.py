@@ -66,9 +66,11 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def tf_gradients(calls: list[dict], onednn: str, timeout: float = 600.0) -> tuple[list[dict], str]:
+def tf_gradients(calls: list[dict], onednn: str,
+                 timeout: float = 600.0) -> tuple[list[dict], str]:
     """Run ``calls`` in one fresh worker with ``TF_ENABLE_ONEDNN_OPTS=onednn``: ``(results,
-    tf_version)``. A crashed or hung worker raises AssertionError with its exit status and stderr."""
+    tf_version)``. A crashed worker raises AssertionError with its exit status and stderr; a hung
+    one is killed after ``timeout`` seconds (``subprocess.TimeoutExpired``)."""
     env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=onednn, TF_CPP_MIN_LOG_LEVEL="3")
     with tempfile.TemporaryDirectory(prefix="tf-grad-") as tmp:
         src, dst = os.path.join(tmp, "in.pkl"), os.path.join(tmp, "out.pkl")
