@@ -96,6 +96,99 @@ def error_bound(y_star, magnitude, dtype, n_terms):
     return u * np.abs(y_star) + gamma * magnitude
 
 
+def _exact(array):
+    """Every element of ``array`` as an exact ``Fraction`` (nested lists, same shape)."""
+    return np.vectorize(lambda x: Fraction(float(x)), otypes=[object])(
+        np.asarray(array).astype(np.float64))
+
+
+def loop_conv3d_transpose_grads(value, filter, output_shape, grad_output, strides, dilations,
+                                padding, data_format="NDHWC"):
+    """Both gradients of ``<g, conv3d_transpose(value, filter)>`` by explicit loops, exactly.
+
+    Returns ``((dvalue_star, dvalue_magnitude), (dfilter_star, dfilter_magnitude))``, float64
+    arrays of value's shape (data_format order) and filter's shape. Derived from the forward's
+    definition alone: every ``(n, i, k)`` with ``o = i*s + k*d - P`` inside the output on all
+    three axes contributes ``g[n, o, co] * filter[k, co, ci]`` to ``dvalue[n, i, ci]`` and
+    ``value[n, i, ci] * g[n, o, co]`` to ``dfilter[k, co, ci]``; the sums and the magnitudes
+    ``sum |term|`` are exact (``Fraction``) and rounded once to float64.
+    """
+    value = np.asarray(value)
+    grad_output = np.asarray(grad_output)
+    if data_format == "NCDHW":
+        value = np.moveaxis(value, 1, 4)
+        grad_output = np.moveaxis(grad_output, 1, 4)
+    n_batch, in_d, in_h, in_w, cin = value.shape
+    kd, kh, kw, cout, _ = np.shape(filter)
+    in_sizes, kernels = (in_d, in_h, in_w), (kd, kh, kw)
+    out_sizes = grad_output.shape[1:4]
+    pads = [leading_pad(in_sizes[a], out_sizes[a], kernels[a], strides[a], dilations[a],
+                        padding) for a in range(3)]
+    v, w, g = _exact(value), _exact(filter), _exact(grad_output)
+    zero = Fraction(0)
+    dv = np.full(value.shape, zero, object)
+    dv_abs = np.full(value.shape, zero, object)
+    dw = np.full(np.shape(filter), zero, object)
+    dw_abs = np.full(np.shape(filter), zero, object)
+    for n, i_d, i_h, i_w in itertools.product(range(n_batch), *(range(s) for s in in_sizes)):
+        inputs = (i_d, i_h, i_w)
+        for k in itertools.product(range(kd), range(kh), range(kw)):
+            o = tuple(inputs[a] * strides[a] + k[a] * dilations[a] - pads[a] for a in range(3))
+            if not all(0 <= o[a] < out_sizes[a] for a in range(3)):
+                continue
+            for co in range(cout):
+                upstream = g[(n, *o, co)]
+                for ci in range(cin):
+                    term_v = upstream * w[(*k, co, ci)]
+                    dv[(n, *inputs, ci)] += term_v
+                    dv_abs[(n, *inputs, ci)] += abs(term_v)
+                    term_w = v[(n, *inputs, ci)] * upstream
+                    dw[(*k, co, ci)] += term_w
+                    dw_abs[(*k, co, ci)] += abs(term_w)
+    as_float = np.vectorize(float, otypes=[np.float64])
+    dv, dv_abs = as_float(dv).reshape(value.shape), as_float(dv_abs).reshape(value.shape)
+    dw, dw_abs = as_float(dw).reshape(np.shape(filter)), as_float(dw_abs).reshape(np.shape(filter))
+    if data_format == "NCDHW":
+        dv, dv_abs = np.moveaxis(dv, 4, 1), np.moveaxis(dv_abs, 4, 1)
+    return (dv, dv_abs), (dw, dw_abs)
+
+
+def gradient_terms(filter_shape, value_shape, data_format="NDHWC"):
+    """Products per element: ``(Cout * taps, N * input positions)`` for (dvalue, dfilter)."""
+    kd, kh, kw, cout, _ = filter_shape
+    spatial = value_shape[1:4] if data_format == "NDHWC" else value_shape[2:5]
+    return cout * kd * kh * kw, value_shape[0] * int(np.prod(spatial))
+
+
+_SMALLEST_SUBNORMAL = {
+    np.dtype(np.float16): 2.0 ** -24,
+    np.dtype(ml_dtypes.bfloat16): 2.0 ** -133,
+    np.dtype(np.float32): 2.0 ** -149,
+    np.dtype(np.float64): 2.0 ** -1074,
+}
+
+
+def rigorous_bound(y_star, magnitude, dtype, n_terms, accumulation=None):
+    """Bound on ``|y - y_exact|`` measured against the float64-rounded ``y_star``.
+
+    A sum of ``n`` products accumulated (any order) with unit roundoff ``u_acc`` and rounded once
+    to ``dtype`` (``u``): ``u*|y*| + (1 + u)*gamma_n(u_acc)*A`` (products of two values of a
+    half dtype are exact in float32, so only the additions round), plus ``(n + 1)*eta`` for
+    gradual underflow (``eta`` half the dtype's smallest subnormal, which is at least the
+    accumulation's), plus ``2**-53*|y*|`` because ``y_star`` is the exact sum rounded to float64,
+    and ``A`` rounded to float64 is enlarged by ``1 + 2**-52``. ``accumulation`` defaults to
+    ``dtype`` (a kernel summing in the dtype itself).
+    """
+    dtype = np.dtype(dtype)
+    u = UNIT_ROUNDOFF[dtype]
+    u_acc = UNIT_ROUNDOFF[np.dtype(accumulation if accumulation is not None else dtype)]
+    n = max(int(n_terms), 1)
+    gamma = n * u_acc / (1 - n * u_acc) if n * u_acc < 1 else np.inf
+    eta = _SMALLEST_SUBNORMAL[dtype] / 2
+    y = np.abs(y_star)
+    return (u + 2.0 ** -53) * y + (1 + u) * gamma * magnitude * (1 + 2.0 ** -52) + (n + 1) * eta
+
+
 DTYPES = tuple(UNIT_ROUNDOFF)
 
 
