@@ -41,6 +41,22 @@ class Context:
     capabilities: dict = field(default_factory=dict)
     timings: dict = field(default_factory=lambda: {"oracle": 0.0, "truth": 0.0, "judge": 0.0})
 
+    #: (property, dtype, target, kernel label) seen: the realistic tier steers toward new ones
+    kernels_seen: set = field(default_factory=set)
+
+    def novel_kernel(self, prop: str, dtype: str, target: str, kernel) -> bool:
+        """Whether this (property, dtype, target) sees the kernel label for the first time.
+        Per property and dtype, not per process: under xdist which tests a worker ran before
+        varies from run to run, and a per-process novelty would steer the same seed's search
+        differently (the same-seed test saw 606 vs 602 realistic examples)."""
+        if kernel is None:
+            return False
+        key = (prop, dtype, target, kernel.label)
+        if key in self.kernels_seen:
+            return False
+        self.kernels_seen.add(key)
+        return True
+
     def __repr__(self) -> str:
         # Hypothesis prints every argument of a falsifying example: the targets say enough (the
         # dataclass repr printed the budget's memory of every judged example, ~10^4 lines)
@@ -152,7 +168,8 @@ def check_valid_batch(cases: list[Case], ctx: Context, prop: str = "differential
             t1 = time.perf_counter()
             rec.example(prop, name, phase)
             rec.outcome(name, out.kind)
-            new_paths += rec.kernel(name, out.kernel)
+            rec.kernel(name, out.kernel)
+            new_paths += ctx.novel_kernel(prop, case.dtype, name, out.kernel)
             if out.kind == "raised":
                 rec.error(name, case.label, out.short_class)
             findings, head = judge_value(case, out, truth, name, prop, strict=(name == "impl"))
