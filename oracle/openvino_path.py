@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from conv3dt.oracle.case import Case
-from conv3dt.oracle.ort_path import onnx_geometry
+from conv3dt.oracle.ort_path import channels_first
 
 #: What OpenVINO's CPU ConvolutionBackpropData supports (schema: ``oracle.capabilities``).
 #: Probed with openvino 2026.4: models in every one of the four dtypes compile and run; layouts,
@@ -150,17 +150,7 @@ def _execute(dtype: str, x: np.ndarray, w: np.ndarray, strides: tuple, dilations
 
 def run(case: Case, arrays: tuple) -> np.ndarray:
     """The Case's call on OpenVINO, with TF's result layout (and OpenVINO's shape and dtype)."""
-    from conv3dt.impl import normalize_call
-
-    args, kwargs = case.call_args(tensor=lambda values, dt: np.asarray(values, dtype=dt), arrays=arrays)
-    kwargs.pop("name", None)
-    call = normalize_call(*args, **kwargs)
-    ndhwc = call.data_format == "NDHWC"
-    x = np.ascontiguousarray(call.value.transpose(0, 4, 1, 2, 3) if ndhwc else call.value)
-    w = np.ascontiguousarray(call.filter.transpose(4, 3, 0, 1, 2))
-    geo = [onnx_geometry(i, o, k, s, d, p) for i, o, k, s, d, p in zip(
-        x.shape[2:], call.output_spatial, call.filter.shape[:3], call.strides, call.dilations,
-        call.pad_before)]
-    geometry = tuple(tuple(g[j] for g in geo) for j in range(3))
-    out = _execute(call.dtype.name, x, w, tuple(call.strides), tuple(call.dilations), geometry)
-    return np.ascontiguousarray(out.transpose(0, 2, 3, 4, 1)) if ndhwc and out.ndim == 5 else out
+    c = channels_first(case, arrays)
+    geometry = (c.pads_begin, c.pads_end, c.output_padding)
+    out = _execute(c.dtype, c.x, c.w, c.strides, c.dilations, geometry)
+    return np.ascontiguousarray(out.transpose(0, 2, 3, 4, 1)) if c.ndhwc and out.ndim == 5 else out

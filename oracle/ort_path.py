@@ -43,7 +43,7 @@ the suite shares its cores, and a thread count changes no defined result).
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -90,6 +90,38 @@ def onnx_geometry(in_size: int, out_size: int, kernel: int, stride: int, dilatio
     return (pad_before, end, 0) if end >= 0 else (pad_before, 0, -end)
 
 
+class ChannelsFirst(NamedTuple):
+    """A Case as the channels-first backends (ONNX Runtime, OpenVINO) take it."""
+    dtype: str
+    ndhwc: bool                  # the result goes back to NDHWC
+    x: np.ndarray                # [N, Cin, D, H, W], contiguous
+    w: np.ndarray                # [Cin, Cout, KD, KH, KW], contiguous
+    strides: tuple
+    dilations: tuple
+    pads_begin: tuple
+    pads_end: tuple
+    output_padding: tuple
+
+
+def channels_first(case: Case, arrays: tuple) -> ChannelsFirst:
+    """Validate the Case with impl's rules (``normalize_call``: the doc's error classes before
+    any backend sees it) and map it per axis with ``onnx_geometry``."""
+    from conv3dt.impl import normalize_call
+
+    args, kwargs = case.call_args(tensor=lambda values, dt: np.asarray(values, dtype=dt), arrays=arrays)
+    kwargs.pop("name", None)
+    call = normalize_call(*args, **kwargs)
+    ndhwc = call.data_format == "NDHWC"
+    x = np.ascontiguousarray(call.value.transpose(0, 4, 1, 2, 3) if ndhwc else call.value)
+    w = np.ascontiguousarray(call.filter.transpose(4, 3, 0, 1, 2))
+    geo = [onnx_geometry(i, o, k, s, d, p) for i, o, k, s, d, p in zip(
+        x.shape[2:], call.output_spatial, call.filter.shape[:3], call.strides, call.dilations,
+        call.pad_before)]
+    begin, end, output_padding = (tuple(g[j] for g in geo) for j in range(3))
+    return ChannelsFirst(call.dtype.name, ndhwc, x, w, tuple(call.strides), tuple(call.dilations),
+                         begin, end, output_padding)
+
+
 def _onnx_type(dtype: str) -> int:
     from onnx import TensorProto
 
@@ -131,19 +163,8 @@ def _session(dtype: str, x_shape: tuple, w_shape: tuple, strides: tuple, dilatio
 
 def run(case: Case, arrays: tuple) -> np.ndarray:
     """The Case's call on ONNX Runtime, with TF's result layout, shape and dtype."""
-    from conv3dt.impl import normalize_call
-
-    args, kwargs = case.call_args(tensor=lambda values, dt: np.asarray(values, dtype=dt), arrays=arrays)
-    kwargs.pop("name", None)
-    call = normalize_call(*args, **kwargs)
-    ndhwc = call.data_format == "NDHWC"
-    x = np.ascontiguousarray(call.value.transpose(0, 4, 1, 2, 3) if ndhwc else call.value)
-    w = np.ascontiguousarray(call.filter.transpose(4, 3, 0, 1, 2))
-    geo = [onnx_geometry(i, o, k, s, d, p) for i, o, k, s, d, p in zip(
-        x.shape[2:], call.output_spatial, call.filter.shape[:3], call.strides, call.dilations,
-        call.pad_before)]
-    pads = tuple(g[0] for g in geo) + tuple(g[1] for g in geo)
-    session = _session(call.dtype.name, x.shape, w.shape, tuple(call.strides),
-                       tuple(call.dilations), pads, tuple(g[2] for g in geo))
-    out = session.run(None, {"x": x, "w": w})[0]
-    return np.ascontiguousarray(out.transpose(0, 2, 3, 4, 1)) if ndhwc else out
+    c = channels_first(case, arrays)
+    session = _session(c.dtype, c.x.shape, c.w.shape, c.strides, c.dilations,
+                       c.pads_begin + c.pads_end, c.output_padding)
+    out = session.run(None, {"x": c.x, "w": c.w})[0]
+    return np.ascontiguousarray(out.transpose(0, 2, 3, 4, 1)) if c.ndhwc else out

@@ -271,9 +271,8 @@ def applicable_filter(record: dict[str, Any]):
 
     families = {label.split(":", 1)[0] for per in (record["coverage"].get("kernels") or {}).values()
                 for label in per}
-    targets = list((record["coverage"].get("examples") and
-                    {t for per in record["coverage"]["examples"].values() for t in per})
-                   or record["run"].get("targets") or [])
+    targets = ({t for per in (record["coverage"].get("examples") or {}).values() for t in per}
+               or set(record["run"].get("targets") or []))
 
     def ran(entry: dict[str, Any]) -> bool:
         kernels = [k.strip() for k in str(entry.get("kernels", "any")).split(",") if k.strip()]
