@@ -132,7 +132,7 @@ def rejudge(entry: dict, run, impl_run=None) -> list[Finding]:
         return [f for v in metamorphic.run_checks(case, run, target, names) for f in v.findings]
     (out,) = run([case])
     if case.label == "valid":
-        return judge_value(case, out, truth_of(case), target, prop, strict=(target == "impl"))[0]
+        return judge_value(case, out, truth_of(case), target, prop, strict=(target in ("impl", "impl-grad")))[0]
     impl_out = impl_run([case])[0] if impl_run is not None else None
     return judge_rejection(case, out, impl_out, target, prop)
 

@@ -4,7 +4,8 @@
 kernel/stride/dilation values on any axis, zero-size N/Cin/Cout/spatial, argument forms, value
 recipes), key pairs (dtype×layout, dtype×dilation>1, padding×odd total pad / VALID slack,
 stride>kernel, kernel>output), the realistic tier's size classes (``size_cells``) and the
-invalid family. ``REQUIRED`` lists every cell the ci
+invalid family; a gradient Case hits its own cells (``fuzz.gradients.gradient_cells``).
+``REQUIRED`` lists every cell the ci
 profile must hit; ``missing(counts)`` is the tripwire.
 """
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import math
 
 from conv3dt.oracle.case import Case, spatial_triple
+from conv3dt.fuzz.gradients import GRADIENT_CELLS, gradient_cells
 from conv3dt.fuzz.invalid import FAMILY_NAMES, family_of
 from conv3dt.fuzz.strategies import DTYPES, LAYOUTS, output_range
 
@@ -38,10 +40,16 @@ SIZE_CELLS = (["size:cout-past-block-of-8", "size:cin-past-block-of-16", "size:c
                "size:extent-past-tile-of-16", "size:extent>=64", "size:batch>=8", "size:kernel=7",
                "size:terms>=1000", "size:outputs>=1e5", "size:strided-deep"]
               + [f"size:large×{d}" for d in DTYPES] + [f"size:large×{l}" for l in LAYOUTS])
-REQUIRED = tuple(AXIS_CELLS + PAIR_CELLS + INVALID_CELLS + SIZE_CELLS)
+# The backward pass's cells (fuzz.gradients), required where a gradient target runs.
+GRADIENT_REQUIRED = GRADIENT_CELLS + ("grad-invalid",)
+REQUIRED = tuple(AXIS_CELLS + PAIR_CELLS + INVALID_CELLS + SIZE_CELLS) + GRADIENT_REQUIRED
 
 
 def cells_of(case: Case) -> list[str]:
+    if case.is_gradient:    # its own cells: a gradient run does not count as forward coverage
+        if family_of(case) is not None:
+            return ["grad-invalid"]
+        return gradient_cells(case, cells_of(case.forward()))
     fam = family_of(case)
     if fam is not None:
         return [f"invalid:{fam}"]

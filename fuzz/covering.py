@@ -25,6 +25,7 @@ from typing import NamedTuple
 from conv3dt.fuzz import strategies as S
 from conv3dt.fuzz.coverage import AXIS_CELLS, PAIR_CELLS, REQUIRED, cells_of
 from conv3dt.oracle.capabilities import FULL, Capabilities
+from conv3dt.oracle.arrays import ArraySpec
 from conv3dt.oracle.case import Case
 
 CANDIDATES = 2000          # bulk-float candidates per declaration (+ a quarter exact)
@@ -71,14 +72,47 @@ def _covering(declarations: tuple[Capabilities, ...]) -> tuple[CoveringCase, ...
 def floor_for(ctx, prop: str) -> list[Case]:
     """The covering Cases of property ``prop`` for a session's targets (``Context``), each
     registered as an explicit example (``fuzz.failures.EXPLICIT_EXAMPLES``): a failure one shows
-    is reported with it, not shrunk (it is small and deterministic already)."""
+    is reported with it, not shrunk (it is small and deterministic already). The gradient
+    property ``grad_differential`` takes both gradients of every forward covering Case inside
+    the gradient targets' declarations, plus ``gradient_floor_extras``."""
     from conv3dt.fuzz.failures import EXPLICIT_EXAMPLES, FailureBudget
+    from conv3dt.fuzz.gradients import gradient_cases
+    from conv3dt.oracle.targets import is_gradient_target
 
-    decls = tuple(dict.fromkeys(ctx.capabilities.get(n, FULL) for n in ctx.pools))
-    cases = [c.case for c in _covering(decls) if c.prop == prop]
+    gradient = prop == "grad_differential"
+    decls = tuple(dict.fromkeys(ctx.capabilities.get(n, FULL) for n in ctx.pools
+                                if is_gradient_target(n) == gradient))
+    if not decls:
+        return []
+    if gradient:
+        cases = gradient_cases([c.case for c in _covering(decls)]) + gradient_floor_extras(decls)
+    else:
+        cases = [c.case for c in _covering(decls) if c.prop == prop]
     for case in cases:
         EXPLICIT_EXAMPLES.add(FailureBudget.example_key(prop, [case]))
     return cases
+
+
+def gradient_floor_extras(declarations) -> list[Case]:
+    """The gradient cell no forward covering Case need hit: ``grad-value×SAME-negative-pad``
+    (docs/gradients.md's reproducer: W = 4 inputs, a 1-tap kernel, stride 3, O = 12), in the
+    first dtype and layout each declaration admits, where it admits SAME."""
+    from conv3dt.fuzz.gradients import gradient_cases
+
+    out = []
+    for caps in declarations:
+        if "SAME" not in caps.paddings:
+            continue
+        dtype, layout = caps.dtypes[0], caps.layouts[0]
+        def shaped(ndhwc):   # noqa: E306 - NDHWC dims in the declared layout
+            return list(ndhwc) if layout == "NDHWC" else [ndhwc[0], ndhwc[4], *ndhwc[1:4]]
+        case = Case(value=ArraySpec(dtype, tuple(shaped((1, 1, 1, 4, 1))), "normal", 0,
+                                    (("scale", 1.0),)),
+                    filter=ArraySpec(dtype, (1, 1, 1, 1, 1), "normal", 1, (("scale", 1.0),)),
+                    output_shape=shaped((1, 1, 1, 12, 1)), strides=shaped((1, 1, 1, 3, 1)),
+                    padding="SAME", data_format=layout)
+        out += [c for c in gradient_cases([case]) if caps.admits(c) is None]
+    return out
 
 
 def covering_cases(declarations: list[Capabilities] | None = None) -> list[CoveringCase]:
@@ -126,20 +160,45 @@ def _family_examples(caps: Capabilities) -> tuple[Case, ...]:
                                  caps.argument_forms))
 
 
-def unreachable(declarations: list[Capabilities] | None = None) -> set[str]:
-    """Required cells no declaration admits: the tripwire names them and does not fail."""
+def unreachable(declarations: list[Capabilities] | None = None,
+                gradient_declarations: list[Capabilities] = ()) -> set[str]:
+    """Required cells no declaration admits: the tripwire names them and does not fail. The
+    gradient cells (``fuzz.gradients``) are reached through the gradient targets' declarations
+    only: with none, none of them is required."""
     declarations = declarations or [FULL]
-    return {c for c in REQUIRED if not any(_reaches(c, caps) for caps in declarations)}
+    out = set()
+    for cell in REQUIRED:
+        op, sep, rest = cell.partition("×")
+        if cell == "grad-invalid" or (sep and op.startswith("grad-")):
+            if not any(_reaches_gradient(rest, caps) for caps in gradient_declarations):
+                out.add(cell)
+        elif not any(_reaches(cell, caps) for caps in declarations):
+            out.add(cell)
+    return out
 
 
-def declarations_of(target_facts: dict) -> list[Capabilities]:
-    """The targets' declarations as a session recorded them (``target_facts[name]
-    ["capabilities"]["declared"]``; a target without one implements the whole contract)."""
+def _reaches_gradient(cell: str, caps: Capabilities) -> bool:
+    """Whether a gradient Case inside ``caps`` can hit ``grad-…×cell``."""
+    if cell == "dilation>1":
+        return caps.dilations
+    if cell == "SAME-negative-pad":
+        return "SAME" in caps.paddings
+    return cell in ("", "stride>kernel", "exact") or _reaches(cell, caps)
+
+
+def declarations_of(target_facts: dict, gradient: bool = False) -> list[Capabilities]:
+    """The forward (or, with ``gradient``, the gradient) targets' declarations as a session
+    recorded them (``target_facts[name]["capabilities"]["declared"]``; a target without one
+    implements the whole contract). No forward target: the whole contract; no gradient one: []."""
+    from conv3dt.oracle.targets import is_gradient_target
+
     out = []
     for name, facts in sorted((target_facts or {}).items()):
+        if is_gradient_target(name) != gradient:
+            continue
         declared = ((facts or {}).get("capabilities") or {}).get("declared")
         out.append(FULL if declared is None else Capabilities.from_mapping(declared, f"target {name}"))
-    return out or [FULL]
+    return out or ([] if gradient else [FULL])
 
 
 def tripwire(counts: dict[str, int], target_facts: dict) -> tuple[list[str], list[str]]:
@@ -147,7 +206,8 @@ def tripwire(counts: dict[str, int], target_facts: dict) -> tuple[list[str], lis
     (a failure), and those no declaration admits (named, not failed)."""
     from conv3dt.fuzz.coverage import missing
 
-    out_of_reach = unreachable(declarations_of(target_facts))
+    out_of_reach = unreachable(declarations_of(target_facts),
+                               declarations_of(target_facts, gradient=True))
     never = missing(counts)
     return ([c for c in never if c not in out_of_reach],
             sorted(c for c in never if c in out_of_reach))

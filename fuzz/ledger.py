@@ -57,7 +57,8 @@ FIELDS = ("id", "reason", "kernels", "targets", "tf_versions", "kinds", "labels"
           "error_class", "message", "dtypes", "features")
 LEDGER_SCHEMA = "conv3dt-ledger/1"
 KNOWN_DTYPES = ("float16", "bfloat16", "float32", "float64", "int32", "int64", "complex64")
-KNOWN_PROPERTIES = ("differential", "exact", "invalid", "realistic", "corpus") + tuple(
+KNOWN_PROPERTIES = ("differential", "exact", "invalid", "realistic", "corpus",
+                    "grad_differential", "grad_exact", "grad_invalid") + tuple(
     f"metamorphic-{name}" for name in ("determinism", "power-of-two", "adjoint", "layout",
                                        "linearity-value", "linearity-filter", "batch-split"))
 
@@ -96,7 +97,7 @@ def case_features(case: dict[str, Any]) -> dict[str, Any]:
         "cout=0": len(fshape) == 5 and fshape[3] == 0,
         "cin=0": len(fshape) == 5 and fshape[4] == 0,
         "valid-output<kernel": _valid_output_below_kernel(case, fshape, dil),
-        "nonfinite-input": any(_nonfinite_recipe(case.get(k)) for k in ("value", "filter")),
+        "nonfinite-input": any(_nonfinite_recipe(case.get(k)) for k in ("value", "filter", "grad_output")),
         "empty-value": 0 in vshape and isinstance(case.get("output_shape"), list)
         and all(isinstance(x, int) for x in case["output_shape"])
         and math.prod(case["output_shape"]) > 0,
@@ -112,7 +113,22 @@ def case_features(case: dict[str, Any]) -> dict[str, Any]:
         "empty-output": isinstance(case.get("output_shape"), list)
         and all(isinstance(x, int) for x in case["output_shape"])
         and math.prod(case["output_shape"]) == 0,
+        # the backward pass (fuzz.gradients): which gradient (None: the forward), and the two
+        # geometries TF's gradient kernels get wrong (docs/gradients.md)
+        "gradient": case.get("grad_wrt"),
+        "same-negative-pad": _same_negative_pad(case),
+        "dilation-h!=w": len(dil) == 3 and dil[1] != dil[2],
     }
+
+
+def _same_negative_pad(case: dict[str, Any]) -> bool:
+    from conv3dt.fuzz.gradients import negative_same_pad
+    from conv3dt.oracle.case import CASE_SCHEMA, Case
+
+    try:
+        return negative_same_pad(Case.from_json({**case, "schema": CASE_SCHEMA}))
+    except (ValueError, TypeError, KeyError):
+        return False
 
 
 FEATURE_NAMES = tuple(case_features({}))

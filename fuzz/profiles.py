@@ -24,7 +24,10 @@ PROFILES = ("dev", "ci", "nightly")
 # (fuzz.strategies.VALUE_BATCH), of invalid one Case; each Case is judged on every target.
 # ci (9 default targets): differential 150 x 8 x 9 = 10,800 judgments, exact 75 x 8 x 9 = 5,400,
 # invalid 300 x 9 = 2,700, metamorphic 30 // 3 = 10 examples — measured in fuzz/README.md.
-WEIGHTS = {"differential": 1.0, "exact": 0.5, "invalid": 2.0, "metamorphic": 0.2, "realistic": 0.25}
+WEIGHTS = {"differential": 1.0, "exact": 0.5, "invalid": 2.0, "metamorphic": 0.2, "realistic": 0.25,
+           # the backward pass (fuzz.gradients): an example is 2 x 4 gradient Cases of one
+           # forward call structure, judged on every gradient target
+           "grad_differential": 0.4, "grad_exact": 0.2, "grad_invalid": 0.5}
 
 BASE_EXAMPLES = {"dev": 20, "ci": 150, "nightly": 5000}
 

@@ -39,6 +39,7 @@ class Context:
     budget: FailureBudget = field(default_factory=FailureBudget)   # distinct failures, their cost
     #: target name -> ``oracle.capabilities.Capabilities`` (absent: the whole contract)
     capabilities: dict = field(default_factory=dict)
+    impl_grad_pool: object = None    # in-process impl-grad TargetPool (the same, for gradient Cases)
     timings: dict = field(default_factory=lambda: {"oracle": 0.0, "truth": 0.0, "judge": 0.0})
 
     #: (property, dtype, target, kernel label) seen: the realistic tier steers toward new ones
@@ -71,9 +72,14 @@ class Context:
     def admitted(self, cases: list[Case]) -> dict:
         """The pools of the targets whose declaration (``oracle.capabilities``) admits every one
         of ``cases``; each other target's decline is counted (``Recorder.declined``) and costs
-        nothing: it is not called and judges nothing."""
+        nothing: it is not called and judges nothing. Forward Cases go to the forward targets
+        only and gradient Cases to the gradient targets only (``Case.is_gradient``,
+        ``TargetSpec.gradient``): that is what a target is, not a decline."""
         pools = {}
+        gradient = bool(cases) and cases[0].is_gradient
         for name, pool in self.pools.items():
+            if pool.spec.gradient != gradient:
+                continue
             caps = self.capabilities.get(name)
             reason = None if caps is None else next(
                 (r for r in map(caps.admits, cases) if r is not None), None)
@@ -172,7 +178,8 @@ def check_valid_batch(cases: list[Case], ctx: Context, prop: str = "differential
             new_paths += ctx.novel_kernel(prop, case.dtype, name, out.kernel)
             if out.kind == "raised":
                 rec.error(name, case.label, out.short_class)
-            findings, head = judge_value(case, out, truth, name, prop, strict=(name == "impl"))
+            findings, head = judge_value(case, out, truth, name, prop,
+                                         strict=(name in ("impl", "impl-grad")))
             unknown_here = ctx.settle(findings)
             # A known deviation neither steers the search nor enters the headroom statistics:
             # its values can be run-to-run garbage (Cin = 0), which would make a seed's run
@@ -196,14 +203,16 @@ def check_invalid(case: Case, ctx: Context, prop: str = "invalid") -> None:
         return no_target_admits(ctx, prop, [case])
     rec = ctx.recorder
     rec.cover(cells_of(case))
-    ref = next((k for k, p in ctx.pools.items() if p is ctx.impl_pool), "\0impl-reference")
-    outs = ctx.run_all([case], {ref: ctx.impl_pool}, pools=pools)
+    reference = ctx.impl_grad_pool if case.is_gradient else ctx.impl_pool
+    ref = next((k for k, p in ctx.pools.items() if p is reference), "\0impl-reference")
+    outs = ctx.run_all([case], {ref: reference}, pools=pools)
     (impl_out,) = outs[ref]
     unknown = []
     phase = ctx.budget.phase(prop, [case])
     if impl_out.kind != "raised":  # the family itself (or impl) is wrong: never silent
         from conv3dt.fuzz.judge import make_finding
-        unknown.append(make_finding("accept-reject", case, "impl", prop, "impl rejects the Case",
+        impl_name = "impl-grad" if case.is_gradient else "impl"
+        unknown.append(make_finding("accept-reject", case, impl_name, prop, f"{impl_name} rejects the Case",
                                     impl_out.describe(), out=impl_out, family=case.label))
     for name in pools:
         (out,) = outs[name]

@@ -86,13 +86,15 @@ def recheck(case_json: str | dict, target: str, kind: str, prop: str, result: An
     case = Case.from_json(json.loads(case_json) if isinstance(case_json, str) else case_json)
     out = outcome_of(result)
     if case.label == "valid":
-        findings, _ = judge_value(case, out, truth_of(case), target, prop, strict=target == "impl")
+        findings, _ = judge_value(case, out, truth_of(case), target, prop,
+                                  strict=target in ("impl", "impl-grad"))
     else:
         impl_out = None   # impl judged itself: the contract's class (the gate's "impl rejects")
-        if target != "impl":
+        reference = "impl-grad" if case.is_gradient else "impl"
+        if target != reference:
             from conv3dt.oracle.pool import TargetPool
 
-            with TargetPool("impl") as impl:
+            with TargetPool(reference) as impl:
                 impl_out = impl.run([case])[0]
         findings = judge_rejection(case, out, impl_out, target, prop)
     return _report(kind, findings, out)

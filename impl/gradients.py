@@ -122,7 +122,7 @@ def _chunked_boxes(plan: tuple, batch: int, budget_rows: int) -> list:
 
 def transposed_conv_grads_ndhwc(value: np.ndarray, filter: np.ndarray, grad_output: np.ndarray,
                                 strides: tuple, dilations: tuple, pad_before: tuple,
-                                accum_dtype: Any, result_dtype: Any = None
+                                accum_dtype: Any, result_dtype: Any = None, want: str = "both"
                                 ) -> tuple[np.ndarray, np.ndarray]:
     """``(dvalue, dfilter)`` of the transposed conv, NDHWC, accumulated in ``accum_dtype``
     (float32, float64 or numpy.longdouble) and returned in ``result_dtype`` (default: the
@@ -134,8 +134,11 @@ def transposed_conv_grads_ndhwc(value: np.ndarray, filter: np.ndarray, grad_outp
     (``normalize_call``, ``check_grad_output``). Operands are converted to ``accum_dtype`` chunk
     by chunk, so a half-precision call never holds a float32 copy of a whole operand; a tap's box
     is split along batch and depth so that one chunk's copies stay under half the largest
-    operand's bytes in ``accum_dtype`` (or 64 KiB).
+    operand's bytes in ``accum_dtype`` (or 64 KiB). ``want`` ``"value"`` or ``"filter"`` computes
+    that gradient only (the other is returned as zeros).
     """
+    if want not in ("both", "value", "filter"):
+        raise ValueError(f"want must be 'both', 'value' or 'filter', got {want!r}")
     accum = np.dtype(accum_dtype)
     result = accum if result_dtype is None else np.dtype(result_dtype)
     value, filter, g = np.asarray(value), np.asarray(filter), np.asarray(grad_output)
@@ -148,7 +151,7 @@ def transposed_conv_grads_ndhwc(value: np.ndarray, filter: np.ndarray, grad_outp
     budget = max(int(largest * _BUDGET_FRACTION), _MIN_BUDGET)
     budget_rows = max(budget // (max(cin + cout, 1) * accum.itemsize), 1)
     chunks = _chunked_boxes(plan, batch, budget_rows) if cin and cout else []
-    if chunks:
+    if chunks and want != "filter":
         # dvalue[:, box_i] += g[:, box_o] @ filter[k]; one scratch for every chunk's product.
         scratch = np.empty(max(chunk[3] for chunk in chunks) * cin, accum)
         for tap, in_index, out_index, rows in chunks:
@@ -158,7 +161,7 @@ def transposed_conv_grads_ndhwc(value: np.ndarray, filter: np.ndarray, grad_outp
             dvalue[in_index] += product.reshape(*g_box.shape[:4], cin)
         del scratch, g_box, product
     dvalue = dvalue.astype(result, copy=False)   # rounded before the dfilter pass (frees the sums)
-    for tap, in_index, out_index, rows in chunks:
+    for tap, in_index, out_index, rows in (chunks if want != "value" else ()):
         # dfilter[k] += g[:, box_o]^T @ value[:, box_i]: (Cout, rows) @ (rows, Cin)
         g_box = np.ascontiguousarray(g[out_index], accum).reshape(rows, cout)
         v_box = np.ascontiguousarray(value[in_index], accum).reshape(rows, cin)

@@ -38,6 +38,7 @@ SCHEMA = "conv3dt-capabilities/1"
 DTYPES = ("float32", "float64", "float16", "bfloat16")
 LAYOUTS = ("NDHWC", "NCDHW")
 PADDINGS = ("SAME", "VALID")
+GRADIENTS = ("value", "filter")
 #: The attribute a ``module:function`` target may carry (a mapping in the schema above).
 ATTRIBUTE = "conv3dt_capabilities"
 PLAIN_VALUE_ARGS = ("value", "positional")
@@ -59,6 +60,7 @@ class Capabilities:
     dilations: bool = True
     zero_size: bool = True
     argument_forms: bool = True
+    gradients: tuple[str, ...] = GRADIENTS
 
     # ------------------------------------------------------------------ reading
     @classmethod
@@ -74,7 +76,8 @@ class Capabilities:
         if "schema" in obj and obj["schema"] != SCHEMA:
             raise CapabilityError(f"{source}: schema {obj['schema']!r} is not {SCHEMA!r}")
         values: dict[str, Any] = {}
-        for key, allowed in (("dtypes", DTYPES), ("layouts", LAYOUTS), ("paddings", PADDINGS)):
+        for key, allowed in (("dtypes", DTYPES), ("layouts", LAYOUTS), ("paddings", PADDINGS),
+                             ("gradients", GRADIENTS)):
             if key not in obj:
                 continue
             given = obj[key]
@@ -98,7 +101,8 @@ class Capabilities:
     def to_json(self) -> dict[str, Any]:
         return {"schema": SCHEMA, "dtypes": list(self.dtypes), "layouts": list(self.layouts),
                 "paddings": list(self.paddings), "dilations": self.dilations,
-                "zero_size": self.zero_size, "argument_forms": self.argument_forms}
+                "zero_size": self.zero_size, "argument_forms": self.argument_forms,
+                "gradients": list(self.gradients)}
 
     @property
     def is_full(self) -> bool:
@@ -107,7 +111,8 @@ class Capabilities:
     def summary(self) -> str:
         """One line: what is declared unsupported ("the whole contract" when nothing is)."""
         out = [f"{key} {'/'.join(getattr(self, key))} only" for key, every in
-               (("dtypes", DTYPES), ("layouts", LAYOUTS), ("paddings", PADDINGS))
+               (("dtypes", DTYPES), ("layouts", LAYOUTS), ("paddings", PADDINGS),
+                ("gradients", GRADIENTS))
                if set(getattr(self, key)) != set(every)]
         out += [f"no {label}" for key, label in (("dilations", "dilation > 1"),
                                                  ("zero_size", "zero-size inputs"),
@@ -134,6 +139,8 @@ class Capabilities:
             return "zero-size"
         if not self.argument_forms and not _plain_forms(case):
             return "argument form"
+        if case.grad_wrt is not None and case.grad_wrt not in self.gradients:
+            return f"gradient {case.grad_wrt}"
         return None
 
 
@@ -167,7 +174,8 @@ def union(declarations: list[Capabilities]) -> Capabilities:
         paddings=tuple(p for p in PADDINGS if any(p in c.paddings for c in declarations)),
         dilations=any(c.dilations for c in declarations),
         zero_size=any(c.zero_size for c in declarations),
-        argument_forms=any(c.argument_forms for c in declarations))
+        argument_forms=any(c.argument_forms for c in declarations),
+        gradients=tuple(g for g in GRADIENTS if any(g in c.gradients for c in declarations)))
 
 
 def load_file(path: str | Path) -> dict[str, Capabilities]:

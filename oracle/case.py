@@ -29,6 +29,7 @@ FILTER_ARGS = ("filter", "filters", "positional", "both", "missing")
 OUTPUT_SHAPE_FORMS = ("list", "tuple", "ndarray-int32", "ndarray-int64", "ndarray-float64",
                       "tensor-int32", "tensor-int64", "omitted")
 SEQUENCE_FORMS = ("omitted", "none", "int", "list", "tuple")
+GRAD_WRT = (None, "value", "filter")
 
 def spatial_triple(arg: Any, layout: Any) -> list[int]:
     """The (D, H, W) entries of a strides/dilations argument as recorded in a Case (JSON form):
@@ -78,8 +79,17 @@ class Case:
     name: str | None = None
     label: str = "valid"                 # 'valid' or the invalid family's name, e.g. 'invalid:padding'
     exact: bool = False                  # every partial sum exactly representable: zero tolerance
+    #: a *gradient Case*: ``∂⟨grad_output, y⟩/∂grad_wrt`` of the call ``y`` above, with
+    #: ``grad_wrt`` "value" or "filter" and ``grad_output`` the upstream gradient (y's shape,
+    #: layout and dtype). None for the forward call.
+    grad_output: ArraySpec | None = None
+    grad_wrt: str | None = None
 
     def __post_init__(self) -> None:
+        if self.grad_wrt not in GRAD_WRT:
+            raise ValueError(f"Case.grad_wrt must be one of {GRAD_WRT}, got {self.grad_wrt!r}")
+        if (self.grad_wrt is None) != (self.grad_output is None):
+            raise ValueError("a gradient Case needs both grad_wrt and grad_output")
         for attr, allowed in (("value_arg", VALUE_ARGS), ("filter_arg", FILTER_ARGS),
                               ("output_shape_form", OUTPUT_SHAPE_FORMS),
                               ("strides_form", SEQUENCE_FORMS), ("dilations_form", SEQUENCE_FORMS)):
@@ -96,6 +106,24 @@ class Case:
             self.filter.dtype if self.filter is not None else None)
 
     @property
+    def is_gradient(self) -> bool:
+        """A gradient Case (``grad_wrt`` set): only gradient targets run it."""
+        return self.grad_wrt is not None
+
+    @property
+    def operation(self) -> str:
+        """What the Case asks for: ``forward``, ``grad-value`` or ``grad-filter``."""
+        return "forward" if self.grad_wrt is None else f"grad-{self.grad_wrt}"
+
+    def gradient_of(self, wrt: str, grad_output: ArraySpec) -> "Case":
+        """This call's gradient Case: ``∂⟨grad_output, y⟩/∂wrt``."""
+        return replace(self, grad_wrt=wrt, grad_output=grad_output)
+
+    def forward(self) -> "Case":
+        """The forward call of a gradient Case (itself for a forward Case)."""
+        return replace(self, grad_wrt=None, grad_output=None)
+
+    @property
     def case_id(self) -> str:
         """A stable 12-hex-digit identifier: the hash of the canonical JSON."""
         text = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
@@ -108,6 +136,10 @@ class Case:
     def arrays(self) -> tuple[np.ndarray | None, np.ndarray | None]:
         return (None if self.value is None else self.value.materialize(),
                 None if self.filter is None else self.filter.materialize())
+
+    def grad_array(self) -> np.ndarray | None:
+        """The upstream gradient of a gradient Case, materialised (None for a forward Case)."""
+        return None if self.grad_output is None else self.grad_output.materialize()
 
     def call_args(self, tensor: Callable[[Any, str], Any] | None = None,
                   arrays: tuple[np.ndarray | None, np.ndarray | None] | None = None,
@@ -159,9 +191,13 @@ class Case:
 
     # ------------------------------------------------------------------ rendering
     def render_arrays(self) -> str:
-        """Source lines defining ``value`` and ``filter`` (names np, ml_dtypes)."""
+        """Source lines defining ``value`` and ``filter`` (and, for a gradient Case,
+        ``grad_output``; names np, ml_dtypes)."""
         lines = []
-        for name, spec in (("value", self.value), ("filter_", self.filter)):
+        specs = [("value", self.value), ("filter_", self.filter)]
+        if self.grad_output is not None:
+            specs.append(("grad_output", self.grad_output))
+        for name, spec in specs:
             lines.append(f"{name} = {spec.expression() if spec is not None else 'None'}")
         return "\n".join(lines)
 
@@ -217,6 +253,7 @@ class Case:
                       "dilations": self.dilations_form},
             "value_recipe": None if self.value is None else self.value.recipe,
             "exact": self.exact,
+            **({"grad_wrt": self.grad_wrt} if self.grad_wrt else {}),
         }
 
     # ------------------------------------------------------------------ JSON
@@ -231,6 +268,10 @@ class Case:
             "filter_arg": self.filter_arg, "output_shape_form": self.output_shape_form,
             "strides_form": self.strides_form, "dilations_form": self.dilations_form,
             "name": self.name, "label": self.label, "exact": self.exact,
+            # only gradient Cases carry these keys: a forward Case's JSON (and case_id) is
+            # what it was before gradients existed, so corpus and ledger ids keep their meaning
+            **({"grad_output": self.grad_output.to_json(), "grad_wrt": self.grad_wrt}
+               if self.grad_wrt is not None else {}),
         }
 
     @classmethod
@@ -239,7 +280,7 @@ class Case:
             got = obj.get("schema") if isinstance(obj, dict) else type(obj).__name__
             raise ValueError(f"not a {CASE_SCHEMA} object (schema: {got!r})")
         fields = {k: v for k, v in obj.items() if k != "schema"}
-        for key in ("value", "filter"):
+        for key in ("value", "filter", "grad_output"):
             if fields.get(key) is not None:
                 fields[key] = ArraySpec.from_json(fields[key])
         try:
@@ -256,7 +297,7 @@ def structure_key(case: Case | dict[str, Any]) -> str:
     TF function or graph (``oracle.tf_paths`` caches traces by it) and do the same work (the
     pool's time limits learn per key: ``oracle.timelimits``). Canonical JSON text; never raises."""
     obj = dict(case) if isinstance(case, dict) else case.to_json()
-    for key in ("value", "filter"):
+    for key in ("value", "filter", "grad_output"):
         if isinstance(obj.get(key), dict):
             obj[key] = {"dtype": obj[key].get("dtype"), "shape": obj[key].get("shape")}
     obj.pop("label", None), obj.pop("exact", None)

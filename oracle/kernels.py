@@ -89,21 +89,39 @@ def onednn_convolutions(text: str) -> list[tuple[str, str, str | None]]:
     return out
 
 
+#: The oneDNN primitive that computes each operation (``Case.operation``): the forward op is
+#: oneDNN's backward-data convolution; its gradients are a forward convolution of g (dvalue) and
+#: a backward-weights convolution (dfilter). A gradient call also runs the forward, whose line is
+#: not the gradient's kernel.
+_PRIMITIVE_OF = {"forward": ("backward_data",), "grad-value": ("forward_training", "forward_inference"),
+                 "grad-filter": ("backward_weights",)}
+
+
 def observe(kind: str, path: str | None, dtype: str | None, text: str,
-            facts: dict[str, Any], computed: bool = False) -> KernelObservation:
+            facts: dict[str, Any], computed: bool = False, operation: str = "forward"
+            ) -> KernelObservation:
     """The kernel that ran a call of a target of ``kind`` (``tf``/``impl``/``jax``/``onnxruntime``/
-    ``openvino``/``module``)
+    ``openvino``/``module``, and the gradient kinds ``impl-grad``/``module-grad``)
     and TF ``path``, on arrays of ``dtype``, given the call's output ``text`` (oneDNN verbose
     lines, the exception message or the crash's stderr) and the worker's ``facts``
     (``onednn_enabled``, ``onednn_dtypes``, from :func:`oracle.tf_paths.warm_up`).
     ``computed``: the call returned a non-empty result (so a oneDNN kernel would have printed
-    its verbose line)."""
+    its verbose line). ``operation``: ``Case.operation`` (a gradient's kernel is the primitive
+    computing that gradient, ``_PRIMITIVE_OF``)."""
     if kind != "tf":
-        return KernelObservation(kind if kind in ("impl", "jax", "onnxruntime", "openvino")
+        family = kind.removesuffix("-grad")
+        return KernelObservation(family if family in ("impl", "jax", "onnxruntime", "openvino")
                                  else "external")
-    if path == "xla":
+    if path in ("xla", "grad-xla"):
         return KernelObservation("xla")
     convs = onednn_convolutions(text)
+    if operation != "forward":
+        mine = [c for c in convs if c[1] in _PRIMITIVE_OF[operation]]
+        if mine:
+            return KernelObservation("onednn", mine[-1][0], mine[-1][2], "verbose")
+        if convs and computed:   # oneDNN ran the forward and reported no gradient primitive
+            return KernelObservation("stock", evidence="silent")
+        convs = []
     if convs:
         data = [c for c in convs if c[1] == "backward_data"] or convs
         return KernelObservation("onednn", data[-1][0], data[-1][2], "verbose")

@@ -159,7 +159,7 @@ class TargetPool:
         arrays = (case.filter, case.value)
         dtype = next((a.dtype for a in arrays if a is not None), None)
         return observe_kernel(self.spec.kind, self.spec.path, dtype, text,
-                              worker.info if worker is not None else {})
+                              worker.info if worker is not None else {}, operation=case.operation)
 
     # ------------------------------------------------------------------ info
     def declared(self) -> dict[str, Any]:
@@ -169,7 +169,7 @@ class TargetPool:
         the error."""
         if self.spec.capabilities is not None:
             return {"source": "built-in", "declared": self.spec.capabilities}
-        if self.spec.kind != "module" or self._slot is None:
+        if self.spec.kind not in ("module", "module-grad") or self._slot is None:
             return {"source": "built-in", "declared": None}
         with self._slot.lock:
             worker = self._slot.get(self.startup_timeout)

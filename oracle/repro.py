@@ -14,7 +14,11 @@ identical), makes the call in the target's way and leaves TF's result in ``resul
   with a kernel of its own choosing, which rounds bfloat16 differently under oneDNN);
 - ``tf-function`` / ``tf-xla`` trace it in ``tf.function`` (``jit_compile=True`` for XLA);
 - ``tf-v2`` calls ``tf.nn.conv3d_transpose`` with v2's names;
-- ``tf-grad`` takes the gradient of ``tf.nn.conv3d`` with respect to its input.
+- ``tf-grad`` takes the gradient of ``tf.nn.conv3d`` with respect to its input;
+- the gradient targets (a gradient Case: ``grad_output`` defined with the arrays) record the
+  forward call on a ``tf.GradientTape`` (eager, or inside ``tf.function`` / XLA) or build it in a
+  v1 Graph with ``tf.compat.v1.gradients``, and keep the one gradient asked for; ``impl-grad``
+  and ``grad:module:function`` call the backward and take ``[0]`` (dvalue) or ``[1]`` (dfilter).
 
 A raised error propagates (the script ends with TF's traceback); a crash kills the script,
 which is the point.
@@ -41,8 +45,49 @@ def _tensor_arg(spec, name: str) -> str:
     return "None" if spec is None else f"tf.constant({name})"
 
 
+def _gradient_body(case: Case, spec) -> list[str]:
+    """The gradient Case's call the target's way: the backward function for impl and vendors,
+    else the forward under TF's gradient machinery (``oracle.tf_grad_paths``)."""
+    wrt, index = case.grad_wrt, 0 if case.grad_wrt == "value" else 1
+    if spec.kind in ("impl-grad", "module-grad"):
+        np_tensor = "np.array({values!r}, dtype=np.{dtype})"
+        fn = "conv3d_transpose_grads" if spec.kind == "impl-grad" else spec.function.split(".")[-1]
+        call = case.forward().render_call(function=fn, tensor_template=np_tensor)
+        return [f"result = {call[:-1]}, grad_output=grad_output)[{index}]   # d{wrt}"]
+    forward = case.forward().render_call(V1)
+    if spec.path == "grad-v1":
+        return ["arrays = (value, filter_, grad_output)",
+                "with tf.compat.v1.Graph().as_default() as graph:",
+                "    value, filter_, grad_output = (None if a is None else tf.compat.v1.placeholder("
+                "tf.as_dtype(a.dtype.name), a.shape) for a in arrays)",
+                f"    y = {forward}",
+                f"    (out,) = tf.compat.v1.gradients(y, [{'value' if wrt == 'value' else 'filter_'}], "
+                "grad_ys=grad_output)",
+                "    feed = {p: a for p, a in zip((value, filter_, grad_output), arrays) if p is not None}",
+                "    with tf.compat.v1.Session(graph=graph) as session:",
+                "        result = session.run(out, feed)"]
+    taped = ["with tf.GradientTape() as tape:",
+             "    for t in (value, filter_):",
+             "        if t is not None:",
+             "            tape.watch(t)",
+             f"    y = {forward}",
+             f"d{wrt} = tape.gradient(y, {'value' if wrt == 'value' else 'filter_'}, "
+             "output_gradients=grad_output)"]
+    args = ("None if value is None else tf.constant(value), "
+            "None if filter_ is None else tf.constant(filter_), tf.constant(grad_output)")
+    if spec.path == "grad-eager":
+        return [f"value, filter_, grad_output = ({args})", *taped, f"result = d{wrt}"]
+    jit = ", jit_compile=True" if spec.path == "grad-xla" else ""
+    return [f"@tf.function(reduce_retracing=False{jit})",
+            "def gradient(value, filter_, grad_output):",
+            *[f"    {line}" for line in taped], f"    return d{wrt}", "",
+            f"result = gradient({args})"]
+
+
 def _body(case: Case, target: str) -> list[str]:
     spec = resolve(target)
+    if spec.gradient:
+        return _gradient_body(case, spec)
     if spec.kind == "impl" or spec.kind == "module":
         np_tensor = "np.array({values!r}, dtype=np.{dtype})"
         fn = "conv3d_transpose" if spec.kind == "impl" else spec.function.split(".")[-1]
@@ -118,7 +163,9 @@ def _preamble(cases: list[Case], target: str, title: str, note: str | None) -> l
         lines.append("import tensorflow as tf")
     elif spec.kind == "impl":
         lines.append("from conv3dt.impl import conv3d_transpose")
-    elif spec.kind == "module":
+    elif spec.kind == "impl-grad":
+        lines.append("from conv3dt.impl import conv3d_transpose_grads")
+    elif spec.kind in ("module", "module-grad"):
         lines.append(f"from {spec.module} import {spec.function.split('.')[0]}")
         if "." in spec.function:
             lines.append(f"{spec.function.split('.')[-1]} = {spec.function}")

@@ -32,7 +32,7 @@ from conv3dt.oracle.forkserver import ForkServer
 from conv3dt.oracle.process import STARTUP_TIMEOUT, SpawnedWorker, TargetUnavailable, WorkerBase, load_into
 from conv3dt.oracle.targets import TargetSpec
 
-FORKABLE_KINDS = ("impl", "module", "tf")
+FORKABLE_KINDS = ("impl", "module", "tf", "impl-grad", "module-grad")
 
 
 class WorkerSlot:

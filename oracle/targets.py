@@ -40,6 +40,15 @@ KNOWN_TARGETS: dict[str, str] = {
     "tf-v2": "tf.nn.conv3d_transpose (v2 API: input/filters), eager",
     "tf-grad": "d<conv3d(x, filter), value>/dx via tf.GradientTape — the same mathematical op",
     "impl": "conv3dt's NumPy reference impl.conv3d_transpose",
+    # gradient targets: they answer gradient Cases (oracle.case.Case.grad_wrt) only
+    "tf-grad-eager": "both gradients of tf.compat.v1.nn.conv3d_transpose by tf.GradientTape, eager, "
+                     "TensorFlow as shipped (Conv3D for dvalue, Conv3DBackpropFilterV2 for dfilter)",
+    "tf-grad-eager-stock": "the same, TF_ENABLE_ONEDNN_OPTS=0 (stock kernels)",
+    "tf-grad-eager-onednn": "the same, TF_ENABLE_ONEDNN_OPTS=1 (oneDNN forced on)",
+    "tf-grad-function": "the GradientTape inside tf.function (graph kernels, TF's shape functions)",
+    "tf-grad-xla": "the GradientTape inside tf.function(jit_compile=True)",
+    "tf-grad-v1": "tf.compat.v1.gradients(y, [value, filter], grad_ys=g) in a v1 Graph + Session",
+    "impl-grad": "conv3dt's NumPy reference impl.conv3d_transpose_grads",
     "jax": "jax.lax.conv_general_dilated mapped to TF's semantics (optional extra: jax[cpu])",
     "onnxruntime": "ONNX ConvTranspose on ONNX Runtime's CPU provider, mapped to TF's semantics "
                    "(optional extra: conv3dt[onnxruntime])",
@@ -59,21 +68,33 @@ FRAMEWORK_TARGETS = {"onnxruntime": ("conv3dt.oracle.ort_path", ("onnxruntime", 
 # shipped, whatever it picks here.
 DEFAULT_TARGET_NAMES = ("tf-eager", "tf-eager-stock", "tf-eager-onednn", "tf-graph", "tf-function",
                         "tf-xla", "tf-v2", "tf-grad", "impl")
+#: The gradient targets a gate runs by default alongside the forward ones: every TF training path
+#: (sharing the forward's three TF workers: no extra TF import) and impl's gradients.
+DEFAULT_GRADIENT_TARGET_NAMES = ("tf-grad-eager", "tf-grad-eager-stock", "tf-grad-eager-onednn",
+                                 "tf-grad-function", "tf-grad-xla", "tf-grad-v1", "impl-grad")
+#: A vendor's backward: ``grad:module:function`` with ``impl.conv3d_transpose_grads``'s signature,
+#: returning ``(dvalue, dfilter)``.
+GRADIENT_MODULE_PREFIX = "grad:"
 
 
 @dataclass(frozen=True)
 class TargetSpec:
     name: str
-    kind: str                                   # 'tf' | 'impl' | 'jax' | 'module'
+    kind: str                                   # 'tf' | 'impl' | 'jax' | 'module' | 'impl-grad' | 'module-grad' | a framework
     description: str
     env: tuple[tuple[str, str | None], ...] = ()  # variables set (or removed, value None) in the worker
     isolated: bool = True
     module: str | None = None                   # for kind 'module'
     function: str | None = None
-    path: str | None = None                     # for kind 'tf': eager|graph|function|xla|v2|grad
+    path: str | None = None                     # for kind 'tf': eager|graph|function|xla|v2|grad, or grad-eager|grad-function|grad-xla|grad-v1
     #: a built-in target's capability declaration (``oracle.capabilities`` schema); None: the
     #: whole contract, or for a ``module`` target whatever its callable declares
     capabilities: dict | None = None
+
+    @property
+    def gradient(self) -> bool:
+        """A gradient target: it answers gradient Cases (``Case.grad_wrt``), never forward ones."""
+        return self.kind in ("impl-grad", "module-grad") or (self.path or "").startswith("grad-")
 
     @property
     def env_key(self) -> tuple[tuple[str, str | None], ...]:
@@ -110,6 +131,9 @@ _TF_PATHS = {
     "tf-eager": ("eager", None), "tf-eager-stock": ("eager", "0"), "tf-eager-onednn": ("eager", "1"),
     "tf-graph": ("graph", None), "tf-function": ("function", None), "tf-xla": ("xla", None),
     "tf-v2": ("v2", None), "tf-grad": ("grad", None),
+    "tf-grad-eager": ("grad-eager", None), "tf-grad-eager-stock": ("grad-eager", "0"),
+    "tf-grad-eager-onednn": ("grad-eager", "1"), "tf-grad-function": ("grad-function", None),
+    "tf-grad-xla": ("grad-xla", None), "tf-grad-v1": ("grad-v1", None),
 }
 
 
@@ -122,32 +146,47 @@ def resolve(name: str, *, isolate_impl: bool = False) -> TargetSpec:
     if name in _TF_PATHS:
         path, onednn = _TF_PATHS[name]
         return TargetSpec(name, "tf", KNOWN_TARGETS[name], env=_tf_env(onednn), path=path)
-    if name == "impl":
-        return TargetSpec(name, "impl", KNOWN_TARGETS[name], isolated=isolate_impl)
+    if name in ("impl", "impl-grad"):
+        return TargetSpec(name, name, KNOWN_TARGETS[name], isolated=isolate_impl)
     if name == "jax":
         return TargetSpec(name, "jax", KNOWN_TARGETS[name],
                           env=(("JAX_PLATFORMS", "cpu"), ("XLA_PYTHON_CLIENT_PREALLOCATE", "false")))
     if name in FRAMEWORK_TARGETS:   # the mapping module declares what its backend supports
         module = importlib.import_module(FRAMEWORK_TARGETS[name][0])   # (imports no backend)
         return TargetSpec(name, name, KNOWN_TARGETS[name], capabilities=dict(module.CAPABILITIES))
-    if ":" in name:
-        module, _, function = name.partition(":")
+    gradient = name.startswith(GRADIENT_MODULE_PREFIX)
+    reference = name[len(GRADIENT_MODULE_PREFIX):] if gradient else name
+    if ":" in reference:
+        module, _, function = reference.partition(":")
         if module and function and all(p.isidentifier() for p in module.split(".")) \
                 and all(p.isidentifier() for p in function.split(".")):
+            if gradient:
+                return TargetSpec(name, "module-grad", f"{function} from module {module} "
+                                  "(impl.conv3d_transpose_grads signature: both gradients)",
+                                  module=module, function=function)
             return TargetSpec(name, "module", f"{function} from module {module} (TF v1 signature)",
                               module=module, function=function)
-    raise UnknownTarget(f"unknown target {name!r}: use one of {sorted(KNOWN_TARGETS)} "
-                        f"or 'module:function'")
+    raise UnknownTarget(f"unknown target {name!r}: use one of {sorted(KNOWN_TARGETS)}, "
+                        f"'module:function' (a forward kernel) or 'grad:module:function' (a backward)")
+
+
+def is_gradient_target(name: str) -> bool:
+    """Whether a target name is a gradient target (see ``TargetSpec.gradient``); unknown: False."""
+    try:
+        return resolve(name).gradient
+    except UnknownTarget:
+        return False
 
 
 def default_targets() -> list[str]:
-    """Target names run when none are named: every TF path plus impl (jax when installed).
+    """Target names run when none are named: every TF path plus impl (jax when installed), and
+    the gradient targets (every TF training path of the op's backward, and impl-grad).
 
     The ``onnxruntime`` and ``openvino`` targets are never added, even when installed: they gate
     another framework, not TF, and a default TF gate must not pay for two more worker
     environments (a spawned ORT or OpenVINO worker, a model compiled per call structure) or fail
     on their own deviations. Name them (``--target onnxruntime``) to gate them."""
-    names = list(DEFAULT_TARGET_NAMES)
+    names = list(DEFAULT_TARGET_NAMES) + list(DEFAULT_GRADIENT_TARGET_NAMES)
     if jax_installed():
         names.append("jax")
     return names

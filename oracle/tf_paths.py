@@ -189,7 +189,7 @@ def _lru_get(key: tuple, build):
     hit = _FUNCTION_CACHE[key] = build()
     while len(_FUNCTION_CACHE) > FUNCTION_CACHE_SIZE:
         evicted = _FUNCTION_CACHE.popitem(last=False)[1]
-        if isinstance(evicted, _GraphCall):
+        if hasattr(evicted, "session"):   # a built v1 graph (this module's or tf_grad_paths')
             evicted.session.close()
     return hit
 

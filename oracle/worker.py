@@ -67,6 +67,10 @@ class BadReturn(TypeError):
 def _load_callable(name: str) -> Callable[[Case, tuple], np.ndarray]:
     """A function (case, arrays) -> ndarray for one target name."""
     spec = resolve(name)
+    if spec.kind == "tf" and spec.gradient:
+        from conv3dt.oracle import tf_grad_paths
+
+        return lambda case, arrays: tf_grad_paths.run(spec.path, case, arrays)
     if spec.kind == "tf":
         from conv3dt.oracle import tf_paths
 
@@ -77,14 +81,19 @@ def _load_callable(name: str) -> Callable[[Case, tuple], np.ndarray]:
         return jax_path.run
     if spec.kind in FRAMEWORK_TARGETS:
         return importlib.import_module(FRAMEWORK_TARGETS[spec.kind][0]).run
-    if spec.kind == "impl":
-        fn = getattr(importlib.import_module("conv3dt.impl"), "conv3d_transpose")
+    if spec.kind in ("impl", "impl-grad"):
+        fn = getattr(importlib.import_module("conv3dt.impl"),
+                     "conv3d_transpose_grads" if spec.gradient else "conv3d_transpose")
     else:
         fn = importlib.import_module(spec.module)
         for part in spec.function.split("."):
             fn = getattr(fn, part)
 
     def run(case: Case, arrays: tuple) -> np.ndarray:
+        if spec.gradient:
+            return call_gradient(fn, case, arrays)
+        if case.is_gradient:
+            raise TypeError(f"{name} is a forward target: it runs no gradient Case")
         return call_v1(fn, case, arrays)
 
     from conv3dt.oracle.capabilities import ATTRIBUTE   # what the callable declares, if anything
@@ -101,6 +110,24 @@ def call_v1(fn: Callable, case: Case, arrays: tuple) -> np.ndarray:
                                   arrays=arrays)
     with np.errstate(all="ignore"):
         return fn(*args, **kwargs)
+
+
+class GradientReturn(TypeError):
+    """A backward returned something other than the pair ``(dvalue, dfilter)``."""
+
+
+def call_gradient(fn: Callable, case: Case, arrays: tuple) -> np.ndarray:
+    """Call a backward with ``impl.conv3d_transpose_grads``'s signature (the forward's arguments
+    as recorded plus ``grad_output=g``) and return the gradient the Case asks for."""
+    if not case.is_gradient:
+        raise TypeError("a gradient target runs gradient Cases only (this Case is the forward)")
+    args, kwargs = case.call_args(tensor=lambda values, dtype: np.asarray(values, dtype=dtype),
+                                  arrays=arrays)
+    with np.errstate(all="ignore"):
+        result = fn(*args, grad_output=case.grad_array(), **kwargs)
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        raise GradientReturn(f"a backward must return (dvalue, dfilter), got {type(result).__name__}")
+    return result[0 if case.grad_wrt == "value" else 1]
 
 
 class CallOutput:
@@ -151,7 +178,9 @@ def kernel_observer(name: str, facts: dict[str, Any], output: CallOutput | None
         dtype = next((a["dtype"] for a in arrays if isinstance(a, dict) and "dtype" in a), None)
         text = (output.text() if output is not None else "") + "\n" + message
         computed = output is not None and not message and _nonempty_call(case_json)
-        return observe(kind, path, dtype, text, facts, computed).to_json()
+        operation = {None: "forward", "value": "grad-value", "filter": "grad-filter"}.get(
+            case_json.get("grad_wrt"), "forward")
+        return observe(kind, path, dtype, text, facts, computed, operation).to_json()
 
     return observe_call
 

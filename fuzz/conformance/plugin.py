@@ -31,6 +31,7 @@ from conv3dt.fuzz.session import Recorder, merge_stats, worker_id
 
 profiles.register_profiles()
 REQUIRED_PROPERTIES = {"differential", "exact", "invalid", "realistic"}
+GRADIENT_PROPERTIES = {"grad_differential", "grad_exact", "grad_invalid"}
 STATE: dict = {"recorder": None, "corpus_dir": corpus.DEFAULT_DIR, "ctx": None}
 
 
@@ -110,6 +111,7 @@ def ctx(request):
         for name in selected_targets(request.config):
             pools[name] = TargetPool(name, timeout=30.0)
         impl_pool = pools.get("impl") or TargetPool("impl")
+        impl_grad_pool = pools.get("impl-grad") or TargetPool("impl-grad")
         tf_version = None
         for name, p in pools.items():
             info = p.info()
@@ -124,7 +126,8 @@ def ctx(request):
         budget = FailureBudget(request.config.getoption("conv3dt_deadline", default=None),
                                request.config.getoption("conv3dt_shrink_seconds",
                                                         default=DEFAULT_SHRINK_SECONDS))
-        c = Context(pools, STATE["recorder"], ledger, impl_pool, budget, capabilities)
+        c = Context(pools, STATE["recorder"], ledger, impl_pool, budget, capabilities,
+                    impl_grad_pool=impl_grad_pool)
         STATE["ctx"] = c
         yield c
     finally:
@@ -150,7 +153,8 @@ def declared_capabilities(config, pools: dict) -> dict:
     given = read_declarations(path) if path else {}
     out, every = {}, []
     for name, pool in pools.items():
-        entry = given.get(name) or (given.get("*") if pool.spec.kind == "module" else None)
+        entry = given.get(name) or (given.get("*") if pool.spec.kind in ("module", "module-grad")
+                                    else None)
         entry = entry or pool.declared()
         if entry.get("error"):
             raise ValueError(f"target {name}: {entry['error']}")
@@ -216,7 +220,10 @@ def pytest_sessionfinish(session, exitstatus):
         return  # cut short by the deadline: the record says so; missing cells are expected
     stats = merge_stats(sorted(Path(rec.out_dir).glob("stats-*.json")),
                         ("examples", "coverage", "target_facts"))
-    if not REQUIRED_PROPERTIES <= set(stats.get("examples", {})):
+    from conv3dt.oracle.targets import is_gradient_target
+    required = REQUIRED_PROPERTIES | (GRADIENT_PROPERTIES if any(
+        map(is_gradient_target, stats.get("target_facts", {}))) else set())
+    if not required <= set(stats.get("examples", {})):
         return  # not every property ran (e.g. -k selected one): the cells cannot all be hit
     gaps, unreachable = tripwire(stats.get("coverage", {}), stats.get("target_facts", {}))
     if not gaps:

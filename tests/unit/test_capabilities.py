@@ -5,8 +5,10 @@ import json
 
 import pytest
 
-from conv3dt.fuzz.coverage import REQUIRED, cells_of
-from conv3dt.fuzz.covering import VALID_CELLS, covering_cases, tripwire, unreachable
+from conv3dt.fuzz.coverage import GRADIENT_REQUIRED, REQUIRED, cells_of
+from conv3dt.fuzz.covering import (VALID_CELLS, covering_cases, gradient_floor_extras, tripwire,
+                                   unreachable)
+from conv3dt.fuzz.gradients import grad_output_for, gradient_cases
 from conv3dt.fuzz.invalid import family_examples
 from conv3dt.fuzz.realistic import boundary_cases
 from conv3dt.fuzz.strategies import rare_cell_cases
@@ -71,9 +73,14 @@ def test_the_floor_hits_every_reachable_cell_by_construction(decls):
     floor += family_examples(domain.dtypes, domain.layouts, domain.paddings, domain.dilations,
                              domain.argument_forms)
     floor += [c for c in boundary_cases(domain=domain) + rare_cell_cases()]
+    # the gradient floor (fuzz.covering.floor_for "grad_differential"), the same declarations
+    # standing for a backward's, and the invalid families asked for a gradient (grad_invalid)
+    floor += gradient_cases([c.case for c in covering_cases(decls)]) + gradient_floor_extras(decls)
+    floor += [c.gradient_of("value", grad_output_for(c)[0]) for c in family_examples(
+        domain.dtypes, domain.layouts, domain.paddings, domain.dilations, domain.argument_forms)]
     admitted = [c for c in floor if any(d.admits(c) is None for d in decls)]
     hit = {cell for c in admitted for cell in cells_of(c)}
-    out_of_reach = unreachable(decls)
+    out_of_reach = unreachable(decls, decls)
     assert not (set(REQUIRED) - hit - out_of_reach), sorted(set(REQUIRED) - hit - out_of_reach)
     assert covering_cases(decls) == covering_cases(decls)          # deterministic
     if decls == [FULL]:
@@ -81,6 +88,15 @@ def test_the_floor_hits_every_reachable_cell_by_construction(decls):
     else:   # what is named unreachable is exactly what the declarations exclude
         assert all(not any(d.admits(c) is None for d in decls) for c in floor
                    if set(cells_of(c)) & out_of_reach and set(cells_of(c)) <= out_of_reach)
+
+
+def test_gradient_cells_are_required_only_with_a_gradient_target():
+    """Without a gradient target no gradient cell can fail the tripwire; with one, each is."""
+    assert set(GRADIENT_REQUIRED) <= unreachable([FULL])
+    assert not set(GRADIENT_REQUIRED) & unreachable([FULL], [FULL])
+    counts = {c: 1 for c in REQUIRED if c not in GRADIENT_REQUIRED}
+    assert tripwire(counts, {"tf-eager": {}})[0] == []
+    assert tripwire(counts, {"tf-eager": {}, "impl-grad": {}})[0] == list(GRADIENT_REQUIRED)
 
 
 def test_tripwire_fails_only_on_reachable_gaps():
