@@ -146,7 +146,8 @@ def replay(entry: dict, ctx) -> Replay:
     caps = ctx.capabilities.get(target)
     if caps is not None and caps.admits(entry["case_obj"]) is not None:
         return Replay("skipped")   # outside what the target declares (oracle.capabilities)
-    impl_run = ctx.impl_pool.run if ctx.impl_pool is not None else None
+    reference = ctx.impl_grad_pool if entry["case_obj"].is_gradient else ctx.impl_pool
+    impl_run = reference.run if reference is not None else None
     findings = rejudge(entry, lambda cs: ctx.run(target, cs), impl_run)
     unknown = ctx.settle(findings)
     same = [f for f in findings if f.kind == entry["kind"]]

@@ -165,7 +165,7 @@ def unreachable(declarations: list[Capabilities] | None = None,
     """Required cells no declaration admits: the tripwire names them and does not fail. The
     gradient cells (``fuzz.gradients``) are reached through the gradient targets' declarations
     only: with none, none of them is required."""
-    declarations = declarations or [FULL]
+    declarations = [FULL] if declarations is None else declarations
     out = set()
     for cell in REQUIRED:
         op, sep, rest = cell.partition("×")
@@ -198,7 +198,9 @@ def declarations_of(target_facts: dict, gradient: bool = False) -> list[Capabili
             continue
         declared = ((facts or {}).get("capabilities") or {}).get("declared")
         out.append(FULL if declared is None else Capabilities.from_mapping(declared, f"target {name}"))
-    return out or ([] if gradient else [FULL])
+    if out or gradient or any(map(is_gradient_target, target_facts or {})):
+        return out   # a gradient-only session has no forward declaration at all
+    return [FULL]
 
 
 def tripwire(counts: dict[str, int], target_facts: dict) -> tuple[list[str], list[str]]:

@@ -58,7 +58,7 @@ FIELDS = ("id", "reason", "kernels", "targets", "tf_versions", "kinds", "labels"
 LEDGER_SCHEMA = "conv3dt-ledger/1"
 KNOWN_DTYPES = ("float16", "bfloat16", "float32", "float64", "int32", "int64", "complex64")
 KNOWN_PROPERTIES = ("differential", "exact", "invalid", "realistic", "corpus",
-                    "grad_differential", "grad_exact", "grad_invalid") + tuple(
+                    "grad_differential", "grad_exact", "grad_invalid", "grad_realistic") + tuple(
     f"metamorphic-{name}" for name in ("determinism", "power-of-two", "adjoint", "layout",
                                        "linearity-value", "linearity-filter", "batch-split"))
 
@@ -95,6 +95,7 @@ def case_features(case: dict[str, Any]) -> dict[str, Any]:
         "layout": layout,
         "dilation>1": any(isinstance(d, int) and d > 1 for d in dil),
         "cout=0": len(fshape) == 5 and fshape[3] == 0,
+        "cout=1": len(fshape) == 5 and fshape[3] == 1,
         "cin=0": len(fshape) == 5 and fshape[4] == 0,
         "valid-output<kernel": _valid_output_below_kernel(case, fshape, dil),
         "nonfinite-input": any(_nonfinite_recipe(case.get(k)) for k in ("value", "filter", "grad_output")),

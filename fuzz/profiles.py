@@ -27,7 +27,8 @@ PROFILES = ("dev", "ci", "nightly")
 WEIGHTS = {"differential": 1.0, "exact": 0.5, "invalid": 2.0, "metamorphic": 0.2, "realistic": 0.25,
            # the backward pass (fuzz.gradients): an example is 2 x 4 gradient Cases of one
            # forward call structure, judged on every gradient target
-           "grad_differential": 0.4, "grad_exact": 0.2, "grad_invalid": 0.5}
+           "grad_differential": 0.4, "grad_exact": 0.2, "grad_invalid": 0.5,
+           "grad_metamorphic": 0.1, "grad_realistic": 0.1}
 
 BASE_EXAMPLES = {"dev": 20, "ci": 150, "nightly": 5000}
 

@@ -227,3 +227,51 @@ def check_invalid(case: Case, ctx: Context, prop: str = "invalid") -> None:
         unknown += ctx.settle(findings)
         ctx.timings["judge"] += time.perf_counter() - t1
     _finish(ctx, prop, [case], unknown, None)
+
+
+def judge_identities(ctx: Context, prop: str, plan, pools: dict) -> list[Finding]:
+    """A metamorphic ``plan`` (``fuzz.metamorphic.plan``: every variant of its identities as one
+    batch) run on ``pools`` at once and judged per target; counts the example, the outcomes, the
+    kernels and per identity and target ``{"judged", "bit_identical"}`` (``stats["metamorphic"]``).
+    Returns the unknown Findings (the ledger applied)."""
+    t0 = time.perf_counter()
+    results = run_on_targets(pools, plan.batch)   # the targets at once, concurrently
+    ctx.timings["oracle"] += time.perf_counter() - t0
+    ctx.recorder.maybe_write()
+    stats = ctx.recorder.extra.setdefault("metamorphic", {})
+    phase = ctx.budget.phase(prop, [plan.case])
+    unknown = []
+    for name in pools:
+        ctx.recorder.example(prop, name, phase)
+        outs = results[name]
+        for o in outs:
+            ctx.recorder.outcome(name, o.kind)
+            ctx.recorder.kernel(name, o.kernel)
+        for v in plan.judge(outs, name, strict=name in ("impl", "impl-grad")):
+            cell = stats.setdefault(v.identity, {}).setdefault(name, {"judged": 0, "bit_identical": 0})
+            cell["judged"] += int(v.judged)
+            cell["bit_identical"] += int(bool(v.judged and v.bit_identical))
+            unknown += ctx.settle(v.findings)
+    return unknown
+
+
+def identity_groups(ctx: Context, plan) -> dict:
+    """``{identities: {target: pool}}``: targets grouped by the identities whose every variant
+    their declaration admits (``oracle.capabilities``; an NDHWC-only kernel is judged on every
+    identity but the layout one). A declined identity is counted (``Recorder.declined``)."""
+    groups: dict = {}
+    for name, pool in ctx.pools.items():
+        if pool.spec.gradient != plan.case.is_gradient:   # forward Cases to forward targets only
+            continue
+        caps = ctx.capabilities.get(name)
+        kept = []
+        for identity, idx in plan.index.items():
+            reason = None if caps is None else next(
+                (r for r in (caps.admits(plan.batch[i]) for i in idx) if r is not None), None)
+            if reason is None:
+                kept.append(identity)
+            else:
+                ctx.recorder.declined(name, reason, len(idx))
+        if kept:
+            groups.setdefault(tuple(kept), {})[name] = pool
+    return groups

@@ -74,13 +74,13 @@ def _load_callable(name: str) -> Callable[[Case, tuple], np.ndarray]:
     if spec.kind == "tf":
         from conv3dt.oracle import tf_paths
 
-        return lambda case, arrays: tf_paths.run(spec.path, case, arrays)
+        return _forward_only(name, lambda case, arrays: tf_paths.run(spec.path, case, arrays))
     if spec.kind == "jax":
         from conv3dt.oracle import jax_path
 
-        return jax_path.run
+        return _forward_only(name, jax_path.run)
     if spec.kind in FRAMEWORK_TARGETS:
-        return importlib.import_module(FRAMEWORK_TARGETS[spec.kind][0]).run
+        return _forward_only(name, importlib.import_module(FRAMEWORK_TARGETS[spec.kind][0]).run)
     if spec.kind in ("impl", "impl-grad"):
         fn = getattr(importlib.import_module("conv3dt.impl"),
                      "conv3d_transpose_grads" if spec.gradient else "conv3d_transpose")
@@ -99,6 +99,15 @@ def _load_callable(name: str) -> Callable[[Case, tuple], np.ndarray]:
     from conv3dt.oracle.capabilities import ATTRIBUTE   # what the callable declares, if anything
     setattr(run, ATTRIBUTE, getattr(fn, ATTRIBUTE, None))
     return run
+
+
+def _forward_only(name: str, run: Callable[[Case, tuple], np.ndarray]) -> Callable:
+    """``run`` refusing gradient Cases: a forward target has no backward to give."""
+    def guarded(case: Case, arrays: tuple) -> np.ndarray:
+        if case.is_gradient:
+            raise TypeError(f"{name} is a forward target: it runs no gradient Case")
+        return run(case, arrays)
+    return guarded
 
 
 def call_v1(fn: Callable, case: Case, arrays: tuple) -> np.ndarray:

@@ -31,7 +31,7 @@ from conv3dt.fuzz.session import Recorder, merge_stats, worker_id
 
 profiles.register_profiles()
 REQUIRED_PROPERTIES = {"differential", "exact", "invalid", "realistic"}
-GRADIENT_PROPERTIES = {"grad_differential", "grad_exact", "grad_invalid"}
+GRADIENT_PROPERTIES = {"grad_differential", "grad_exact", "grad_invalid", "grad_realistic"}
 STATE: dict = {"recorder": None, "corpus_dir": corpus.DEFAULT_DIR, "ctx": None}
 
 
@@ -91,6 +91,16 @@ def pytest_configure(config):
     STATE["corpus_dir"] = Path(given or corpus.DEFAULT_DIR)
     STATE["corpus_save_dir"] = Path(given) if given else Path(out) / "corpus"
     profiles.ACTIVE["corpus_dir"] = STATE["corpus_dir"]
+
+
+def required_properties(targets) -> set[str]:
+    """The properties a full run of these targets runs: the forward's with a forward target, the
+    gradient's with a gradient target (``oracle.targets.is_gradient_target``)."""
+    from conv3dt.oracle.targets import is_gradient_target
+
+    kinds = {is_gradient_target(name) for name in targets} or {False}   # none known: the forward's
+    return ((REQUIRED_PROPERTIES if False in kinds else set())
+            | (GRADIENT_PROPERTIES if True in kinds else set()))
 
 
 def selected_targets(config) -> list[str]:
@@ -201,8 +211,21 @@ def pytest_runtest_makereport(item, call):
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """The in-process coverage tripwire runs after every property."""
+    """The in-process coverage tripwire runs after every property. A property of the forward
+    (gradient) op is skipped when no forward (gradient) target is selected: it has nothing to
+    judge, and every example it drew would be rejected."""
+    from conv3dt.oracle.targets import is_gradient_target
+
     items.sort(key=lambda it: "test_coverage" in it.nodeid)
+    kinds = {is_gradient_target(name) for name in selected_targets(config)}
+    for item in items:
+        name = getattr(item, "originalname", item.name)
+        if name in ("test_coverage_tripwire", "test_corpus_replay"):
+            continue
+        gradient = name.startswith("test_grad_")
+        if gradient not in kinds:
+            item.add_marker(pytest.mark.skip(reason=f"no {'gradient' if gradient else 'forward'} "
+                                                    "target selected: nothing to judge"))
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -220,10 +243,7 @@ def pytest_sessionfinish(session, exitstatus):
         return  # cut short by the deadline: the record says so; missing cells are expected
     stats = merge_stats(sorted(Path(rec.out_dir).glob("stats-*.json")),
                         ("examples", "coverage", "target_facts"))
-    from conv3dt.oracle.targets import is_gradient_target
-    required = REQUIRED_PROPERTIES | (GRADIENT_PROPERTIES if any(
-        map(is_gradient_target, stats.get("target_facts", {}))) else set())
-    if not required <= set(stats.get("examples", {})):
+    if not required_properties(stats.get("target_facts", {})) <= set(stats.get("examples", {})):
         return  # not every property ran (e.g. -k selected one): the cells cannot all be hit
     gaps, unreachable = tripwire(stats.get("coverage", {}), stats.get("target_facts", {}))
     if not gaps:

@@ -8,16 +8,16 @@ import pytest
 from conv3dt.fuzz import profiles
 from conv3dt.fuzz.covering import tripwire
 
-from conv3dt.fuzz.conformance.plugin import REQUIRED_PROPERTIES, STATE
+from conv3dt.fuzz.conformance.plugin import STATE, required_properties
 
 
 def test_coverage_tripwire():
     if os.environ.get("PYTEST_XDIST_WORKER"):
         pytest.skip("per-worker counts are partial: the xdist controller checks the merged stats")
     rec = STATE["recorder"]
-    ran = set(rec.examples)
-    if not REQUIRED_PROPERTIES <= ran:
-        pytest.skip(f"properties {sorted(REQUIRED_PROPERTIES - ran)} did not run in this session")
+    ran, required = set(rec.examples), required_properties(rec.target_facts)
+    if not required <= ran:
+        pytest.skip(f"properties {sorted(required - ran)} did not run in this session")
     if not profiles.tripwire_applies():
         pytest.skip("the tripwire applies to ci-sized runs (ci profile, --examples >= its count)")
     ctx = STATE["ctx"]

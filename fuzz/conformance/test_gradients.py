@@ -11,24 +11,30 @@ forward's, each gradient under its own rigorous bound (``fuzz.truth.gradient_tru
   Case and the SAME-negative-pad Case (``fuzz.covering.floor_for``);
 - ``grad_exact``: small-integer Cases whose every partial sum is exact: bit for bit;
 - ``grad_invalid``: every forward near-miss (``fuzz.invalid``) asked for a gradient must be
-  rejected with the forward's contract class; each family once deterministically first.
+  rejected with the forward's contract class; each family once deterministically first;
+- ``grad_metamorphic``: determinism (the same call twice, the same bits) and power-of-two (g·2^k
+  gives the gradient·2^k exactly, both gradients being linear in g: ``fuzz.metamorphic``) on
+  every gradient target, no second implementation trusted;
+- ``grad_realistic``: the realistic-size tier (``fuzz.realistic``: channels past every block
+  size, extents up to 65, thousands of products per element) for both gradients, one search per
+  dtype, its boundary Cases first: dfilter's sums run over N·ΠI products there.
 
-Without a gradient target selected these properties judge nothing and are skipped."""
+Without a gradient target selected these properties are skipped (fuzz/conformance/plugin.py)."""
 import pytest
-from hypothesis import given
+from hypothesis import example, given, seed
+from hypothesis import strategies as st
 
-from conv3dt.fuzz import profiles
+from conv3dt.fuzz import metamorphic, profiles
 from conv3dt.fuzz.covering import floor_for
-from conv3dt.fuzz.failures import every_failure
+from conv3dt.fuzz.failures import EXPLICIT_EXAMPLES, FailureBudget, every_failure
 from conv3dt.fuzz.gradients import (exact_gradient_batches, gradient_batches, grad_output_for,
                                     invalid_gradient_cases)
 from conv3dt.fuzz.invalid import family_examples
-from conv3dt.fuzz.properties import check_invalid, check_valid_batch
-
-
-def _need_gradient_target(ctx) -> None:
-    if not any(pool.spec.gradient for pool in ctx.pools.values()):
-        pytest.skip("no gradient target selected (tf-grad-*, impl-grad, grad:module:function)")
+from conv3dt.fuzz.properties import (check_invalid, check_valid_batch, identity_groups,
+                                     judge_identities, no_target_admits)
+from conv3dt.fuzz.realistic import BUDGETS, boundary_cases, realistic_cases, tier_seed
+from conv3dt.fuzz.strategies import DTYPES
+from conv3dt.fuzz.gradients import gradient_cases
 
 
 @profiles.settings_for("grad_differential")
@@ -38,7 +44,6 @@ def grad_differential(ctx, cases):
 
 
 def test_grad_differential(ctx):
-    _need_gradient_target(ctx)
     floor = floor_for(ctx, "grad_differential")
     every_failure(grad_differential, ctx.budget, ctx,
                   first=lambda: [check_valid_batch([case], ctx, "grad_differential")
@@ -52,7 +57,6 @@ def grad_exact(ctx, cases):
 
 
 def test_grad_exact(ctx):
-    _need_gradient_target(ctx)
     every_failure(grad_exact, ctx.budget, ctx)
 
 
@@ -70,7 +74,58 @@ def _family_gradients() -> list:
 
 
 def test_grad_invalid(ctx):
-    _need_gradient_target(ctx)
     every_failure(grad_invalid, ctx.budget, ctx,
                   first=lambda: [check_invalid(case, ctx, "grad_invalid")
                                  for case in _family_gradients()])
+
+
+GRADIENT_IDENTITIES = ("determinism", "power-of-two")
+
+
+def gradient_metamorphic_cases(**domain):
+    """One gradient of a metamorphic Case (``fuzz.metamorphic.metamorphic_cases``)."""
+    return st.tuples(metamorphic.metamorphic_cases(**domain), st.integers(0, 1)).map(
+        lambda t: gradient_cases([t[0]])[t[1]])
+
+
+@profiles.settings_for("grad_metamorphic")
+@given(case=profiles.within_domain(gradient_metamorphic_cases))
+def grad_metamorphic(ctx, case):
+    if not ctx.budget.before_example("grad_metamorphic", [case]):
+        return
+    full = metamorphic.plan(case, GRADIENT_IDENTITIES)
+    groups = identity_groups(ctx, full)
+    if not groups:
+        return no_target_admits(ctx, "grad_metamorphic", [case])
+    unknown = []
+    for identities, pools in groups.items():
+        plan = full if identities == tuple(full.index) else metamorphic.plan(case, identities)
+        unknown += judge_identities(ctx, "grad_metamorphic", plan, pools)
+    ctx.budget.fail("grad_metamorphic", [case], unknown)
+
+
+def test_grad_metamorphic(ctx):
+    every_failure(grad_metamorphic, ctx.budget, ctx)
+
+
+def grad_tier_search(ctx, dtype: str, prop: str = "grad_realistic"):
+    """The realistic tier's search for one dtype, both gradients of each Case."""
+    domain = profiles.declared_domain()
+    @profiles.settings_for(prop)
+    @given(case=realistic_cases(BUDGETS[profiles.ACTIVE["profile"]], dtypes=(dtype,),
+                                layouts=domain.layouts, paddings=domain.paddings))
+    def search(case):
+        check_valid_batch(gradient_cases([case]), ctx, prop)
+
+    for case in boundary_cases(domain=domain):
+        if case.dtype == dtype:   # explicit: judged as the gradient Cases it becomes
+            EXPLICIT_EXAMPLES.add(FailureBudget.example_key(prop, gradient_cases([case])))
+            search = example(case=case)(search)
+    return seed(tier_seed(dtype, profiles.ACTIVE["seed"]) + 1)(search)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_grad_realistic(ctx, dtype):
+    if dtype not in profiles.declared_domain().dtypes:
+        return   # no selected target declares it (oracle.capabilities): nothing to judge
+    every_failure(grad_tier_search(ctx, dtype), ctx.budget)

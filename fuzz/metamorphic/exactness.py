@@ -1,7 +1,9 @@
 """Bit-exact identities.
 
 - ``determinism``: the same Case twice gives the same bits (nan equal to nan).
-- ``power-of-two``: value·2^k gives result·2^k exactly when
+- ``power-of-two``: value·2^k gives result·2^k exactly (for a gradient Case: g·2^k gives the
+  gradient·2^k, both gradients being linear in g; ``operands`` names the two factors of every
+  product: (value, filter), (g, filter) for dvalue, (value, g) for dfilter) when
   - every nonzero product is normal (min|v|·min|w| ≥ 2·smallest normal; ≥ smallest normal·2^p
     on paths that may flush subnormals, so that no partial sum is subnormal),
   - every result is an exact 0 (A = 0) or certainly normal (|y_ref| − e_ref ≥ smallest normal:
@@ -55,7 +57,7 @@ def power_of_two_judge(case, cases, outs, target, strict=False) -> Verdict:
         return Verdict("power-of-two")
     dt = case.dtype
     truth = truth_of(case)
-    v, w = (np.abs(a.materialize().astype(np.float64)) for a in (case.value, case.filter))
+    v, w = (np.abs(a.materialize().astype(np.float64)) for a in operands(case))
     vmin, wmin = (float(np.min(x[x > 0], initial=np.inf)) for x in (v, w))
     g = gamma(max(truth.n_terms, 1), unit_roundoff_of(ref_type(dt)))
     e_ref = g * truth.magnitude / (1.0 - g)
@@ -84,13 +86,25 @@ def power_of_two_judge(case, cases, outs, target, strict=False) -> Verdict:
 
 
 # ----------------------------------------------------------------------------- determinism, 2^k
+def operands(case: Case) -> tuple[ArraySpec, ArraySpec]:
+    """The two factors of every product the Case's result sums (the scaled one first)."""
+    if case.grad_wrt == "value":
+        return case.grad_output, case.filter
+    if case.grad_wrt == "filter":
+        return case.grad_output, case.value
+    return case.value, case.filter
+
+
 def scaled(case: Case, k: int = SCALE_EXP) -> Case | None:
-    """The Case with value·2^k (inline), or None when the scaling could leave the normal range."""
-    v = case.value.materialize()
+    """The Case with value·2^k (a gradient Case: g·2^k), inline, or None when the scaling could
+    leave the normal range."""
+    v = operands(case)[0].materialize()
     if not np.all(np.isfinite(v.astype(np.float64))) or v.size > 4096:
         return None
     with np.errstate(over="ignore"):
         s = (v.astype(np.float64) * 2.0**k).astype(v.dtype)
     if not np.all(np.isfinite(s.astype(np.float64))):  # an input itself overflows
         return None
+    if case.is_gradient:
+        return replace(case, grad_output=ArraySpec.inline(s), label="valid")
     return replace(case, value=ArraySpec.inline(s), label="valid")
