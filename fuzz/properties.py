@@ -229,6 +229,26 @@ def check_invalid(case: Case, ctx: Context, prop: str = "invalid") -> None:
     _finish(ctx, prop, [case], unknown, None)
 
 
+def check_identities(ctx: Context, prop: str, case: Case, identities: tuple | None = None) -> None:
+    """Property ``prop``'s metamorphic example: the variants of ``identities`` (default: every
+    identity of ``fuzz.metamorphic``) of ``case``, run on the targets that run such a Case, in
+    groups by what their declarations admit (``identity_groups``), judged, and the unknown
+    Findings raised (``FailureBudget.fail``)."""
+    from conv3dt.fuzz import metamorphic
+
+    if not ctx.budget.before_example(prop, [case]):
+        return
+    full = metamorphic.plan(case) if identities is None else metamorphic.plan(case, identities)
+    groups = identity_groups(ctx, full)   # identities each target declares every variant of
+    if not groups:
+        return no_target_admits(ctx, prop, [case])
+    unknown = []
+    for kept, pools in groups.items():
+        plan = full if kept == tuple(full.index) else metamorphic.plan(case, kept)
+        unknown += judge_identities(ctx, prop, plan, pools)
+    ctx.budget.fail(prop, [case], unknown)
+
+
 def judge_identities(ctx: Context, prop: str, plan, pools: dict) -> list[Finding]:
     """A metamorphic ``plan`` (``fuzz.metamorphic.plan``: every variant of its identities as one
     batch) run on ``pools`` at once and judged per target; counts the example, the outcomes, the

@@ -220,3 +220,31 @@ def boundary_cases(seed: int = 11, domain=None) -> list[Case]:
                         padding=b.padding if b.padding in domain.paddings else domain.paddings[0])
         out.append(b.case(seed + 2 * j))
     return out
+
+
+def tier_search(ctx, dtype: str, prop: str = "realistic", cases_of=None):
+    """The tier's Hypothesis search for one dtype (the profile's examples and budget): each
+    drawn Case judged as ``cases_of(case)`` (default: itself; the gradient tier: both gradients,
+    ``fuzz.gradients.gradient_cases``) on every target that runs them, the dtype's boundary
+    Cases first as explicit examples; seeded per dtype and property (``tier_seed``)."""
+    from hypothesis import example, given, seed
+
+    from conv3dt.fuzz import profiles
+    from conv3dt.fuzz.failures import EXPLICIT_EXAMPLES, FailureBudget
+    from conv3dt.fuzz.properties import check_valid_batch
+
+    cases_of = cases_of or (lambda case: [case])
+    domain = profiles.declared_domain()
+
+    @profiles.settings_for(prop)
+    @given(case=realistic_cases(BUDGETS[profiles.ACTIVE["profile"]], dtypes=(dtype,),
+                                layouts=domain.layouts, paddings=domain.paddings))
+    def search(case):
+        check_valid_batch(cases_of(case), ctx, prop)
+
+    for case in boundary_cases(domain=domain):
+        if case.dtype == dtype:   # explicit: no shrink round (fuzz.failures.explicit)
+            EXPLICIT_EXAMPLES.add(FailureBudget.example_key(prop, cases_of(case)))
+            search = example(case=case)(search)
+    offset = 0 if prop == "realistic" else 1   # the gradient tier searches its own stream
+    return seed(tier_seed(dtype, profiles.ACTIVE["seed"]) + offset)(search)

@@ -28,7 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from conv3dt.oracle.case import Case, structure_key
-from conv3dt.oracle.tf_paths import _constant, _lru_get, _tf, from_numpy, to_numpy
+from conv3dt.oracle.tf_paths import GraphCall, _constant, _lru_get, _tf, from_numpy, to_numpy
 
 
 def run(path: str, case: Case, arrays: tuple) -> Any:
@@ -85,33 +85,17 @@ def _traced(case: Case, value: Any, filt: Any, g: Any, jit: bool) -> Any:
     return fn(_tensor(value), _tensor(filt), _tensor(g))
 
 
-class _GraphGradient:
-    """One built v1 graph: placeholders for value, filter and g, the gradient, an open Session."""
-
-    def __init__(self, case: Case, arrays: tuple):
-        tf = _tf()
-        graph = tf.Graph()
-        with graph.as_default():
-            self.feeds = [None if a is None else
-                          tf.compat.v1.placeholder(tf.as_dtype(a.dtype.name), a.shape)
-                          for a in arrays]
-            value, filt, g = self.feeds
-            y = _forward(case, value, filt)
-            source = (value, filt)[_source_index(case)]
-            if source is None:
-                raise TypeError(f"no {case.grad_wrt} to differentiate")
-            (self.output,) = tf.compat.v1.gradients(y, [source], grad_ys=g)
-            _checked(self.output, case)
-        self.session = tf.compat.v1.Session(graph=graph)
-
-    def __call__(self, arrays: tuple) -> Any:
-        feed = {p: a for p, a in zip(self.feeds, arrays) if p is not None}
-        return self.session.run(self.output, feed)
-
-
 def _v1(case: Case, value: Any, filt: Any, g: Any) -> Any:
+    def build(value, filt, g):
+        y = _forward(case, value, filt)
+        source = (value, filt)[_source_index(case)]
+        if source is None:
+            raise TypeError(f"no {case.grad_wrt} to differentiate")
+        (grad,) = _tf().compat.v1.gradients(y, [source], grad_ys=g)
+        return _checked(grad, case)
+
     arrays = (value, filt, g)
-    return _lru_get(("grad-v1", structure_key(case)), lambda: _GraphGradient(case, arrays))(arrays)
+    return _lru_get(("grad-v1", structure_key(case)), lambda: GraphCall(arrays, build))(arrays)
 
 
 _PATHS = {"grad-eager": _eager,

@@ -194,18 +194,19 @@ def _lru_get(key: tuple, build):
     return hit
 
 
-class _GraphCall:
-    """One built v1 graph: placeholders for value/filter, the op's output, an open Session."""
+class GraphCall:
+    """One built v1 graph: a placeholder per array (its exact dtype and static shape; None stays
+    None), the output ``build(placeholders)`` makes of them, and an open Session that runs it
+    with the arrays fed (``oracle.tf_grad_paths`` builds its gradients the same way)."""
 
-    def __init__(self, case: Case, arrays: tuple):
+    def __init__(self, arrays: tuple, build):
         tf = _tf()
         graph = tf.Graph()
         with graph.as_default():
             self.feeds = [None if a is None else
                           tf.compat.v1.placeholder(tf.as_dtype(a.dtype.name), a.shape)
                           for a in arrays]
-            args, kwargs = case.call_args(tensor=_constant, arrays=tuple(self.feeds))
-            self.output = tf.compat.v1.nn.conv3d_transpose(*args, **kwargs)
+            self.output = build(*self.feeds)
         self.session = tf.compat.v1.Session(graph=graph)
 
     def __call__(self, arrays: tuple):
@@ -214,7 +215,11 @@ class _GraphCall:
 
 
 def _graph(case: Case, arrays: tuple):
-    return _lru_get(("graph", structure_key(case)), lambda: _GraphCall(case, arrays))(arrays)
+    def build(value, filt):
+        args, kwargs = case.call_args(tensor=_constant, arrays=(value, filt))
+        return _tf().compat.v1.nn.conv3d_transpose(*args, **kwargs)
+
+    return _lru_get(("graph", structure_key(case)), lambda: GraphCall(arrays, build))(arrays)
 
 
 def _traced(case: Case, arrays: tuple, jit: bool):

@@ -21,20 +21,18 @@ forward's, each gradient under its own rigorous bound (``fuzz.truth.gradient_tru
 
 Without a gradient target selected these properties are skipped (fuzz/conformance/plugin.py)."""
 import pytest
-from hypothesis import example, given, seed
+from hypothesis import given
 from hypothesis import strategies as st
 
 from conv3dt.fuzz import metamorphic, profiles
 from conv3dt.fuzz.covering import floor_for
-from conv3dt.fuzz.failures import EXPLICIT_EXAMPLES, FailureBudget, every_failure
-from conv3dt.fuzz.gradients import (exact_gradient_batches, gradient_batches, grad_output_for,
-                                    invalid_gradient_cases)
+from conv3dt.fuzz.failures import every_failure
+from conv3dt.fuzz.gradients import (exact_gradient_batches, grad_output_for, gradient_batches,
+                                    gradient_cases, invalid_gradient_cases)
 from conv3dt.fuzz.invalid import family_examples
-from conv3dt.fuzz.properties import (check_invalid, check_valid_batch, identity_groups,
-                                     judge_identities, no_target_admits)
-from conv3dt.fuzz.realistic import BUDGETS, boundary_cases, realistic_cases, tier_seed
+from conv3dt.fuzz.properties import check_identities, check_invalid, check_valid_batch
+from conv3dt.fuzz.realistic import tier_search
 from conv3dt.fuzz.strategies import DTYPES
-from conv3dt.fuzz.gradients import gradient_cases
 
 
 @profiles.settings_for("grad_differential")
@@ -91,41 +89,16 @@ def gradient_metamorphic_cases(**domain):
 @profiles.settings_for("grad_metamorphic")
 @given(case=profiles.within_domain(gradient_metamorphic_cases))
 def grad_metamorphic(ctx, case):
-    if not ctx.budget.before_example("grad_metamorphic", [case]):
-        return
-    full = metamorphic.plan(case, GRADIENT_IDENTITIES)
-    groups = identity_groups(ctx, full)
-    if not groups:
-        return no_target_admits(ctx, "grad_metamorphic", [case])
-    unknown = []
-    for identities, pools in groups.items():
-        plan = full if identities == tuple(full.index) else metamorphic.plan(case, identities)
-        unknown += judge_identities(ctx, "grad_metamorphic", plan, pools)
-    ctx.budget.fail("grad_metamorphic", [case], unknown)
+    check_identities(ctx, "grad_metamorphic", case, GRADIENT_IDENTITIES)
 
 
 def test_grad_metamorphic(ctx):
     every_failure(grad_metamorphic, ctx.budget, ctx)
 
 
-def grad_tier_search(ctx, dtype: str, prop: str = "grad_realistic"):
-    """The realistic tier's search for one dtype, both gradients of each Case."""
-    domain = profiles.declared_domain()
-    @profiles.settings_for(prop)
-    @given(case=realistic_cases(BUDGETS[profiles.ACTIVE["profile"]], dtypes=(dtype,),
-                                layouts=domain.layouts, paddings=domain.paddings))
-    def search(case):
-        check_valid_batch(gradient_cases([case]), ctx, prop)
-
-    for case in boundary_cases(domain=domain):
-        if case.dtype == dtype:   # explicit: judged as the gradient Cases it becomes
-            EXPLICIT_EXAMPLES.add(FailureBudget.example_key(prop, gradient_cases([case])))
-            search = example(case=case)(search)
-    return seed(tier_seed(dtype, profiles.ACTIVE["seed"]) + 1)(search)
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_grad_realistic(ctx, dtype):
     if dtype not in profiles.declared_domain().dtypes:
         return   # no selected target declares it (oracle.capabilities): nothing to judge
-    every_failure(grad_tier_search(ctx, dtype), ctx.budget)
+    every_failure(tier_search(ctx, dtype, "grad_realistic", lambda case: gradient_cases([case])),
+                  ctx.budget)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 
 from conv3dt.fuzz import metamorphic, profiles
 from conv3dt.fuzz.failures import every_failure
-from conv3dt.fuzz.properties import identity_groups, judge_identities, no_target_admits
+from conv3dt.fuzz.properties import check_identities
 
 # One example runs 7 identities (~11 calls per target), so a third of the profile's
 # "metamorphic" count keeps the property within its share of the ci budget.
@@ -21,17 +21,7 @@ SETTINGS = settings(SETTINGS, max_examples=max(1, SETTINGS.max_examples // 3))
 @SETTINGS
 @given(case=profiles.within_domain(metamorphic.metamorphic_cases))
 def metamorphic_identities(ctx, case):
-    if not ctx.budget.before_example("metamorphic", [case]):
-        return
-    full = metamorphic.plan(case)
-    groups = identity_groups(ctx, full)   # identities each target declares every variant of
-    if not groups:
-        return no_target_admits(ctx, "metamorphic", [case])
-    unknown = []
-    for identities, pools in groups.items():
-        plan = full if identities == tuple(full.index) else metamorphic.plan(case, identities)
-        unknown += judge_identities(ctx, "metamorphic", plan, pools)
-    ctx.budget.fail("metamorphic", [case], unknown)
+    check_identities(ctx, "metamorphic", case)
 
 
 def test_metamorphic(ctx):

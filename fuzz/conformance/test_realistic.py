@@ -8,28 +8,11 @@ examples, so a single search over all dtypes spends most of its examples in whic
 met first; each search has its own seed (``fuzz.realistic.tier_seed``). Explicit examples: ``fuzz.realistic.boundary_cases()`` of that dtype, one
 deterministic Case per boundary class, so the tier's coverage never depends on luck."""
 import pytest
-from hypothesis import given, seed
 
 from conv3dt.fuzz import profiles
-from conv3dt.fuzz.failures import every_failure, explicit
-from conv3dt.fuzz.properties import check_valid_batch
-from conv3dt.fuzz.realistic import BUDGETS, boundary_cases, realistic_cases, tier_seed
+from conv3dt.fuzz.failures import every_failure
+from conv3dt.fuzz.realistic import tier_search
 from conv3dt.fuzz.strategies import DTYPES
-
-
-def tier_search(ctx, dtype: str, prop: str = "realistic"):
-    """The tier's Hypothesis search for one dtype (the profile's examples and budget)."""
-    domain = profiles.declared_domain()
-    @profiles.settings_for(prop)
-    @given(case=realistic_cases(BUDGETS[profiles.ACTIVE["profile"]], dtypes=(dtype,),
-                                layouts=domain.layouts, paddings=domain.paddings))
-    def search(case):
-        check_valid_batch([case], ctx, prop)
-
-    for case in boundary_cases(domain=domain):
-        if case.dtype == dtype:
-            search = explicit(prop, case=case)(search)
-    return seed(tier_seed(dtype, profiles.ACTIVE["seed"]))(search)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
