@@ -116,7 +116,13 @@ class Context:
 
 
 def _matrix_cells(case: Case) -> list[str]:
+    """The conformance matrix's columns a Case counts in (``stats["matrix"]``); a gradient Case
+    also in ``gradient=value`` / ``gradient=filter``, so each gradient has its own cells."""
     cells = [f"dtype={case.dtype}", f"layout={case.data_format}", f"padding={case.padding}"]
+    if case.is_gradient:
+        cells.append(f"gradient={case.grad_wrt}")
+        cells += [c for c in cells_of(case.forward()) if c.startswith(("dilation=", "zero="))]
+        return cells
     return cells + [c for c in cells_of(case) if c.startswith(("dilation=", "zero="))]
 
 

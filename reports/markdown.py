@@ -97,6 +97,12 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _property(f: dict[str, Any]) -> str:
+    """The property, and for the backward which gradient it judged (``d/dvalue``, ``d/dfilter``)."""
+    wrt = (f.get("case") or {}).get("grad_wrt")
+    return f"{f['property']} (d/d{wrt})" if wrt else f["property"]
+
+
 def findings_table(findings: list[dict[str, Any]]) -> list[str]:
     if not findings:
         return ["No findings."]
@@ -106,7 +112,7 @@ def findings_table(findings: list[dict[str, Any]]) -> list[str]:
     for f in findings:
         c = f["case"]
         lines.append("| " + " | ".join(_cell(x) for x in (
-            f["status"], f"`{f['id']}`", f["kind"], f["target"], f["property"], c.get("dtype"),
+            f["status"], f"`{f['id']}`", f["kind"], f["target"], _property(f), c.get("dtype"),
             c.get("data_format"), c.get("padding"), c.get("value_shape"),
             fmt_headroom(f.get("headroom")), f.get("known_deviation") or "–",
             f["observed"][:160])) + " |")
@@ -135,7 +141,7 @@ def render_markdown(record: dict[str, Any]) -> str:
     rest = [f for f in record["findings"] if f["status"] != "new"]
     out += ["## New findings", "", *findings_table(new), ""]
     for f in new[:50]:
-        out += [f"### `{f['id']}` {f['kind']} on {f['target']} ({f['property']})", "",
+        out += [f"### `{f['id']}` {f['kind']} on {f['target']} ({_property(f)})", "",
                 f"- expected: {f['expected']}", f"- observed: {f['observed']}",
                 *failure_lines(f), "", "```python", f["repro"].rstrip(), "```", ""]
     if len(new) > 50:
