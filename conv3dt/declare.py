@@ -56,7 +56,7 @@ def from_args(args: argparse.Namespace, targets: list[str]) -> dict[str, dict[st
     ``CapabilityError`` (a usage error) naming what is wrong."""
     from conv3dt.oracle.targets import resolve
 
-    modules = [t for t in targets if resolve(t).kind == "module"]
+    modules = [t for t in targets if resolve(t).kind in ("module", "module-grad")]
     declared: dict[str, dict[str, Any]] = {}
     if args.capabilities:
         given = load_file(args.capabilities)
