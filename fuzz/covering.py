@@ -71,11 +71,15 @@ def _covering(declarations: tuple[Capabilities, ...]) -> tuple[CoveringCase, ...
 def floor_for(ctx, prop: str) -> list[Case]:
     """The covering Cases of property ``prop`` for a session's targets (``Context``), each
     registered as an explicit example (``fuzz.failures.EXPLICIT_EXAMPLES``): a failure one shows
-    is reported with it, not shrunk (it is small and deterministic already)."""
+    is reported with it, not shrunk (it is small and deterministic already). A shard
+    (``fuzz.shard``) judges the part it owns; the merge checks the union's coverage."""
     from conv3dt.fuzz.failures import EXPLICIT_EXAMPLES, FailureBudget
 
+    from conv3dt.fuzz import profiles
+
     decls = tuple(dict.fromkeys(ctx.capabilities.get(n, FULL) for n in ctx.pools))
-    cases = [c.case for c in _covering(decls) if c.prop == prop]
+    cases = profiles.shard().take([c.case for c in _covering(decls) if c.prop == prop],
+                                  key=lambda c: c.case_id)
     for case in cases:
         EXPLICIT_EXAMPLES.add(FailureBudget.example_key(prop, [case]))
     return cases

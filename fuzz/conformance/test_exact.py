@@ -10,6 +10,7 @@ from conv3dt.fuzz.properties import check_valid_batch
 from conv3dt.fuzz.strategies import exact_batches
 
 
+@profiles.seeded
 @profiles.settings_for("exact")
 @given(cases=profiles.within_domain(exact_batches))
 def exact(ctx, cases):

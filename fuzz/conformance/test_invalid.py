@@ -3,7 +3,8 @@
 Every family is also judged on one deterministic near-miss (``fuzz.invalid.family_examples``), as
 its own parametrized test rather than as Hypothesis explicit examples: when several explicit
 examples of one test fail at the same place, which one Hypothesis reports is not stable from run
-to run, and each family's failure is a Finding of its own."""
+to run, and each family's failure is a Finding of its own. A shard (``fuzz.shard``) runs the
+families it owns."""
 import pytest
 from hypothesis import given
 
@@ -13,7 +14,8 @@ from conv3dt.fuzz.invalid import family_examples, invalid_cases
 from conv3dt.fuzz.properties import check_invalid
 
 
-@pytest.mark.parametrize("family", [c.label for c in family_examples()])
+@pytest.mark.parametrize("family", [c.label for c in family_examples()
+                                    if profiles.shard().owns(c.label)])
 def test_invalid_family(ctx, family):
     # built in the declared domain (oracle.capabilities): the family is judged whatever it is
     domain = profiles.declared_domain()
@@ -23,6 +25,7 @@ def test_invalid_family(ctx, family):
     check_invalid(case, ctx, "invalid")
 
 
+@profiles.seeded
 @profiles.settings_for("invalid")
 @given(case=profiles.within_domain(
     lambda dtypes, layouts, paddings, **_: invalid_cases(dtypes=dtypes, layouts=layouts,

@@ -21,6 +21,7 @@ SETTINGS = profiles.settings_for("metamorphic")
 SETTINGS = settings(SETTINGS, max_examples=max(1, SETTINGS.max_examples // 3))
 
 
+@profiles.seeded
 @SETTINGS
 @given(case=profiles.within_domain(metamorphic.metamorphic_cases))
 def metamorphic_identities(ctx, case):

@@ -8,7 +8,7 @@ examples, so a single search over all dtypes spends most of its examples in whic
 met first; each search has its own seed (``fuzz.realistic.tier_seed``). Explicit examples: ``fuzz.realistic.boundary_cases()`` of that dtype, one
 deterministic Case per boundary class, so the tier's coverage never depends on luck."""
 import pytest
-from hypothesis import given, seed
+from hypothesis import given
 
 from conv3dt.fuzz import profiles
 from conv3dt.fuzz.failures import every_failure, explicit
@@ -27,9 +27,9 @@ def tier_search(ctx, dtype: str, prop: str = "realistic"):
         check_valid_batch([case], ctx, prop)
 
     for case in boundary_cases(domain=domain):
-        if case.dtype == dtype:
+        if case.dtype == dtype and profiles.shard().owns(case.case_id):   # fuzz.shard
             search = explicit(prop, case=case)(search)
-    return seed(tier_seed(dtype, profiles.ACTIVE["seed"]))(search)
+    return profiles.seeded(search, tier_seed(dtype, profiles.ACTIVE["seed"]))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
