@@ -6,7 +6,8 @@
   tripwire is deferred to ``conv3dt report merge`` (``coverage.tripwire.deferred``).
 - ``--example-db URL`` (or ``$CONV3DT_EXAMPLE_DB``): a shared Redis store next to the local
   example directory (``fuzz.exampledb``). Checked once before the session: unreachable, the run
-  goes on with the local directory and one warning line. A store lost during the session is
+  goes on with the local directory and one warning line (here; the session's processes log
+  theirs in ``pytest.log``). A store lost during the session is
   reported by the processes that saw it (``example_db`` in their stats) and the gate prints one
   warning line; the record says what happened (``run.example_db``). Never a failed gate.
 
@@ -55,8 +56,11 @@ def check(args: argparse.Namespace, usage_error: type[Exception]) -> None:
 
 
 def preflight_store(args: argparse.Namespace, prog: str) -> None:
-    """Reach the shared store once: unreachable → one warning line, and the session runs with
-    the local directory only (``$CONV3DT_EXAMPLE_DB`` removed for it)."""
+    """Reach the shared store once: unreachable → one warning line here. The session's
+    processes find it unreachable too and use the local directory (``fuzz.exampledb``): a
+    Hypothesis run with a database draws other examples than one without (its pareto front
+    takes from the same random stream), so a lost store must leave a database in place, not
+    switch it off, for the run to judge what it would have judged with an empty store."""
     from conv3dt.fuzz import exampledb
 
     args.example_db_status = None
@@ -68,8 +72,6 @@ def preflight_store(args: argparse.Namespace, prog: str) -> None:
     finally:
         sys.stderr = saved_err
     args.example_db_status = dict(exampledb.STATUS)
-    if store is None:
-        os.environ.pop(exampledb.URL_VAR, None)
 
 
 class _Prefixed:

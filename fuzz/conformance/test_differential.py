@@ -11,6 +11,7 @@ dilations at the int32 / int64 limits, a zero extent on every axis) and every va
 from hypothesis import given
 
 from conv3dt.fuzz import corpus, profiles
+from conv3dt.fuzz.continuous import share_key
 from conv3dt.fuzz.covering import floor_for
 from conv3dt.fuzz.failures import every_failure, explicit
 from conv3dt.fuzz.properties import check_valid_batch
@@ -29,6 +30,7 @@ def _with_examples(test):
     return test
 
 
+@share_key("differential")
 @profiles.seeded
 @profiles.settings_for("differential")
 @_with_examples

@@ -4,12 +4,14 @@ selected target at once."""
 from hypothesis import given
 
 from conv3dt.fuzz import profiles
+from conv3dt.fuzz.continuous import share_key
 from conv3dt.fuzz.covering import floor_for
 from conv3dt.fuzz.failures import every_failure
 from conv3dt.fuzz.properties import check_valid_batch
 from conv3dt.fuzz.strategies import exact_batches
 
 
+@share_key("exact")
 @profiles.seeded
 @profiles.settings_for("exact")
 @given(cases=profiles.within_domain(exact_batches))

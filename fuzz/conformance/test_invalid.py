@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 
 from conv3dt.fuzz import profiles
+from conv3dt.fuzz.continuous import share_key
 from conv3dt.fuzz.failures import every_failure
 from conv3dt.fuzz.invalid import family_examples, invalid_cases
 from conv3dt.fuzz.properties import check_invalid
@@ -25,6 +26,7 @@ def test_invalid_family(ctx, family):
     check_invalid(case, ctx, "invalid")
 
 
+@share_key("invalid")
 @profiles.seeded
 @profiles.settings_for("invalid")
 @given(case=profiles.within_domain(

@@ -11,6 +11,7 @@ import time
 from hypothesis import given, settings
 
 from conv3dt.fuzz import metamorphic, profiles
+from conv3dt.fuzz.continuous import share_key
 from conv3dt.fuzz.failures import every_failure
 from conv3dt.fuzz.properties import no_target_admits
 from conv3dt.oracle.pool import run_on_targets
@@ -21,6 +22,7 @@ SETTINGS = profiles.settings_for("metamorphic")
 SETTINGS = settings(SETTINGS, max_examples=max(1, SETTINGS.max_examples // 3))
 
 
+@share_key("metamorphic")
 @profiles.seeded
 @SETTINGS
 @given(case=profiles.within_domain(metamorphic.metamorphic_cases))

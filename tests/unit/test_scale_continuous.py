@@ -1,0 +1,58 @@
+"""Continuous fuzzing on HypoFuzz (``conv3dt continuous``, ``fuzz.continuous``).
+
+What a HypoFuzz campaign finds reaches a gate through the shared example store only if both
+file it under the same Hypothesis database key. HypoFuzz's own collection (``hypofuzz.collection
+.collect_tests``, in a subprocess: it runs pytest) is compared here with the keys the gate's
+properties carry (another subprocess, importing the shipped conformance modules as the gate
+does). The store itself is tested in ``test_scale_redis.py``.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conv3dt.fuzz.continuous import PROPERTIES, TARGETS_FILE, nodeid
+from tests.unit.test_cli_gate import conv3dt
+
+CONF = Path(__file__).resolve().parents[2] / "fuzz" / "conformance"
+
+HYPOFUZZ_KEYS = f"""
+import json, sys
+from hypofuzz.collection import collect_tests
+res = collect_tests([{str(CONF / TARGETS_FILE)!r}, "--rootdir", {str(CONF)!r}, "-p", "no:cacheprovider",
+                     "--hypothesis-profile", "nightly", "--target", "impl"])
+sys.stdout.write("KEYS" + json.dumps({{t.nodeid: t.database_key.hex() for t in res.fuzz_targets}}))
+"""
+
+GATE_KEYS = """
+import json, sys
+from hypothesis.internal.reflection import function_digest
+from conv3dt.fuzz.conformance import test_differential, test_exact, test_invalid, test_metamorphic
+props = {"differential": test_differential.differential, "exact": test_exact.exact,
+         "invalid": test_invalid.invalid, "metamorphic": test_metamorphic.metamorphic_identities}
+sys.stdout.write("KEYS" + json.dumps({p: function_digest(t.hypothesis.inner_test).hex()
+                                      for p, t in props.items()}))
+"""
+
+
+def _keys(script: str) -> dict:
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=300, cwd=CONF.parents[1])
+    assert res.returncode == 0 and "KEYS" in res.stdout, res.stdout[-2000:] + res.stderr[-2000:]
+    return json.loads(res.stdout.rsplit("KEYS", 1)[1])
+
+
+def test_hypofuzz_files_its_failures_under_the_gate_properties_keys() -> None:
+    fuzzed, gate = _keys(HYPOFUZZ_KEYS), _keys(GATE_KEYS)
+    assert sorted(fuzzed) == sorted(nodeid(p) for p in PROPERTIES), fuzzed   # all four collected
+    assert {p: fuzzed[nodeid(p)] for p in PROPERTIES} == gate
+
+
+def test_continuous_usage_errors_are_one_line() -> None:
+    for argv, message in ((["--budget", "0"], "--budget must be positive"),
+                          (["--example-db", "mysql://x"], "expected a redis://"),
+                          (["--target", "tf-nope"], "unknown target 'tf-nope'")):
+        res = conv3dt("continuous", *argv)
+        assert res.returncode == 2 and res.stderr.count("\n") == 1 and message in res.stderr, res.stderr
