@@ -31,13 +31,17 @@ def pytest_command(conf: Path, session: Path, junit: Path, targets: list[str], p
     into the session directory for the session to read; ``shard`` a ``fuzz.shard.Shard``:
     the session runs that shard with its own search seed (``Shard.seed(seed)``).
 
-    The seed reaches each property as ``hypothesis.seed`` (``fuzz.profiles.seeded``), not as
-    ``--hypothesis-seed``, which would switch the example database (``--example-db``) off."""
+    With a shared example store (``$CONV3DT_EXAMPLE_DB``) the seed reaches each property as
+    ``hypothesis.seed`` (``fuzz.profiles.seeded``) instead of ``--hypothesis-seed``, which would
+    switch the database off."""
+    from conv3dt.fuzz.exampledb import URL_VAR
+
+    seed = seed if shard is None else shard.seed(seed)
     # --tb=native: Hypothesis formats every failing run's traceback through pytest, whose default
     # style parses the source of each frame; the record carries the findings, not tracebacks.
     cmd = [sys.executable, "-m", "pytest", str(conf), "-q", "-p", "no:cacheprovider", "--tb=native",
            f"--junitxml={junit}", f"--hypothesis-profile={profile}", f"--conv3dt-out={session}",
-           f"--seed={seed if shard is None else shard.seed(seed)}"]
+           f"--seed={seed}"] + ([] if os.environ.get(URL_VAR) else ["--hypothesis-seed", str(seed)])
     if shard is not None and not shard.whole:
         cmd.append(f"--conv3dt-shard={shard.text()}")
     if deadline is not None:

@@ -31,11 +31,29 @@ def nodeid(prop: str) -> str:
 
 def share_key(prop: str) -> Callable:
     """Decorator of a property (a ``@given`` test): its example-database key becomes the one
-    HypoFuzz uses for it (module docstring), so each replays what the other saved."""
+    HypoFuzz uses for it (module docstring), so each replays what the other saved. The key is
+    set as the test's database key (what ``hypothesis.find`` sets too), not by changing the
+    function's digest, which also seeds a derandomized run; and only when a shared store is
+    named (``$CONV3DT_EXAMPLE_DB``), the one way HypoFuzz's results reach a gate: a run
+    without one keeps Hypothesis's own keys (none under ``--hypothesis-seed``) as before."""
     if prop not in PROPERTIES:
         raise ValueError(f"{prop!r} is not a fuzz target: one of {PROPERTIES}")
 
     def apply(test):
-        test.hypothesis.inner_test._hypothesis_internal_add_digest = nodeid(prop).encode()
+        import os
+
+        from hypothesis.internal.reflection import function_digest
+
+        from conv3dt.fuzz.exampledb import URL_VAR
+
+        if not os.environ.get(URL_VAR):
+            return test
+
+        inner = test.hypothesis.inner_test
+        inner._hypothesis_internal_add_digest = nodeid(prop).encode()
+        try:
+            test._hypothesis_internal_database_key = function_digest(inner)
+        finally:
+            del inner._hypothesis_internal_add_digest
         return test
     return apply

@@ -10,8 +10,9 @@
 A shared example store (``$CONV3DT_EXAMPLE_DB=redis://...``, ``fuzz.exampledb``) is added to
 every profile's database when named, ``ci`` included: what any shard or machine found replays in
 all the others (a ci run is then reproducible from its seed *and* the store's content).
-``seeded(prop)`` fixes each property's seed (``--seed``): per test rather than Hypothesis's
-global ``--hypothesis-seed``, which would switch the example database off.
+With a store, ``seeded`` fixes each property's seed (``--seed``) per test instead of
+Hypothesis's global ``--hypothesis-seed``, which would switch the database off; without one the
+session gets ``--hypothesis-seed`` and runs exactly as it always did.
 
 ``max_examples`` is *per property*: ``examples_for(prop)`` scales a profile's base count by the
 property's weight. ``--examples N`` replaces the base count (the weights still apply).
@@ -134,19 +135,23 @@ def shard():
     return ACTIVE["shard"] or Shard()
 
 
-def seeded(test, value: int | None = None):
-    """``hypothesis.seed(value)`` on a property (default ``--seed``; identity when neither is
-    given): the random stream of Hypothesis's ``--hypothesis-seed``, with the example database
-    kept. Hypothesis switches the database off for a seeded test (``--hypothesis-seed`` for
-    every test; ``@seed`` by setting ``database=None``), as a seed alone would then no longer
-    say what ran; a run with a shared store (``fuzz.exampledb``) replays the store's examples
-    first and then searches its seeded stream, so the test's database is set back."""
+def seeded(test, value: int | None = None, always: bool = False):
+    """With a shared store named (``fuzz.exampledb``), ``hypothesis.seed(value)`` on a property
+    (default ``--seed``) with its example database kept; without one the property is returned
+    as it is (the session's ``--hypothesis-seed`` seeds it), unless ``always`` (a search with a
+    seed of its own: the realistic tier's per dtype).
+
+    Hypothesis switches the database off for a seeded test (``--hypothesis-seed`` for every
+    test; ``@seed`` by setting ``database=None``), as a seed alone would then no longer say what
+    ran; a run with a store replays the store's examples first and then searches its seeded
+    stream (the same ``Random(seed)`` as ``--hypothesis-seed``), so the database is set back."""
     value = ACTIVE["seed"] if value is None else value
-    if value is None:
+    store = _database(None) is not None
+    if value is None or not (store or always):
         return test
     database = getattr(test, "_hypothesis_internal_use_settings", settings.default).database
     test = seed(value)(test)
-    if database is not None:
+    if database is not None and store:
         test._hypothesis_internal_use_settings = settings(test._hypothesis_internal_use_settings,
                                                           database=database)
     return test

@@ -29,7 +29,7 @@ def tier_search(ctx, dtype: str, prop: str = "realistic"):
     for case in boundary_cases(domain=domain):
         if case.dtype == dtype and profiles.shard().owns(case.case_id):   # fuzz.shard
             search = explicit(prop, case=case)(search)
-    return profiles.seeded(search, tier_seed(dtype, profiles.ACTIVE["seed"]))
+    return profiles.seeded(search, tier_seed(dtype, profiles.ACTIVE["seed"]), always=True)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -9,11 +9,14 @@ does). The store itself is tested in ``test_scale_redis.py``.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from conv3dt.fuzz.continuous import PROPERTIES, TARGETS_FILE, nodeid
+from conv3dt.fuzz.exampledb import LOCAL_VAR, URL_VAR
 from tests.unit.test_cli_gate import conv3dt
 
 CONF = Path(__file__).resolve().parents[2] / "fuzz" / "conformance"
@@ -28,20 +31,25 @@ sys.stdout.write("KEYS" + json.dumps({{t.nodeid: t.database_key.hex() for t in r
 
 GATE_KEYS = """
 import json, sys
-from hypothesis.internal.reflection import function_digest
 from conv3dt.fuzz.conformance import test_differential, test_exact, test_invalid, test_metamorphic
 props = {"differential": test_differential.differential, "exact": test_exact.exact,
          "invalid": test_invalid.invalid, "metamorphic": test_metamorphic.metamorphic_identities}
-sys.stdout.write("KEYS" + json.dumps({p: function_digest(t.hypothesis.inner_test).hex()
+sys.stdout.write("KEYS" + json.dumps({p: t._hypothesis_internal_database_key.hex()
                                       for p, t in props.items()}))
 """
 
 
 def _keys(script: str) -> dict:
+    # a store is named (nothing listens there): the gate's properties take HypoFuzz's keys only then
+    env = {**os.environ, URL_VAR: "redis://127.0.0.1:1/0", LOCAL_VAR: str(tmp_db())}
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=300, cwd=CONF.parents[1])
+                         timeout=300, cwd=CONF.parents[1], env=env)
     assert res.returncode == 0 and "KEYS" in res.stdout, res.stdout[-2000:] + res.stderr[-2000:]
     return json.loads(res.stdout.rsplit("KEYS", 1)[1])
+
+
+def tmp_db() -> Path:
+    return Path(tempfile.mkdtemp(prefix="conv3dt-keys-db-"))
 
 
 def test_hypofuzz_files_its_failures_under_the_gate_properties_keys() -> None:
