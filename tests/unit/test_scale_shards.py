@@ -204,3 +204,16 @@ def test_the_tripwire_applies_to_the_union_of_the_shards(shards) -> None:
     b["coverage"]["cells"][never] = 1
     merged = merge_records([("a", a), ("b", b)])
     assert merged["coverage"]["tripwire"]["gaps"] == [] and merged["run"]["exit"]["code"] == 0
+
+
+def test_a_campaign_runs_its_shard_with_its_own_seeds(tmp_path: Path) -> None:
+    """``conv3dt fuzz --shard I/N``: each round's session runs shard I with the shard's seed of
+    that round; the record says which shard it is."""
+    res = conv3dt("fuzz", "--shard", "2/3", "--budget", "6", "--round-examples", "1", "--workers", "0",
+                  "--target", "impl", "--report-dir", str(tmp_path / "c"), "--quiet")
+    assert res.returncode == 0, res.stderr
+    record = load(tmp_path / "c" / "report.json")
+    assert record["run"]["shard"] == {"index": 2, "count": 3, "seed": Shard(2, 3).seed(0)}
+    shipped = {p.stem for p in (Path(profiles.__file__).parent / "corpus").glob("*.json")}
+    seen = {i for k in ("skipped", "fixed", "still_failing", "known") for i in record["corpus"][k]}
+    assert seen == {i for i in shipped if Shard(2, 3).owns(i)}        # its slice of the corpus
