@@ -97,7 +97,7 @@ class SharedStore(ExampleDatabase):
         _warn(f"example database {redacted(self.url)} lost ({STATUS['error']}); "
               f"continuing with the local directory only")
 
-    def _do(self, op: str, *args: bytes) -> None:
+    def _do(self, op: str, *args) -> None:
         if self.redis_db is not None:
             try:
                 getattr(self.redis_db, op)(*args)
@@ -120,6 +120,14 @@ class SharedStore(ExampleDatabase):
     def delete(self, key: bytes, value: bytes) -> None:
         if self.engine:
             self._do("delete", key, value)
+
+    def _start_listening(self) -> None:
+        # change events for a listener (HypoFuzz's dashboard; gates add none): the Redis
+        # database's own pub/sub channel
+        self._do("add_listener", self._broadcast_change)
+
+    def _stop_listening(self) -> None:
+        self._do("remove_listener", self._broadcast_change)
 
     def move(self, src: bytes, dest: bytes, value: bytes) -> None:
         # a move is Hypothesis keeping a better example (a shrink step): allowed; only forgetting

@@ -95,7 +95,7 @@ def _merge(paths: list[str], out: Path) -> int:
     rec.write_atomic(out / "junit.xml", render_junit(merged))
     s = merged["summary"]
     code, reason = merged["run"]["exit"]["code"], merged["run"]["exit"]["reason"]
-    print(f"conv3dt report merge: {s['verdict'].upper()} — {len(merged['run']['shards'])} shard(s), "
-          f"{s['examples']:,} examples, {s['new']} new, {s['known']} known finding(s); exit {code} "
+    print(f"conv3dt report merge: {s['verdict'].upper()} — {len(merged['run']['shards'])} "
+          f"shard(s), {s['examples']:,} examples, {s['new']} new, {s['known']} known finding(s); exit {code} "
           f"({reason}); reports in {out}")
     return code

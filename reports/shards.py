@@ -61,12 +61,17 @@ def units(record: dict[str, Any]) -> list[dict[str, Any]]:
              "digest": digest(record)}]
 
 
+def _ledger_of(r: dict[str, Any]) -> tuple:
+    """What makes two records' ledgers the same: enabled, the label, the entry ids."""
+    return (r["ledger"].get("enabled", True), r["run"].get("ledger"),
+            [e.get("id") for e in r["ledger"].get("entries", [])])
+
+
 def _check_compatible(loaded: list[tuple[str, dict[str, Any]]]) -> None:
     first_path, first = loaded[0]
     for path, r in loaded[1:]:
         for what, get in (("TensorFlow versions", lambda x: x["environment"].get("tensorflow")),
-                          ("ledgers", lambda x: (x["ledger"].get("enabled", True), x["run"].get("ledger"),
-                                                 [e.get("id") for e in x["ledger"].get("entries", [])]))):
+                          ("ledgers", _ledger_of)):
             if get(r) != get(first):
                 raise MergeError(f"{first_path} and {path} are not parts of one run: different "
                                  f"{what} ({_short(get(first))} vs {_short(get(r))})")
@@ -95,8 +100,9 @@ def select(loaded: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str
             continue                                    # all of it is in an input already kept
         for k, u in zip(known, us):
             if k is not None:
-                raise MergeError(f"{path} and {k[1]} hold {'different records' if k[0] != u['digest'] else 'overlapping sets'} "
-                                 f"of shard {u['index']}/{u['count']}: merge each shard once")
+                what = "different records" if k[0] != u["digest"] else "overlapping sets"
+                raise MergeError(f"{path} and {k[1]} hold {what} of shard "
+                                 f"{u['index']}/{u['count']}: merge each shard once")
         for u in us:
             have[(u["index"], u["count"])] = (u["digest"], path)
         kept.append((path, r))
@@ -171,7 +177,8 @@ def merged_exit(record: dict[str, Any], shards: list[dict[str, Any]]) -> tuple[i
     for u in shards:
         reason = u.get("interrupted") or ""
         if reason and not reason.startswith("max-time") and reason != "campaign in progress":
-            return int(u["exit"]["code"] or EXIT_INFRA), f"shard {u['index']}/{u['count']} interrupted ({reason})"
+            return (int(u["exit"]["code"] or EXIT_INFRA),
+                    f"shard {u['index']}/{u['count']} interrupted ({reason})")
     if any((u.get("interrupted") or "").startswith("max-time") for u in shards):
         return ((EXIT_FINDINGS, f"{new} new finding(s); a shard was cut short by --max-time") if new
                 else (EXIT_INCOMPLETE, "a shard was cut short by --max-time with nothing new"))
@@ -204,7 +211,8 @@ def merge_records(loaded: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     stats = empty_stats()
     for r in parts:
         add_stats(stats, record_stats(r))
-    run = {k: v for k, v in first["run"].items() if k not in ("shard", "exit", "pytest", "time_limits")}
+    run = {k: v for k, v in first["run"].items()
+           if k not in ("shard", "exit", "pytest", "time_limits")}
     run.update(targets=list(dict.fromkeys(t for r in parts for t in r["run"]["targets"])),
                duration_s=max(float(u["duration_s"]) for u in shards), shards=shards,
                examples_requested=first["run"].get("examples_requested"))
@@ -226,10 +234,11 @@ def merge_records(loaded: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         merged["coverage"]["tripwire"] = wire
     count = shards[0]["count"]
     absent = [f"{i}/{count}" for i in range(1, count + 1) if i not in {u["index"] for u in shards}]
-    stopped = [f"shard {u['index']}/{u['count']}: {u['interrupted']}" for u in shards if u.get("interrupted")]
+    stopped = [f"shard {u['index']}/{u['count']}: {u['interrupted']}" for u in shards
+               if u.get("interrupted")]
     if absent or stopped:
-        rec.mark_interrupted(merged, "; ".join(([f"shards missing: {', '.join(absent)}"] if absent else [])
-                                               + stopped))
+        missing = [f"shards missing: {', '.join(absent)}"] if absent else []
+        rec.mark_interrupted(merged, "; ".join(missing + stopped))
     summarize(merged)
     code, reason = merged_exit(merged, shards)
     merged["run"]["exit"] = {"code": code, "reason": reason}

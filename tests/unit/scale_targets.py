@@ -1,9 +1,10 @@
 """``module:function`` targets for the scale-out tests (``tests/unit/test_scale_*.py``).
 
 - ``wrong_cout3``: impl, but 1.5 × the right result when the filter has exactly 3 output
-  channels. Shard 1/2 of seed 0 meets such Cases in its search (at ``--examples 6``, with an example database), shard 2/2
-  at ``--examples 1`` does not (its own control run in ``test_scale_redis.py`` checks that), so
-  shard 2 can only report it by replaying shard 1's example from the shared store.
+  channels. Shard 1/2 of seed 0 meets such Cases in its search (at ``--examples 6``, with an
+  example database), shard 2/2 at ``--examples 1`` does not (its own control run in
+  ``test_scale_redis.py`` checks that), so shard 2 can only report it by replaying shard 1's
+  example from the shared store.
 - ``wrong_cout3_kills_store``: the same, and its first call kills the process whose pid is in
   ``$CONV3DT_TEST_KILL_PID`` (the test's redis-server): the store is lost mid-run, at a
   deterministic point (after every session process connected to it, before any example ran).

@@ -24,8 +24,9 @@ CONF = Path(__file__).resolve().parents[2] / "fuzz" / "conformance"
 HYPOFUZZ_KEYS = f"""
 import json, sys
 from hypofuzz.collection import collect_tests
-res = collect_tests([{str(CONF / TARGETS_FILE)!r}, "--rootdir", {str(CONF)!r}, "-p", "no:cacheprovider",
-                     "--hypothesis-profile", "nightly", "--target", "impl"])
+res = collect_tests([{str(CONF / TARGETS_FILE)!r}, "--rootdir", {str(CONF)!r},
+                     "-p", "no:cacheprovider", "--hypothesis-profile", "nightly",
+                     "--target", "impl"])
 sys.stdout.write("KEYS" + json.dumps({{t.nodeid: t.database_key.hex() for t in res.fuzz_targets}}))
 """
 
@@ -63,4 +64,19 @@ def test_continuous_usage_errors_are_one_line() -> None:
                           (["--example-db", "mysql://x"], "expected a redis://"),
                           (["--target", "tf-nope"], "unknown target 'tf-nope'")):
         res = conv3dt("continuous", *argv)
-        assert res.returncode == 2 and res.stderr.count("\n") == 1 and message in res.stderr, res.stderr
+        assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+        assert message in res.stderr, res.stderr
+
+
+def test_continuous_runs_hypofuzz_on_the_targets_file_with_the_gates_rootdir() -> None:
+    """The node ids (and so the database keys) depend on ``--rootdir``; ``--property`` narrows
+    the run to one fuzz target (no switching between properties in a HypoFuzz process)."""
+    from conv3dt.continuous import build_parser, command
+
+    cmd = command(build_parser().parse_args(["--property", "exact", "--target", "impl", "-n", "3"]),
+                  CONF)
+    tail = cmd[cmd.index("--"):]
+    assert cmd[cmd.index("-n") + 1] == "3" and "--no-dashboard" in cmd
+    assert tail[1:4] == [str(CONF / TARGETS_FILE), "--rootdir", str(CONF)]
+    assert tail[tail.index("-k") + 1] == "test_exact" and "--target=impl" in tail
+    assert tail[tail.index("--hypothesis-profile") + 1] == "nightly"

@@ -94,8 +94,10 @@ def test_shards_split_the_corpus_and_search_with_their_own_seeds(shards) -> None
     a, b = (load(p) for p in shards)
     assert (a["run"]["shard"]["index"], b["run"]["shard"]["index"]) == (1, 2)
     assert a["run"]["shard"]["seed"] != b["run"]["shard"]["seed"]
-    entries = lambda r: set(r["corpus"]["skipped"]) | {i for k in ("fixed", "still_failing", "known")  # noqa: E731
-                                                       for i in r["corpus"][k]}
+
+    def entries(r: dict) -> set[str]:
+        return {i for k in ("skipped", "fixed", "still_failing", "known") for i in r["corpus"][k]}
+
     shipped = {p.stem for p in (Path(profiles.__file__).parent / "corpus").glob("*.json")}
     assert entries(a).isdisjoint(entries(b)) and entries(a) | entries(b) == shipped
 
@@ -153,7 +155,8 @@ def _variant(src: Path, dst: Path, change) -> str:
     (lambda r: r["environment"].update(tensorflow="2.99.0"), "different TensorFlow versions"),
     (lambda r: r["ledger"].update(entries=r["ledger"]["entries"][1:]), "different ledgers"),
     (lambda r: r["run"]["shard"].update(count=3), "shards of different N"),
-    (lambda r: r["run"].update(duration_s=r["run"]["duration_s"] + 1), "different records of shard 2/2"),
+    (lambda r: r["run"].update(duration_s=r["run"]["duration_s"] + 1),
+     "different records of shard 2/2"),
 ])
 def test_merge_refuses_records_of_different_runs(shards, tmp_path: Path, change, message) -> None:
     other = _variant(shards[1], tmp_path / "other.json", change)
@@ -188,7 +191,8 @@ def test_the_tripwire_applies_to_the_union_of_the_shards(shards) -> None:
     a, b = (load(p) for p in shards)
     for r in (a, b):
         r["findings"], r["summary"]["new"], r["summary"]["verdict"] = [], 0, "pass"
-    only_b = sorted(c for c in REQUIRED if c in b["coverage"]["cells"] and c not in a["coverage"]["cells"])
+    only_b = sorted(c for c in REQUIRED
+                    if c in b["coverage"]["cells"] and c not in a["coverage"]["cells"])
     assert only_b, "the two shards' coverage should differ"
     never = next(c for c in REQUIRED if c in a["coverage"]["cells"] and c in b["coverage"]["cells"])
     for r in (a, b):          # a required cell neither shard hit
@@ -209,8 +213,9 @@ def test_the_tripwire_applies_to_the_union_of_the_shards(shards) -> None:
 def test_a_campaign_runs_its_shard_with_its_own_seeds(tmp_path: Path) -> None:
     """``conv3dt fuzz --shard I/N``: each round's session runs shard I with the shard's seed of
     that round; the record says which shard it is."""
-    res = conv3dt("fuzz", "--shard", "2/3", "--budget", "6", "--round-examples", "1", "--workers", "0",
-                  "--target", "impl", "--report-dir", str(tmp_path / "c"), "--quiet")
+    res = conv3dt("fuzz", "--shard", "2/3", "--budget", "6", "--round-examples", "1",
+                  "--workers", "0", "--target", "impl", "--report-dir", str(tmp_path / "c"),
+                  "--quiet")
     assert res.returncode == 0, res.stderr
     record = load(tmp_path / "c" / "report.json")
     assert record["run"]["shard"] == {"index": 2, "count": 3, "seed": Shard(2, 3).seed(0)}
