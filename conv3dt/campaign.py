@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from conv3dt import gate
+from conv3dt import gate, scale
 from conv3dt import session as session_run
 from conv3dt.cli import EXIT_FINDINGS, EXIT_INFRA, EXIT_OK, EXIT_USAGE
 from conv3dt.signals import exit_code, reason_of
@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             conf = gate.conformance_dir()
             gate.preflight(targets, args.declared)
+            scale.preflight_store(args, "conv3dt fuzz")
         except gate.InfraError as exc:
             print(f"conv3dt fuzz: infrastructure failure: {exc}", file=sys.stderr)
             return EXIT_INFRA
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                                       args.examples or args.round_examples, args.workers,
                                       args.ledger_spec,
                                       time.time() + (deadline - time.monotonic()), args.shrink_seconds,
-                                      args.declared)
+                                      args.declared, args.shard_obj)
             rc, interrupted, _ = session_run.run_session(cmd, log, deadline=deadline)
             if not any(session.glob("stats-*.json")):
                 if interrupted or time.monotonic() >= deadline - 1.0:
@@ -108,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 record = session_run.build_record("fuzz", args, targets, session, time.monotonic() - start,
                                            baseline, {"budget_s": args.budget, "rounds": 0}, record)
+                record["run"].update(scale.record_run(args, session, "conv3dt fuzz"))
             except SessionError as exc:
                 print(f"conv3dt fuzz: infrastructure failure: {exc}", file=sys.stderr)
                 return EXIT_INFRA

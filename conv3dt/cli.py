@@ -19,7 +19,8 @@ EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INFRA = 0, 1, 2, 3
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "gate": ("conv3dt.gate", "run the conformance properties and corpus against targets; write reports"),
     "fuzz": ("conv3dt.campaign", "a long fuzzing campaign with a time budget and live progress"),
-    "report": ("conv3dt.reports.cli", "report diff | matrix | render: work with run records"),
+    "continuous": ("conv3dt.continuous", "fuzz the properties continuously under HypoFuzz, sharing the example store"),
+    "report": ("conv3dt.reports.cli", "report diff | matrix | render | merge: work with run records"),
     "repro": ("conv3dt.repro", "print the standalone reproducer of a finding"),
     "targets": ("conv3dt.oracle.cli", "list the targets with availability and versions"),
     "bench impl": ("conv3dt.bench_impl", "benchmark impl vs TF's fastest path that accepts each shape"),

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conv3dt import declare
+from conv3dt import declare, scale
 
 from conv3dt.cli import EXIT_FINDINGS, EXIT_INFRA, EXIT_OK, EXIT_USAGE
 from conv3dt.session import (build_record, junit_counts, log_tail, print_summary, publish,
@@ -104,6 +104,7 @@ def build_parser(prog: str = "conv3dt gate") -> argparse.ArgumentParser:
                    "of it are only counted (default: 60)")
     p.add_argument("--quiet", action="store_true", help="print only the verdict line")
     declare.add_arguments(p)
+    scale.add_arguments(p)
     return p
 
 
@@ -142,6 +143,7 @@ def check_args(args: argparse.Namespace) -> tuple[list[str], dict[str, Any] | No
         raise UsageError("--no-ledger and --ledger contradict each other")
     if args.ledger_replace and not args.ledger:
         raise UsageError("--ledger-replace needs at least one --ledger PATH to use instead")
+    scale.check(args, UsageError)
     for path in args.ledger or []:
         if not Path(path).exists():
             raise UsageError(f"--ledger {path}: no such file or directory")
@@ -321,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             conf = conformance_dir()
             preflight(targets, args.declared)
+            scale.preflight_store(args, "conv3dt gate")
             warning = tf_version_warning(targets, args.ledger_spec)
             if warning:
                 print(f"conv3dt gate: warning: {warning}", file=sys.stderr, flush=True)
@@ -336,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         budget = MAX_TIME.get(args.profile) if args.max_time is None else (args.max_time or None)
         deadline = None if budget is None else time.time() + budget
         cmd = pytest_command(conf, session, junit, targets, args.profile, args.seed, args.examples,
-                             args.workers, ledger, deadline, args.shrink_seconds, args.declared)
+                             args.workers, ledger, deadline, args.shrink_seconds, args.declared,
+                             args.shard_obj)
         if not args.quiet:
             print(f"conv3dt gate: {len(targets)} target(s), profile {args.profile}, seed {args.seed}, "
                   f"{args.workers} worker(s), budget {f'{budget:.0f} s' if budget else 'none'} ...",
@@ -364,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         from conv3dt.reports.merge import SessionError
         try:
             record = build_record("gate", args, targets, session, seconds, baseline,
-                                  {"max_time_s": budget})
+                                  {"max_time_s": budget,
+                                   **scale.record_run(args, session, "conv3dt gate")})
         except SessionError as exc:
             print(f"conv3dt gate: infrastructure failure: {exc}", file=sys.stderr)
             return EXIT_INFRA

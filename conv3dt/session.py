@@ -25,15 +25,25 @@ OWN_STOP_S = 10.0               # a stop signal that reached pytest too: its tim
 def pytest_command(conf: Path, session: Path, junit: Path, targets: list[str], profile: str,
                    seed: int, examples: int | None, workers: int, ledger: str | None,
                    deadline: float | None = None, shrink_seconds: float | None = None,
-                   declared: dict[str, Any] | None = None) -> list[str]:
+                   declared: dict[str, Any] | None = None, shard: Any = None) -> list[str]:
     """The conformance session's command line; ``deadline`` is a ``time.time()`` value;
     ``declared``: the user's capability declarations (``conv3dt.declare.from_args``), written
-    into the session directory for the session to read."""
+    into the session directory for the session to read; ``shard`` a ``fuzz.shard.Shard``:
+    the session runs that shard with its own search seed (``Shard.seed(seed)``).
+
+    With a shared example store (``$CONV3DT_EXAMPLE_DB``) the seed reaches each property as
+    ``hypothesis.seed`` (``fuzz.profiles.seeded``) instead of ``--hypothesis-seed``, which would
+    switch the database off."""
+    from conv3dt.fuzz.exampledb import URL_VAR
+
+    seed = seed if shard is None else shard.seed(seed)
     # --tb=native: Hypothesis formats every failing run's traceback through pytest, whose default
     # style parses the source of each frame; the record carries the findings, not tracebacks.
     cmd = [sys.executable, "-m", "pytest", str(conf), "-q", "-p", "no:cacheprovider", "--tb=native",
            f"--junitxml={junit}", f"--hypothesis-profile={profile}", f"--conv3dt-out={session}",
-           f"--seed={seed}", "--hypothesis-seed", str(seed)]
+           f"--seed={seed}"] + ([] if os.environ.get(URL_VAR) else ["--hypothesis-seed", str(seed)])
+    if shard is not None and not shard.whole:
+        cmd.append(f"--conv3dt-shard={shard.text()}")
     if deadline is not None:
         cmd.append(f"--conv3dt-deadline={deadline:.3f}")
     if shrink_seconds is not None:

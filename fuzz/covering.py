@@ -74,7 +74,9 @@ def floor_for(ctx, prop: str) -> list[Case]:
     registered as an explicit example (``fuzz.failures.EXPLICIT_EXAMPLES``): a failure one shows
     is reported with it, not shrunk (it is small and deterministic already). The gradient
     property ``grad_differential`` takes both gradients of every forward covering Case inside
-    the gradient targets' declarations, plus ``gradient_floor_extras``."""
+    the gradient targets' declarations, plus ``gradient_floor_extras``. A shard
+    (``fuzz.shard``) judges the part it owns; the merge checks the union's coverage."""
+    from conv3dt.fuzz import profiles
     from conv3dt.fuzz.failures import EXPLICIT_EXAMPLES, FailureBudget
     from conv3dt.fuzz.gradients import gradient_cases
     from conv3dt.oracle.targets import is_gradient_target
@@ -88,6 +90,7 @@ def floor_for(ctx, prop: str) -> list[Case]:
         cases = gradient_cases([c.case for c in _covering(decls)]) + gradient_floor_extras(decls)
     else:
         cases = [c.case for c in _covering(decls) if c.prop == prop]
+    cases = profiles.shard().take(cases, key=lambda c: c.case_id)
     for case in cases:
         EXPLICIT_EXAMPLES.add(FailureBudget.example_key(prop, [case]))
     return cases

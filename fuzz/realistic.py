@@ -227,7 +227,7 @@ def tier_search(ctx, dtype: str, prop: str = "realistic", cases_of=None):
     drawn Case judged as ``cases_of(case)`` (default: itself; the gradient tier: both gradients,
     ``fuzz.gradients.gradient_cases``) on every target that runs them, the dtype's boundary
     Cases first as explicit examples; seeded per dtype and property (``tier_seed``)."""
-    from hypothesis import example, given, seed
+    from hypothesis import example, given
 
     from conv3dt.fuzz import profiles
     from conv3dt.fuzz.failures import EXPLICIT_EXAMPLES, FailureBudget
@@ -243,8 +243,9 @@ def tier_search(ctx, dtype: str, prop: str = "realistic", cases_of=None):
         check_valid_batch(cases_of(case), ctx, prop)
 
     for case in boundary_cases(domain=domain):
-        if case.dtype == dtype:   # explicit: no shrink round (fuzz.failures.explicit)
+        # explicit: no shrink round (fuzz.failures.explicit); a shard judges those it owns
+        if case.dtype == dtype and profiles.shard().owns(case.case_id):
             EXPLICIT_EXAMPLES.add(FailureBudget.example_key(prop, cases_of(case)))
             search = example(case=case)(search)
     offset = 0 if prop == "realistic" else 1   # the gradient tier searches its own stream
-    return seed(tier_seed(dtype, profiles.ACTIVE["seed"]) + offset)(search)
+    return profiles.seeded(search, tier_seed(dtype, profiles.ACTIVE["seed"]) + offset, always=True)

@@ -19,6 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from conv3dt.fuzz import exampledb
 from conv3dt.fuzz.findings import Finding
 
 HEADROOM_SAMPLES = 2000
@@ -138,6 +139,8 @@ class Recorder:
                 "coverage_declined": dict(self.coverage_declined), "declined": _plain(self.declines),
                 "ledger_hits": dict(self.ledger_hits), "errors": _plain(self.errors),
                 "kernels": _plain(self.kernels), "target_facts": dict(self.target_facts),
+                # the shared example store as this process saw it (fuzz.exampledb), if one is named
+                **({"example_db": dict(exampledb.STATUS)} if exampledb.STATUS else {}),
                 **self.extra}
 
     def maybe_write(self, period: float = WRITE_PERIOD_S) -> None:
@@ -160,14 +163,18 @@ class Recorder:
                       json.dumps(self.stats(), indent=1, sort_keys=True))
 
     def write_tripwire(self, gaps: list[str], past_deadline: bool,
-                       unreachable: list[str] = ()) -> None:
+                       unreachable: list[str] = (), required: list[str] | None = None) -> None:
         """The controller's coverage verdict (``tripwire.json``): the required cells no process
         hit, whether the wall-clock budget had run out by then (a cut-short run, not a hole), and
-        the cells no target's declaration admits (``fuzz.covering.unreachable``: not a failure)."""
+        the cells no target's declaration admits (``fuzz.covering.unreachable``: not a failure).
+        ``required`` (a shard of several, ``fuzz.shard``): the verdict is deferred to the merge,
+        which checks these cells on the union of the shards' coverage."""
         if self.out_dir is not None:
-            _replace_file(self.out_dir / TRIPWIRE_FILE,
-                          json.dumps({"gaps": sorted(gaps), "past_deadline": past_deadline,
-                                      "unreachable": sorted(unreachable)}))
+            verdict = {"gaps": sorted(gaps), "past_deadline": past_deadline,
+                       "unreachable": sorted(unreachable)}
+            if required is not None:
+                verdict.update(deferred=True, required=sorted(required))
+            _replace_file(self.out_dir / TRIPWIRE_FILE, json.dumps(verdict))
 
 
 def _replace_file(path: Path, text: str) -> None:

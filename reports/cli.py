@@ -1,7 +1,9 @@
-"""``conv3dt report diff | matrix | render`` — work with run records (JSON only).
+"""``conv3dt report diff | matrix | render | merge`` — work with run records (JSON only).
 
 Exit codes: 0 ok (``diff``: no regression), 1 ``diff`` found a regression, 2 bad usage or a
 missing / corrupt / wrong-schema record (one line on stderr naming the file and the problem).
+``merge`` exits with the merged run's code, as the gate would for it (0 / 1 / 3 / 4 / 128+n;
+``reports.shards.merged_exit``), or 2.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from conv3dt.reports import record as rec
 from conv3dt.reports.diff import diff_records, render_diff
 from conv3dt.reports.matrix import build_matrix, render_matrix_html, render_matrix_markdown
 from conv3dt.reports.render import render_all
+from conv3dt.reports.shards import merge_records
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,6 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write report.md, report.html and the plot PNGs for a record.")
     r.add_argument("record", metavar="RECORD.json")
     r.add_argument("--out", metavar="DIR", help="output directory (default: the record's directory)")
+    g = sub.add_parser("merge", help="merge shard records (conv3dt gate --shard I/N) into one run",
+                       description="One record of the same schema from the shards' records: "
+                       "findings deduplicated by id with counts summed, coverage and ledger hits "
+                       "combined, the coverage tripwire applied to the union, one verdict and one "
+                       "exit code; writes report.json, report.md, report.html, junit.xml and plots. "
+                       "Order-independent and idempotent; refuses records of different TF "
+                       "versions, ledgers or shard counts.")
+    g.add_argument("records", metavar="RECORD.json", nargs="+")
+    g.add_argument("-o", "--out", metavar="DIR", required=True, help="where the merged reports go")
     return p
 
 
@@ -58,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
                 rec.write_atomic(Path(args.out) / "matrix.html", render_matrix_html(m))
             print(text, end="")
             return 0
+        if args.command == "merge":
+            return _merge(args.records, Path(args.out))
         record = rec.load(args.record)
         out = Path(args.out) if args.out else Path(args.record).parent
         written = render_all(record, out, write_json=args.out is not None and
@@ -70,3 +84,18 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"conv3dt report: cannot write: {exc}", file=sys.stderr)
         return 2
+
+
+def _merge(paths: list[str], out: Path) -> int:
+    """``report merge``: load, merge, write every report (atomically, report.json last)."""
+    from conv3dt.reports.junit import render_junit
+
+    merged = merge_records([(p, rec.load(p)) for p in paths])
+    render_all(merged, out)     # validates first: nothing is written for an invalid record
+    rec.write_atomic(out / "junit.xml", render_junit(merged))
+    s = merged["summary"]
+    code, reason = merged["run"]["exit"]["code"], merged["run"]["exit"]["reason"]
+    print(f"conv3dt report merge: {s['verdict'].upper()} — {len(merged['run']['shards'])} "
+          f"shard(s), {s['examples']:,} examples, {s['new']} new, {s['known']} known finding(s); exit {code} "
+          f"({reason}); reports in {out}")
+    return code

@@ -64,19 +64,7 @@ def read_session(session_dir: str | Path) -> tuple[list[dict[str, Any]], dict[st
             part = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise SessionError(f"{path}: unreadable stats ({exc})") from None
-        headroom = part.pop("headroom", {}) or {}
-        for target, per_dtype in headroom.items():
-            for dtype, values in per_dtype.items():
-                stats["headroom"].setdefault(target, {}).setdefault(dtype, []).extend(values)
-        for key in ("examples", "example_phases", "seconds", "outcomes", "matrix", "coverage",
-                    "coverage_declined", "declined", "ledger_hits", "errors", "kernels"):
-            _add_nested(stats[key], part.get(key, {}) or {})
-        for target, facts in (part.get("target_facts") or {}).items():   # equal in every process
-            stats["target_facts"].setdefault(target, facts)
-        merge_corpus(stats.setdefault("corpus", {}), part.get("corpus") or {})
-        merge_failures(stats.setdefault("failures", {}), part.get("failures") or {})
-        for target, limits in (part.get("time_limits") or {}).items():   # per process: keep each
-            stats.setdefault("time_limits", {}).setdefault(target, []).append(limits)
+        add_stats(stats, part)
     tripwire = d / "tripwire.json"      # the controller's coverage verdict (fuzz.session)
     if tripwire.exists():
         try:
@@ -84,9 +72,33 @@ def read_session(session_dir: str | Path) -> tuple[list[dict[str, Any]], dict[st
             stats["tripwire"] = {"gaps": [str(g) for g in verdict["gaps"]],
                                  "past_deadline": bool(verdict["past_deadline"]),
                                  "unreachable": [str(g) for g in verdict.get("unreachable", [])]}
+            if verdict.get("deferred"):   # a shard of several: checked on the merge (reports.shards)
+                stats["tripwire"].update(deferred=True,
+                                         required=[str(c) for c in verdict["required"]])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise SessionError(f"{tripwire}: unreadable coverage verdict ({exc!r})") from None
     return findings, stats
+
+
+def add_stats(stats: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+    """Add one process's counters (a ``stats-<wid>.json``; or a shard's record as
+    ``reports.shards.record_stats`` reads it) into ``stats`` (``empty_stats()``): numbers and
+    ``[n, deviations]`` cells sum, headroom samples and time-limit lists concatenate, corpus id
+    lists and failure keys merge, target facts are kept once."""
+    for target, per_dtype in (part.get("headroom") or {}).items():
+        for dtype, values in per_dtype.items():
+            stats["headroom"].setdefault(target, {}).setdefault(dtype, []).extend(values)
+    for key in ("examples", "example_phases", "seconds", "outcomes", "matrix", "coverage",
+                "coverage_declined", "declined", "ledger_hits", "errors", "kernels"):
+        _add_nested(stats[key], part.get(key, {}) or {})
+    for target, facts in (part.get("target_facts") or {}).items():   # equal in every process
+        stats["target_facts"].setdefault(target, facts)
+    merge_corpus(stats.setdefault("corpus", {}), part.get("corpus") or {})
+    merge_failures(stats.setdefault("failures", {}), part.get("failures") or {})
+    for target, limits in (part.get("time_limits") or {}).items():   # per process: keep each
+        per = stats.setdefault("time_limits", {}).setdefault(target, [])
+        per.extend(limits) if isinstance(limits, list) else per.append(limits)
+    return stats
 
 
 def merge_failures(into: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:

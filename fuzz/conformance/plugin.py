@@ -4,9 +4,11 @@ Options (docs/architecture.md): ``--target`` (repeatable; default ``default_targ
 ``--conv3dt-out DIR``, ``--examples N``, ``--seed S``, ``--ledger PATH|none``, plus
 ``--conv3dt-corpus DIR`` (replayed, and where new shrunk Findings are saved; default: replay the
 shipped ``fuzz/corpus``, save into ``<conv3dt-out>/corpus``) and Hypothesis's ``--hypothesis-profile``
-(default here: ``ci``). Each process writes ``findings-<wid>.jsonl`` / ``stats-<wid>.json``;
+(default here: ``ci``), and ``--conv3dt-shard I/N`` (``fuzz.shard``: this session's part of
+the deterministic work). Each process writes ``findings-<wid>.jsonl`` / ``stats-<wid>.json``;
 the controller merges the stats at the end and fails the session when a required coverage cell
-is zero (the tripwire), since under xdist no single worker sees every cell.
+is zero (the tripwire), since under xdist no single worker sees every cell. A shard of several
+does not fail it: it writes the required cells for the merge (``deferred_tripwire``).
 """
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ import pytest
 
 from conv3dt.fuzz import corpus, profiles
 from conv3dt.fuzz.covering import tripwire
+from conv3dt.fuzz.coverage import REQUIRED
+from conv3dt.fuzz.shard import Shard, ShardError
 from conv3dt.fuzz.failures import DEFAULT_SHRINK_SECONDS, FailureBudget, findings_in, signature
 from conv3dt.fuzz.ledger import DEFAULT_LEDGER, Ledger
 from conv3dt.fuzz.properties import Context
@@ -52,6 +56,10 @@ def pytest_addoption(parser):
     g.addoption("--conv3dt-deadline", type=float, default=None,
                 help="wall-clock deadline (a time.time() value): past it no example is judged, "
                      "the session winds down and its stats say it was cut short")
+    g.addoption("--conv3dt-shard", default=None, metavar="I/N",
+                help="run shard I of N (fuzz.shard): a disjoint slice of the corpus, explicit "
+                     "examples and coverage floor, and a search seed of its own; the coverage "
+                     "tripwire is deferred to 'conv3dt report merge'")
     g.addoption("--conv3dt-shrink-seconds", type=float, default=DEFAULT_SHRINK_SECONDS,
                 help="how long Hypothesis may keep shrinking one distinct failure "
                      f"(fuzz.failures; default {DEFAULT_SHRINK_SECONDS:g})")
@@ -73,8 +81,12 @@ def pytest_configure(config):
         for name in ("SIGTERM", "SIGHUP"):
             signal.signal(getattr(signal, name), _stop_on)
     profile = config.getoption("hypothesis_profile", default=None)
+    try:
+        shard = Shard.parse(config.getoption("conv3dt_shard", default=None))
+    except ShardError as exc:
+        raise pytest.UsageError(str(exc)) from None
     profiles.configure(profile, config.getoption("conv3dt_examples", default=None),
-                       config.getoption("conv3dt_seed", default=None))
+                       config.getoption("conv3dt_seed", default=None), shard)
     out = config.getoption("conv3dt_out", default=None)
     if out is None:  # chosen once by the controller; xdist hands the option to the workers
         out = tempfile.mkdtemp(prefix="conv3dt-out-")
@@ -210,6 +222,17 @@ def pytest_runtest_makereport(item, call):
         rec.write()
 
 
+def deferred_tripwire(rec, unreachable: list[str]) -> bool:
+    """In a shard of several, write the cells the tripwire requires (``tripwire.json``:
+    ``deferred``, ``required``) for the merge to check on the union, and say so (True); the
+    whole run (1/1) checks them itself (False)."""
+    if profiles.shard().whole:
+        return False
+    rec.write_tripwire([], False, unreachable,
+                       required=[c for c in REQUIRED if c not in set(unreachable)])
+    return True
+
+
 def pytest_collection_modifyitems(session, config, items):
     """The in-process coverage tripwire runs after every property. A property of the forward
     (gradient) op is skipped when no forward (gradient) target is selected: it has nothing to
@@ -246,6 +269,8 @@ def pytest_sessionfinish(session, exitstatus):
     if not required_properties(stats.get("target_facts", {})) <= set(stats.get("examples", {})):
         return  # not every property ran (e.g. -k selected one): the cells cannot all be hit
     gaps, unreachable = tripwire(stats.get("coverage", {}), stats.get("target_facts", {}))
+    if deferred_tripwire(rec, unreachable):
+        return
     if not gaps:
         if unreachable:
             rec.write_tripwire([], False, unreachable)

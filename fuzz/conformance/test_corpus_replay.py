@@ -5,13 +5,16 @@ Still deviating and not in the ledger → the test fails (the regression is stil
 deviation of the entry's kind → ``fixed``; reproduced but now in the ledger → ``known``; target
 not selected → skipped. A corrupt entry file is one failing item naming the file. Every result
 goes to ``stats["corpus"]`` = {"replayed": n, "fixed": [ids], "still_failing": [ids],
-"known": [ids], "skipped": [ids], "corrupt": [paths]}."""
+"known": [ids], "skipped": [ids], "corrupt": [paths]}. A shard (``fuzz.shard``) replays the
+entries it owns."""
 import pytest
 
 from conv3dt.fuzz import corpus, profiles
 from conv3dt.fuzz.properties import FindingError
 
 ENTRIES, ERRORS = corpus.scan(profiles.ACTIVE["corpus_dir"] or corpus.DEFAULT_DIR)
+ENTRIES = profiles.shard().take(ENTRIES, key=lambda e: e["finding_id"])      # fuzz.shard
+ERRORS = profiles.shard().take(ERRORS, key=lambda x: x.path.name)
 ITEMS = [(e["finding_id"], e, None) for e in ENTRIES] + [(f"corrupt:{x.path.name}", None, x)
                                                           for x in ERRORS]
 

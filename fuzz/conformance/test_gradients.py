@@ -19,12 +19,17 @@ forward's, each gradient under its own rigorous bound (``fuzz.truth.gradient_tru
   size, extents up to 65, thousands of products per element) for both gradients, one search per
   dtype, its boundary Cases first: dfilter's sums run over N·ΠI products there.
 
-Without a gradient target selected these properties are skipped (fuzz/conformance/plugin.py)."""
+Without a gradient target selected these properties are skipped (fuzz/conformance/plugin.py).
+A shard (``fuzz.shard``) judges the part of the deterministic Cases it owns (floor, families,
+boundary Cases); the store's seed and HypoFuzz's key (``fuzz.profiles.seeded``,
+``fuzz.continuous.share_key``) are applied after each property's definition, not as decorators:
+decorator lines are part of the source Hypothesis hashes to seed a derandomized (ci) run."""
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from conv3dt.fuzz import metamorphic, profiles
+from conv3dt.fuzz.continuous import share_key
 from conv3dt.fuzz.covering import floor_for
 from conv3dt.fuzz.failures import every_failure
 from conv3dt.fuzz.gradients import (exact_gradient_batches, grad_output_for, gradient_batches,
@@ -41,6 +46,9 @@ def grad_differential(ctx, cases):
     check_valid_batch(cases, ctx, "grad_differential")
 
 
+grad_differential = share_key("grad_differential")(profiles.seeded(grad_differential))
+
+
 def test_grad_differential(ctx):
     floor = floor_for(ctx, "grad_differential")
     every_failure(grad_differential, ctx.budget, ctx,
@@ -52,6 +60,9 @@ def test_grad_differential(ctx):
 @given(cases=profiles.within_domain(exact_gradient_batches))
 def grad_exact(ctx, cases):
     check_valid_batch(cases, ctx, "grad_exact")
+
+
+grad_exact = share_key("grad_exact")(profiles.seeded(grad_exact))
 
 
 def test_grad_exact(ctx):
@@ -68,7 +79,11 @@ def _family_gradients() -> list:
     domain = profiles.declared_domain()
     cases = family_examples(domain.dtypes, domain.layouts, domain.paddings, domain.dilations,
                             domain.argument_forms)
+    cases = profiles.shard().take(cases, key=lambda c: c.label)   # fuzz.shard: by family
     return [c.gradient_of(wrt, grad_output_for(c)[0]) for c in cases for wrt in ("value", "filter")]
+
+
+grad_invalid = share_key("grad_invalid")(profiles.seeded(grad_invalid))
 
 
 def test_grad_invalid(ctx):
@@ -90,6 +105,9 @@ def gradient_metamorphic_cases(**domain):
 @given(case=profiles.within_domain(gradient_metamorphic_cases))
 def grad_metamorphic(ctx, case):
     check_identities(ctx, "grad_metamorphic", case, GRADIENT_IDENTITIES)
+
+
+grad_metamorphic = share_key("grad_metamorphic")(profiles.seeded(grad_metamorphic))
 
 
 def test_grad_metamorphic(ctx):
