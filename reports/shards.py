@@ -74,12 +74,23 @@ def _check_compatible(loaded: list[tuple[str, dict[str, Any]]]) -> None:
                           ("ledgers", _ledger_of)):
             if get(r) != get(first):
                 raise MergeError(f"{first_path} and {path} are not parts of one run: different "
-                                 f"{what} ({_short(get(first))} vs {_short(get(r))})")
+                                 f"{what} ({_difference(get(first), get(r))})")
     counts = {u["count"] for _, r in loaded for u in units(r)}
     if len(counts) > 1:
         raise MergeError("the records are shards of different N (" + ", ".join(
             f"{p}: {'/'.join(str(u['index']) + '/' + str(u['count']) for u in units(r))}"
             for p, r in loaded) + ")")
+
+
+def _difference(a: Any, b: Any) -> str:
+    """What tells two ledgers (``_ledger_of``) or versions apart, shortly: the entry ids only
+    one of the ledgers has, else the differing fields."""
+    if isinstance(a, tuple) and isinstance(b, tuple) and a[:2] == b[:2]:
+        only_a, only_b = sorted(set(a[2]) - set(b[2])), sorted(set(b[2]) - set(a[2]))
+        if only_a or only_b:
+            return (f"entries only in the first: {_short(only_a)}; "
+                    f"only in the second: {_short(only_b)}")
+    return f"{_short(a)} vs {_short(b)}"
 
 
 def _short(value: Any) -> str:

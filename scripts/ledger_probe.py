@@ -50,6 +50,7 @@ GROUPED = {  # env onednn -> list of (name, expr)
         ("stock:value-rank4", "T(o((1,1,1,1),np.float32), o((1,1,1,1,1),np.float32), [1,1,1,1,1], [1,1,1], 'SAME')"),
         ("stock:valid-output-below-kernel", "T(o((1,1,3,3,1),np.float32), o((4,3,4,2,1),np.float32), [1,3,5,9,2], [1,4,1,2,1], 'VALID')"),
         ("xla-unimplemented-batch-channel-dilation", "xla(lambda a, b: T(a, b, [2,1,1,1,1], [2,1,1,1,1], 'SAME'), o((1,1,1,1,1),np.float32), o((1,1,1,1,1),np.float32))"),
+        ("xla-unimplemented-negative-int-limit-dilation", "xla(lambda a, b: T(a, b, [1,1,1,1,1], [1,1,1,1,1], 'VALID', dilations=[1,-2**31,1,1,1]), o((1,1,1,1,1),np.float32), o((2,1,1,1,1),np.float32))"),
         ("xla:dilations-nonpositive", "xla(lambda a, b: T(a, b, [1,1,1,1,1], [1,1,1,1,1], 'SAME', dilations=[1,0,1,1,1]), o((1,1,1,1,1),np.float32), o((1,1,1,1,1),np.float32))"),
         ("xla-output-channel-unchecked(out C=3, filter Cout=2)", "xla(lambda a, b: T(a, b, [1,1,1,1,3], [1,1,1,1,1], 'SAME'), o((1,1,1,1,1),np.float32), o((1,1,1,2,1),np.float32))"),
         ("xla-output-channel-unchecked(Cin=2, filter Cout=1, out C=2; want reject)", "xla(lambda a, b: T(a, b, [1,1,1,1,2], [1,1,1,1,1], 'SAME'), o((1,1,1,1,2),np.float32), o((1,1,1,1,2),np.float32))"),
