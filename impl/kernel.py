@@ -52,7 +52,7 @@ import math
 
 import numpy as np
 
-from conv3dt.impl import threads
+from conv3dt.impl import cost, stationary, threads
 
 __all__ = ["transposed_conv_ndhwc", "axis_phases", "tap_ranges"]
 
@@ -241,8 +241,19 @@ def transposed_conv_ndhwc(value, filter, output_spatial, strides, dilations, pad
         if _prefers_tapwise(filter, out_size * accum_dtype.itemsize):
             return _tapwise(value, filter, np.zeros(out_shape, accum_dtype), tuple(strides),
                             tuple(dilations), tuple(pad_before), workers)
-        return _phase_gemms(value, filter, out_shape, tuple(output_spatial), tuple(strides),
-                            tuple(dilations), tuple(pad_before), workers)
+        geometry = (tuple(output_spatial), tuple(strides), tuple(dilations), tuple(pad_before))
+        budget = max(int(out_size * accum_dtype.itemsize * _BUDGET_FRACTION) - filter.nbytes,
+                     _MIN_BUDGET)
+        formulation = FORMULATION or cost.choose(batch, value.shape[1:4], cin, geometry[0], cout,
+                                                 filter.shape[:3], *geometry[1:],
+                                                 accum_dtype.itemsize, workers, budget)
+        if formulation == "stationary":
+            return stationary.input_stationary(value, filter, out_shape, *geometry[1:], workers,
+                                               budget)
+        return _phase_gemms(value, filter, out_shape, *geometry, workers)
+
+
+FORMULATION = None   # None: impl.cost decides per geometry; "phase" / "stationary" force one
 
 
 def _phase_gemms(value, filter, out_shape, output_spatial, strides, dilations, pad_before,
