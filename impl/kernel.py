@@ -237,8 +237,14 @@ def transposed_conv_ndhwc(value, filter, output_spatial, strides, dilations, pad
         return np.zeros(out_shape, accum_dtype)
     # every input-tap product, an upper bound of the work: it picks the thread policy
     flops = 2.0 * value.size * cout * filter.shape[0] * filter.shape[1] * filter.shape[2]
+    tapwise = _prefers_tapwise(filter, out_size * accum_dtype.itemsize)
+    if flops < threads.SMALL_FLOPS and not tapwise:
+        # a tiny call: straight to the phase GEMMs, serial, with neither the thread policy nor
+        # the cost model (each costs ~1-2 µs, a third of such a call)
+        return _phase_gemms(value, filter, out_shape, tuple(output_spatial), tuple(strides),
+                            tuple(dilations), tuple(pad_before), 1)
     with threads.plan(flops) as workers:
-        if _prefers_tapwise(filter, out_size * accum_dtype.itemsize):
+        if tapwise:
             return _tapwise(value, filter, np.zeros(out_shape, accum_dtype), tuple(strides),
                             tuple(dilations), tuple(pad_before), workers)
         geometry = (tuple(output_spatial), tuple(strides), tuple(dilations), tuple(pad_before))
@@ -300,8 +306,12 @@ def _prefers_tapwise(filter, out_bytes):
     """Use the tap-wise sum for non-finite filters (exactness) and filters about as large as the
     output (memory: the phase path copies the filter)."""
     large = filter.nbytes > _MIN_BUDGET and 2 * filter.nbytes > out_bytes
+    return large or not _is_finite(filter)
+
+
+def _is_finite(filter):
     # count_nonzero rather than .all(): the same answer without a ufunc reduction's ~1 µs setup.
-    return large or np.count_nonzero(np.isfinite(filter)) != filter.size
+    return np.count_nonzero(np.isfinite(filter)) == filter.size
 
 
 def _tap_range(in_size, out_size, offset, stride):
