@@ -266,8 +266,10 @@ def _phase_gemms(value, filter, out_shape, output_spatial, strides, dilations, p
                  workers):
     """The phase path: every (phase, chunk) GEMM, on ``workers`` threads."""
     batch, cin, cout = value.shape[0], value.shape[4], filter.shape[3]
-    phases = _geometry_plan(batch, value.shape[1:4], cin, output_spatial, cout, filter.shape[:3],
-                            strides, dilations, pad_before, value.dtype.itemsize, workers)
+    geometry = (batch, value.shape[1:4], cin, output_spatial, cout, filter.shape[:3], strides,
+                dilations, pad_before, value.dtype.itemsize)
+    workers = _useful_workers(geometry, workers)
+    phases = _geometry_plan(*geometry, workers)
     # (KD, KH, KW, Cin, Cout): a phase's taps then flatten in window order (tap-major, Cin-minor).
     filter_t = filter.transpose(0, 1, 2, 4, 3)
     if len(phases) == 1 and len(phases[0][2]) == 1 and phases[0][2][0][5] == out_shape:
@@ -283,6 +285,23 @@ def _phase_gemms(value, filter, out_shape, output_spatial, strides, dilations, p
         items += [functools.partial(_store, dst, chunk[4], value, chunk, fmat) for chunk in chunks]
     threads.run(items, workers)
     return out
+
+
+_MIN_ITEM_FLOPS = 1.5e6   # a work item below this is dominated by its ~10 µs of NumPy calls
+
+
+@functools.lru_cache(maxsize=1024)
+def _useful_workers(geometry, workers):
+    """``workers``, or 1 when the memory budget cuts the phases into items so small (under
+    ``_MIN_ITEM_FLOPS`` on average) that per-item overhead and the halo each chunk's slab
+    repeats outweigh a second thread (measured: N1 16³ 16->16 K3 d2, 256 one-row chunks, ran
+    1.8-2.3x slower on two workers than its 64 chunks on one)."""
+    if workers <= 1:
+        return 1
+    phases = _geometry_plan(*geometry, workers)
+    chunks = [chunk for _, _, cs in phases for chunk in cs]
+    flops = sum(2.0 * math.prod(c[5][:4]) * c[6] * geometry[4] for c in chunks)
+    return workers if chunks and flops / len(chunks) >= _MIN_ITEM_FLOPS else 1
 
 
 def _store(dst, index, value, chunk, fmat):

@@ -39,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 __all__ = ["plan", "run", "describe", "SMALL_FLOPS", "PARALLEL_FLOPS"]
 
 SMALL_FLOPS = 2e5        # below: BLAS untouched, one thread (a tiny call stays ~20 µs)
-PARALLEL_FLOPS = 4e6     # from here: impl's workers (a hand-off costs ~20-50 µs; 4 MFLOP ~ 40 µs+)
+PARALLEL_FLOPS = 2e7     # from here: impl's workers (~0.3 ms of work; a hand-off costs ~20-50 µs)
 
 _lock = threading.Lock()
 _state = {"libs": None, "depth": 0, "saved": None, "pool": None}

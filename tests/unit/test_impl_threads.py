@@ -130,6 +130,8 @@ def test_the_parallel_kernel_matches_the_loops(geometry, monkeypatch):
     value_shape, filter_shape, out_spatial, strides, dilations, pads, padding = geometry
     monkeypatch.setattr(threads, "SMALL_FLOPS", 0)
     monkeypatch.setattr(threads, "PARALLEL_FLOPS", 0)
+    monkeypatch.setattr(kernel_module, "_MIN_ITEM_FLOPS", 0)
+    kernel_module._useful_workers.cache_clear()
     monkeypatch.setenv("CONV3DT_IMPL_THREADS", "2")
     monkeypatch.setattr(kernel_module, "_MIN_BUDGET", 0 if padding == "SAME" else 64 * 1024)
     if padding == "VALID":   # force the tap-wise path (the filter outweighs the output)
@@ -147,6 +149,7 @@ def test_the_parallel_kernel_matches_the_loops(geometry, monkeypatch):
                                        np.float64)
     finally:
         kernel_module._geometry_plan.cache_clear()
+        kernel_module._useful_workers.cache_clear()
     assert calls and all(n == 2 for _, n in calls) and max(k for k, _ in calls) >= 2
     output_shape = (value_shape[0], *out_spatial, filter_shape[3])
     y_star, _ = loop_conv3d_transpose(value, filter, output_shape, strides, dilations, padding)
@@ -155,3 +158,12 @@ def test_the_parallel_kernel_matches_the_loops(geometry, monkeypatch):
 
 def test_impl_describes_its_policy():
     assert "BLAS thread" in impl.threads.describe() or "serial" in impl.threads.describe()
+
+
+def test_items_too_small_to_pay_for_a_thread_run_on_one_worker():
+    # N1 16^3 16->16 K3 d2: the memory budget cuts the one phase into one-row chunks
+    geometry = (1, (16, 16, 16), 16, (16, 16, 16), 16, (3, 3, 3), (1, 1, 1), (2, 2, 2), (2, 2, 2), 4)
+    assert kernel_module._useful_workers(geometry, 2) == 1
+    # N2 16^3 32->32 K3: ~2.6 MFLOP per chunk, two workers
+    geometry = (2, (16, 16, 16), 32, (16, 16, 16), 32, (3, 3, 3), (1, 1, 1), (1, 1, 1), (1, 1, 1), 4)
+    assert kernel_module._useful_workers(geometry, 2) == 2
