@@ -244,15 +244,15 @@ def run_shape(tf, shape, repeats, rng, min_seconds, busy=None):
     times.update({path.name: [] for path, _ in accepted})
     for _ in range(repeats):
         times["impl"].append(_time_per_call(impl_call, min_seconds))
-        for path, _ in accepted:
-            times[path.name].append(_time_per_call(path.call, min_seconds))
-        times["sgemm"].append(min(sgemm_seconds(None), sgemm_seconds(1)))
-        if busy is not None:
-            busy.busy(True)
+        if busy is not None:   # right after the quiet timing: before TF's and OpenBLAS's threads,
+            busy.busy(True)    # which spin for a while after their calls, are woken
             try:
                 times["busy"].append(_time_per_call(impl_call, min_seconds))
             finally:
                 busy.busy(False)
+        for path, _ in accepted:
+            times[path.name].append(_time_per_call(path.call, min_seconds))
+        times["sgemm"].append(min(sgemm_seconds(None), sgemm_seconds(1)))
     medians = {name: statistics.median(ts) for name, ts in times.items() if ts}
     fastest = min((path.name for path, _ in accepted), key=medians.__getitem__)
     t_impl, t_tf, flops = medians["impl"], medians[fastest], flops_of(shape)
