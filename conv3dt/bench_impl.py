@@ -119,32 +119,8 @@ def error_summary(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {(lines[-1] if lines else '')[:200]}"
 
 
-@dataclass(frozen=True)
-class TfChoice:
-    """The path chosen for a shape, the result of its trial call, and the paths passed over."""
-    path: TfPath
-    result: np.ndarray
-    rejected: tuple[Rejection, ...]
-
-
 class NoTfPathError(RuntimeError):
     """No TF path accepted a benchmark shape's call."""
-
-
-def choose_tf_path(paths: list[TfPath], rejects: tuple[type[BaseException], ...]) -> TfChoice:
-    """Call each path once, in order, and return the first that does not raise one of
-    ``rejects`` (with its result). Other exceptions propagate; when every path raises one of
-    ``rejects``, raises :class:`NoTfPathError` naming each path and its error."""
-    rejected: list[Rejection] = []
-    for path in paths:
-        try:
-            result = path.call()
-        except rejects as exc:
-            rejected.append(Rejection(path.name, error_summary(exc)))
-            continue
-        return TfChoice(path, result, tuple(rejected))
-    raise NoTfPathError("no TF path accepts the call: "
-                        + "; ".join(f"{r.path}: {r.error}" for r in rejected))
 
 
 def tf_paths(tf, kwargs) -> list[TfPath]:

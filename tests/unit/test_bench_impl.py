@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conv3dt.bench_impl import (GOALS, TF_PATHS, NoTfPathError, Rejection, TfPath,
-                                accepting_tf_paths, choose_tf_path, error_summary, summarise)
+                                accepting_tf_paths, error_summary, summarise)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,30 +32,11 @@ def fake(name: str, calls: list[str], error: BaseException | None = None) -> TfP
     return TfPath(name, call)
 
 
-def test_the_first_path_that_accepts_is_chosen_with_its_trial_result():
-    calls: list[str] = []
-    paths = [fake("eager", calls, Rejected("eager says no\nmore")),
-             fake("function", calls, Rejected("graph says no")),
-             fake("xla", calls), fake("later", calls)]
-    choice = choose_tf_path(paths, (Rejected,))
-    assert choice.path is paths[2]
-    assert calls == ["eager", "function", "xla"]  # one trial each, nothing after the choice
-    assert np.array_equal(choice.result, [3, 3])
-    assert choice.rejected == (Rejection("eager", "Rejected: more"),
-                               Rejection("function", "Rejected: graph says no"))
-
-
-def test_a_path_that_accepts_first_time_is_chosen_alone():
-    calls: list[str] = []
-    choice = choose_tf_path([fake("eager", calls), fake("xla", calls)], (Rejected,))
-    assert choice.path.name == "eager" and choice.rejected == () and calls == ["eager"]
-
-
 def test_no_accepting_path_is_one_error_naming_every_path():
     calls: list[str] = []
     paths = [fake(n, calls, Rejected(f"{n} refuses")) for n in TF_PATHS]
     with pytest.raises(NoTfPathError) as exc:
-        choose_tf_path(paths, (Rejected,))
+        accepting_tf_paths(paths, (Rejected,))
     assert all(f"{n}: Rejected: {n} refuses" in str(exc.value) for n in TF_PATHS)
 
 
@@ -63,7 +44,7 @@ def test_an_error_that_is_not_a_rejection_propagates():
     calls: list[str] = []
     paths = [fake("eager", calls, KeyError("bug")), fake("xla", calls)]
     with pytest.raises(KeyError):
-        choose_tf_path(paths, (Rejected,))
+        accepting_tf_paths(paths, (Rejected,))
     assert calls == ["eager"]
 
 
