@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conv3dt import declare, scale
+from conv3dt import blas_policy, declare, scale
 
 from conv3dt.cli import EXIT_FINDINGS, EXIT_INFRA, EXIT_OK, EXIT_USAGE
 from conv3dt.session import (build_record, junit_counts, log_tail, print_summary, publish,
@@ -346,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{args.workers} worker(s), budget {f'{budget:.0f} s' if budget else 'none'} ...",
                   flush=True)
         hard_stop = None if budget is None else time.monotonic() + budget + WIND_DOWN_S
+        blas_threads = blas_policy.apply()        # inherited by pytest, its workers, targets
         from conv3dt.progress import LiveProgress   # one line, refreshed; TTY only, not --quiet
         with LiveProgress(session, budget, not args.quiet and sys.stdout.isatty(),
                           baseline_ids=[f["id"] for f in (baseline or {}).get("findings", [])]):
@@ -368,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         from conv3dt.reports.merge import SessionError
         try:
             record = build_record("gate", args, targets, session, seconds, baseline,
-                                  {"max_time_s": budget,
+                                  {"max_time_s": budget, "blas_threads": blas_threads,
                                    **scale.record_run(args, session, "conv3dt gate")})
         except SessionError as exc:
             print(f"conv3dt gate: infrastructure failure: {exc}", file=sys.stderr)

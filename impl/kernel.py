@@ -52,6 +52,8 @@ import math
 
 import numpy as np
 
+from conv3dt.impl import cost, stationary, threads
+
 __all__ = ["transposed_conv_ndhwc", "axis_phases", "tap_ranges"]
 
 
@@ -92,11 +94,16 @@ axis_phases = functools.lru_cache(maxsize=4096)(_axis_phases)
 
 _MIN_BUDGET = 64 * 1024  # bytes per chunk at least
 _BUDGET_FRACTION = 0.75  # of the output's bytes per chunk at most (unless under _MIN_BUDGET)
+_ITEMS_PER_WORKER = 4    # with workers, at least this many work items per worker (load balance)
 
 
 def _plan_geometry(batch, in_spatial, cin, out_spatial, cout, kernel, strides, dilations,
-                   pad_before, itemsize):
+                   pad_before, itemsize, workers=1):
     """Cached work list: per phase ``(filter_index, out_index, chunks, taps)``.
+
+    With ``workers > 1`` chunks of that many threads are alive at once, so each gets
+    ``budget / workers``, and phases are cut into at least ``_ITEMS_PER_WORKER * workers`` chunks
+    in all (where the output allows) so that a worker on a busy core can take fewer of them.
 
     ``chunks`` holds ``(slab_spec, offset, window_shape, window_strides, dst_index, result_shape,
     width)``: ``slab_spec`` is ``None`` for an in-place window (the byte ``offset`` and strides then
@@ -110,14 +117,16 @@ def _plan_geometry(batch, in_spatial, cin, out_spatial, cout, kernel, strides, d
     out_bytes = batch * out_spatial[0] * out_spatial[1] * out_spatial[2] * cout * itemsize
     # A phase's filter matrix is a copy too (at most the whole filter): leave room for it.
     filter_bytes = kernel[0] * kernel[1] * kernel[2] * cin * cout * itemsize
-    budget = max(int(out_bytes * _BUDGET_FRACTION) - filter_bytes, _MIN_BUDGET)
+    budget = max(int(out_bytes * _BUDGET_FRACTION) - filter_bytes, _MIN_BUDGET) // workers
+    plans = list(itertools.product(*axis_plans))
+    pieces = -(-_ITEMS_PER_WORKER * workers // max(len(plans), 1)) if workers > 1 else 1
     phases = []
-    for plan in itertools.product(*axis_plans):
+    for plan in plans:
         filter_index = tuple(_taps_slice(p[2]) for p in plan)
         out_index = (slice(None),) + tuple(slice(p[0], None, strides[a])
                                            for a, p in enumerate(plan))
         phases.append((filter_index, out_index,
-                       _chunks(batch, in_spatial, cin, cout, plan, budget, itemsize)))
+                       _chunks(batch, in_spatial, cin, cout, plan, budget, itemsize, pieces)))
     return tuple(phases)
 
 
@@ -131,7 +140,7 @@ def _taps_slice(taps):
     return slice(taps[0], stop if stop >= 0 else None, -step)
 
 
-def _chunks(batch, in_spatial, cin, cout, plan, budget, itemsize):
+def _chunks(batch, in_spatial, cin, cout, plan, budget, itemsize, pieces=1):
     n_out = [p[1] for p in plan]
     n_taps = [len(p[2]) for p in plan]
     steps = [p[3] for p in plan]
@@ -146,6 +155,8 @@ def _chunks(batch, in_spatial, cin, cout, plan, budget, itemsize):
         slab = 0 if in_place else (depth + halo[0]) * (height + halo[1]) * span_w * cin
         return samples * (gemm + slab) * itemsize
 
+    if pieces > 1:  # cut the phase into about ``pieces`` chunks at least
+        budget = min(budget, max(cost(batch, n_out[0], n_out[1]) // pieces, 1))
     if cost(batch, n_out[0], n_out[1]) <= budget:
         pieces = [(0, batch, 0, n_out[0], 0, n_out[1])]
     else:
@@ -224,24 +235,77 @@ def transposed_conv_ndhwc(value, filter, output_spatial, strides, dilations, pad
     out_size = math.prod(out_shape)
     if out_size == 0 or value.size == 0:
         return np.zeros(out_shape, accum_dtype)
-    if _prefers_tapwise(filter, out_size * accum_dtype.itemsize):
-        return _tapwise(value, filter, np.zeros(out_shape, accum_dtype), tuple(strides),
-                        tuple(dilations), tuple(pad_before))
-    phases = _geometry_plan(batch, value.shape[1:4], cin, tuple(output_spatial), cout,
-                            filter.shape[:3], tuple(strides), tuple(dilations),
-                            tuple(pad_before), accum_dtype.itemsize)
+    # every input-tap product, an upper bound of the work: it picks the thread policy
+    flops = 2.0 * value.size * cout * filter.shape[0] * filter.shape[1] * filter.shape[2]
+    tapwise = _prefers_tapwise(filter, out_size * accum_dtype.itemsize)
+    if flops < threads.SMALL_FLOPS and not tapwise:
+        # a tiny call: straight to the phase GEMMs, serial, with neither the thread policy nor
+        # the cost model (each costs ~1-2 µs, a third of such a call)
+        return _phase_gemms(value, filter, out_shape, tuple(output_spatial), tuple(strides),
+                            tuple(dilations), tuple(pad_before), 1)
+    with threads.plan(flops) as workers:
+        if tapwise:
+            return _tapwise(value, filter, np.zeros(out_shape, accum_dtype), tuple(strides),
+                            tuple(dilations), tuple(pad_before), workers)
+        geometry = (tuple(output_spatial), tuple(strides), tuple(dilations), tuple(pad_before))
+        budget = max(int(out_size * accum_dtype.itemsize * _BUDGET_FRACTION) - filter.nbytes,
+                     _MIN_BUDGET)
+        formulation = FORMULATION or cost.choose(batch, value.shape[1:4], cin, geometry[0], cout,
+                                                 filter.shape[:3], *geometry[1:],
+                                                 accum_dtype.itemsize, workers, budget)
+        if formulation == "stationary":
+            return stationary.input_stationary(value, filter, out_shape, *geometry[1:], workers,
+                                               budget)
+        return _phase_gemms(value, filter, out_shape, *geometry, workers)
+
+
+FORMULATION = None   # None: impl.cost decides per geometry; "phase" / "stationary" force one
+
+
+def _phase_gemms(value, filter, out_shape, output_spatial, strides, dilations, pad_before,
+                 workers):
+    """The phase path: every (phase, chunk) GEMM, on ``workers`` threads."""
+    batch, cin, cout = value.shape[0], value.shape[4], filter.shape[3]
+    geometry = (batch, value.shape[1:4], cin, output_spatial, cout, filter.shape[:3], strides,
+                dilations, pad_before, value.dtype.itemsize)
+    workers = _useful_workers(geometry, workers)
+    phases = _geometry_plan(*geometry, workers)
     # (KD, KH, KW, Cin, Cout): a phase's taps then flatten in window order (tap-major, Cin-minor).
     filter_t = filter.transpose(0, 1, 2, 4, 3)
     if len(phases) == 1 and len(phases[0][2]) == 1 and phases[0][2][0][5] == out_shape:
         # One GEMM computes every output (e.g. stride 1 unchunked): its result is the output.
         return _chunk_gemm(value, phases[0][2][0], filter_t[phases[0][0]].reshape(-1, cout))
-    out = np.zeros(out_shape, accum_dtype)
+    out = np.zeros(out_shape, value.dtype)
+    items = []
     for filter_index, out_index, chunks in phases:
         fmat = filter_t[filter_index].reshape(-1, cout)
+        if workers > 1 and not fmat.flags.c_contiguous:
+            fmat = np.ascontiguousarray(fmat)   # copied once per phase, not once per chunk
         dst = out[out_index]
-        for chunk in chunks:
-            dst[chunk[4]] = _chunk_gemm(value, chunk, fmat)
+        items += [functools.partial(_store, dst, chunk[4], value, chunk, fmat) for chunk in chunks]
+    threads.run(items, workers)
     return out
+
+
+_MIN_ITEM_FLOPS = 1.5e6   # a work item below this is dominated by its ~10 µs of NumPy calls
+
+
+@functools.lru_cache(maxsize=1024)
+def _useful_workers(geometry, workers):
+    """``workers``, or 1 when the memory budget cuts the phases into items so small (under
+    ``_MIN_ITEM_FLOPS`` on average) that per-item overhead and the halo each chunk's slab
+    repeats outweigh a second thread (measured: N1 16³ 16->16 K3 d2, 256 one-row chunks, ran
+    1.8-2.3x slower on two workers than its 64 chunks on one)."""
+    if workers <= 1:
+        return 1
+    phases = _geometry_plan(*geometry, workers)
+    chunks = [chunk for _, _, cs in phases for chunk in cs]
+    flops = sum(2.0 * math.prod(c[5][:4]) * c[6] * geometry[4] for c in chunks)
+    return workers if chunks and flops / len(chunks) >= _MIN_ITEM_FLOPS else 1
+
+
+def _store(dst, index, value, chunk, fmat):
+    dst[index] = _chunk_gemm(value, chunk, fmat)
 
 
 def _chunk_gemm(value, chunk, fmat):
@@ -261,8 +325,12 @@ def _prefers_tapwise(filter, out_bytes):
     """Use the tap-wise sum for non-finite filters (exactness) and filters about as large as the
     output (memory: the phase path copies the filter)."""
     large = filter.nbytes > _MIN_BUDGET and 2 * filter.nbytes > out_bytes
+    return large or not _is_finite(filter)
+
+
+def _is_finite(filter):
     # count_nonzero rather than .all(): the same answer without a ufunc reduction's ~1 µs setup.
-    return large or np.count_nonzero(np.isfinite(filter)) != filter.size
+    return np.count_nonzero(np.isfinite(filter)) == filter.size
 
 
 def _tap_range(in_size, out_size, offset, stride):
@@ -294,8 +362,21 @@ def _tap_ranges(in_spatial, out_spatial, kernel, strides, dilations, pad_before)
 tap_ranges = functools.lru_cache(maxsize=1024)(_tap_ranges)
 
 
-def _tapwise(value, filter, out, strides, dilations, pad_before):
-    """``out[n, o, :] += value[n, i, :] @ filter[k].T`` over every tap ``k`` and its input box."""
+def _tapwise(value, filter, out, strides, dilations, pad_before, workers=1):
+    """``out[n, o, :] += value[n, i, :] @ filter[k].T`` over every tap ``k`` and its input box.
+
+    With ``workers > 1`` the samples are split into that many groups, one item each: different
+    samples write different outputs, and each group's scratch holds only its own samples."""
+    batch = value.shape[0]
+    groups = min(workers, batch)
+    bounds = [batch * g // groups for g in range(groups + 1)]
+    threads.run([functools.partial(_tapwise_samples, value[lo:hi], filter, out[lo:hi], strides,
+                                   dilations, pad_before)
+                 for lo, hi in zip(bounds, bounds[1:])], groups)
+    return out
+
+
+def _tapwise_samples(value, filter, out, strides, dilations, pad_before):
     cin, cout = value.shape[4], out.shape[4]
     plan = tap_ranges(value.shape[1:4], out.shape[1:4], filter.shape[:3], strides, dilations,
                       pad_before)
@@ -307,4 +388,3 @@ def _tapwise(value, filter, out, strides, dilations, pad_before):
         product = scratch[:box[..., 0].size * cout].reshape(-1, cout)
         np.matmul(box.reshape(-1, cin), filter[tap].T, out=product)
         out[out_index] += product.reshape(*box.shape[:4], cout)
-    return out

@@ -67,7 +67,8 @@ def capture_environment() -> dict[str, Any]:
                       "onnxruntime", "onnx", "openvino",
                       "hypothesis", "conv3dt")},
         "env": {k: os.environ.get(k) for k in ("TF_ENABLE_ONEDNN_OPTS", "TF_CPP_MIN_LOG_LEVEL",
-                                                "OMP_NUM_THREADS", "TF_XLA_FLAGS")},
+                                                "OMP_NUM_THREADS", "TF_XLA_FLAGS",
+                                                "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")},
     }
 
 

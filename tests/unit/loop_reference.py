@@ -253,4 +253,7 @@ def fresh_plan_caches():
     impl.kernel.axis_phases.cache_clear()
     impl.kernel._geometry_plan.cache_clear()
     impl.kernel.tap_ranges.cache_clear()
+    impl.kernel._useful_workers.cache_clear()
+    impl.cost.choose.cache_clear()
+    impl.stationary.stationary_plan.cache_clear()
     yield

@@ -139,6 +139,10 @@ def test_new_findings_exit_1_and_write_every_report(broken_runs) -> None:
     assert not [f for f in record["findings"] if f["target"] == "impl"]
     assert record["run"]["seed"] == 7 and record["summary"]["examples"] > 0
     assert "<testsuite" in (out / "junit.xml").read_text()
+    # the suite's processes ran on one BLAS thread each, unless the caller chose otherwise
+    want = {v: os.environ.get(v) or "1" for v in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    assert record["run"]["blas_threads"]["values"] == want
+    assert {v: record["environment"]["env"][v] for v in want} == want
 
 
 def test_same_seed_same_findings_and_record(broken_runs) -> None:
