@@ -228,7 +228,10 @@ def test_each_judged_example_is_counted_once_in_the_phase_that_judged_it() -> No
         phases[phase] = phases.get(phase, 0) + 1
         budget.fail("differential", cases, defects_at(cases[0].x))
 
-    with pytest.raises(BaseExceptionGroup):
+    # one distinct failure (FindingError) or several (a group): which rare defects 200 derandomized
+    # draws meet depends on the constants Hypothesis collects from the modules this process has
+    # loaded (under xdist: whatever other tests imported first); the counts hold either way
+    with pytest.raises((FindingError, BaseExceptionGroup)):
         every_failure(prop, budget)
     assert phases["explicit"] == 1 and phases["generate"] >= 150 and phases["shrink"] > 0
     assert sum(phases.values()) == len(budget.judged)
