@@ -4,7 +4,6 @@ every report file and exit 128 + the signal number; ``--max-time`` stops drawing
 record of everything judged, marks it cut short and exits 4 (1 if it holds new findings)."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from conv3dt.progress import SessionReader
 from conv3dt.reports.record import load
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,16 +30,10 @@ def start_gate(tmp: Path, *extra: str, target: str = "impl") -> subprocess.Popen
 
 
 def judged_so_far(tmp: Path) -> int:
-    """Examples the running session's processes have recorded (``.run-*/session/stats-*.json``,
-    written as they judge; a file caught mid-write counts as none yet)."""
-    total = 0
-    for path in (tmp / "r").glob(".run-*/session/stats-*.json"):
-        try:
-            examples = json.loads(path.read_text()).get("examples", {})
-        except (OSError, ValueError):
-            continue
-        total += sum(n for per_target in examples.values() for n in per_target.values())
-    return total
+    """Examples the running session's processes have recorded so far, as the gate's live
+    progress line reads them (``conv3dt.progress.SessionReader`` over ``.run-*/session``)."""
+    return sum(SessionReader(session).read().examples
+               for session in (tmp / "r").glob(".run-*/session"))
 
 
 def wait_for_examples(tmp: Path, proc: subprocess.Popen, limit: float = 240.0) -> None:
