@@ -84,7 +84,7 @@ def choose(batch, in_spatial, cin, out_spatial, cout, kernel, strides, dilations
     per_slab = stationary.slab_bytes(in_spatial, cout, len(taps), itemsize)
     if not taps or per_slab * workers > budget:
         return "phase"
-    depth = max(1, min(in_spatial[0], budget // workers // per_slab))
+    depth = stationary.slab_depth(in_spatial[0], budget, workers, per_slab)
     slabs = batch * -(-in_spatial[0] // depth)
     st = stationary_seconds(batch, in_spatial, cin, cout, len(taps), disjoint, slabs, itemsize)
     return "stationary" if st <= MARGIN * phase_seconds(phases, cout, itemsize) else "phase"

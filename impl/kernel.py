@@ -94,6 +94,13 @@ axis_phases = functools.lru_cache(maxsize=4096)(_axis_phases)
 
 _MIN_BUDGET = 64 * 1024  # bytes per chunk at least
 _BUDGET_FRACTION = 0.75  # of the output's bytes per chunk at most (unless under _MIN_BUDGET)
+
+
+def _work_budget(out_bytes: int, filter_bytes: int) -> int:
+    """Bytes the work in flight may hold (all workers together): 3/4 of the output's bytes minus
+    one copy of the filter (a phase's filter matrix, or the stationary path's), at least
+    ``_MIN_BUDGET``."""
+    return max(int(out_bytes * _BUDGET_FRACTION) - filter_bytes, _MIN_BUDGET)
 _ITEMS_PER_WORKER = 4    # with workers, at least this many work items per worker (load balance)
 
 
@@ -117,7 +124,7 @@ def _plan_geometry(batch, in_spatial, cin, out_spatial, cout, kernel, strides, d
     out_bytes = batch * out_spatial[0] * out_spatial[1] * out_spatial[2] * cout * itemsize
     # A phase's filter matrix is a copy too (at most the whole filter): leave room for it.
     filter_bytes = kernel[0] * kernel[1] * kernel[2] * cin * cout * itemsize
-    budget = max(int(out_bytes * _BUDGET_FRACTION) - filter_bytes, _MIN_BUDGET) // workers
+    budget = _work_budget(out_bytes, filter_bytes) // workers
     plans = list(itertools.product(*axis_plans))
     pieces = -(-_ITEMS_PER_WORKER * workers // max(len(plans), 1)) if workers > 1 else 1
     phases = []
@@ -248,8 +255,7 @@ def transposed_conv_ndhwc(value, filter, output_spatial, strides, dilations, pad
             return _tapwise(value, filter, np.zeros(out_shape, accum_dtype), tuple(strides),
                             tuple(dilations), tuple(pad_before), workers)
         geometry = (tuple(output_spatial), tuple(strides), tuple(dilations), tuple(pad_before))
-        budget = max(int(out_size * accum_dtype.itemsize * _BUDGET_FRACTION) - filter.nbytes,
-                     _MIN_BUDGET)
+        budget = _work_budget(out_size * accum_dtype.itemsize, filter.nbytes)
         formulation = FORMULATION or cost.choose(batch, value.shape[1:4], cin, geometry[0], cout,
                                                  filter.shape[:3], *geometry[1:],
                                                  accum_dtype.itemsize, workers, budget)

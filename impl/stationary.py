@@ -32,7 +32,7 @@ import numpy as np
 
 from conv3dt.impl import threads
 
-__all__ = ["input_stationary", "stationary_plan"]
+__all__ = ["input_stationary", "slab_depth", "stationary_plan"]
 
 
 def _plan(in_spatial, out_spatial, kernel, strides, dilations, pad_before, kernel_module):
@@ -65,6 +65,12 @@ def slab_bytes(in_spatial, cout, n_taps, itemsize):
     return in_spatial[1] * in_spatial[2] * n_taps * cout * itemsize
 
 
+def slab_depth(in_depth, budget, workers, per_slab):
+    """Input depths per chunk of ``R``: as many ``(sample, input depth)`` slabs as fit in each
+    worker's share of ``budget``, at least one, at most the whole depth."""
+    return max(1, min(in_depth, budget // max(workers, 1) // max(per_slab, 1)))
+
+
 def input_stationary(value, filter, out_shape, strides, dilations, pad_before, workers, budget):
     """``out`` (``accum`` dtype of ``value``) by one GEMM per chunk of input slabs and a scatter."""
     from conv3dt.impl.kernel import _tap_range
@@ -82,7 +88,7 @@ def input_stationary(value, filter, out_shape, strides, dilations, pad_before, w
     wmat = np.ascontiguousarray(filter.reshape(-1, cout, cin)[flat].transpose(2, 0, 1)
                                 .reshape(cin, len(taps) * cout))
     per_slab = slab_bytes(value.shape[1:4], cout, len(taps), value.dtype.itemsize)
-    depth = max(1, min(in_d, budget // max(workers, 1) // max(per_slab, 1)))
+    depth = slab_depth(in_d, budget, workers, per_slab)
     # per axis, per tap index: (input slice, output slice) for the H and W axes (whole input)
     hw = [{k: _tap_range(value.shape[2 + a], out_shape[2 + a],
                          k * dilations[1 + a] - pad_before[1 + a], strides[1 + a])
