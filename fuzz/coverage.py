@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from conv3dt.oracle.case import Case, spatial_triple
+from conv3dt.oracle.case import Case, spatial_dims, spatial_triple
 from conv3dt.fuzz.gradients import GRADIENT_CELLS, gradient_cells
 from conv3dt.fuzz.invalid import FAMILY_NAMES, family_of
 from conv3dt.fuzz.strategies import DTYPES, LAYOUTS, output_range
@@ -55,8 +55,7 @@ def cells_of(case: Case) -> list[str]:
         return [f"invalid:{fam}"]
     layout, dtype = case.data_format, case.dtype
     vs, fs, os_ = case.value.shape, case.filter.shape, case.output_shape
-    first = 1 if layout == "NDHWC" else 2
-    ins, outs = vs[first:first + 3], os_[first:first + 3]
+    ins, outs = spatial_dims(vs, layout), spatial_dims(os_, layout)
     cin, n, cout = vs[4 if layout == "NDHWC" else 1], vs[0], fs[3]
     k, s, d = list(fs[:3]), spatial_triple(case.strides, layout), spatial_triple(case.dilations, layout)
     cells = [f"dtype={dtype}", f"layout={layout}", f"padding={case.padding}",

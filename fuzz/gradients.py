@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from conv3dt.fuzz import strategies as S
 from conv3dt.oracle.arrays import ArraySpec
-from conv3dt.oracle.case import Case, spatial_triple
+from conv3dt.oracle.case import Case, spatial_dims, spatial_triple
 
 GRADIENTS = ("value", "filter")
 OPERATIONS = tuple(f"grad-{w}" for w in GRADIENTS)
@@ -69,11 +69,9 @@ def exact_g_limit(case: Case) -> int | None:
     mv, mw = _max_abs(case.value), _max_abs(case.filter)
     if mv is None or mw is None:
         return None
-    layout = case.data_format
     vs, fs = case.value.shape, case.filter.shape
-    first = 1 if layout == "NDHWC" else 2
     n_value = fs[3] * math.prod(fs[:3])
-    n_filter = vs[0] * math.prod(vs[first:first + 3])
+    n_filter = vs[0] * math.prod(spatial_dims(vs, case.data_format))
     cap = 2 ** S.MANTISSA_BITS[case.dtype]
     for m in (3, 2, 1):
         if max(n_value, 1) * m * mw <= cap and max(n_filter, 1) * mv * m <= cap:
@@ -145,8 +143,7 @@ def negative_same_pad(case: Case) -> bool:
     shape = _layout_shape(case)
     if case.padding != "SAME" or shape is None or case.value is None or case.filter is None:
         return False
-    first = 1 if case.data_format == "NDHWC" else 2
-    ins, outs = case.value.shape[first:first + 3], shape[first:first + 3]
+    ins, outs = spatial_dims(case.value.shape, case.data_format), spatial_dims(shape, case.data_format)
     s, d = spatial_triple(case.strides, case.data_format), spatial_triple(case.dilations, case.data_format)
     if len(s) != 3 or len(d) != 3:
         return False

@@ -46,7 +46,7 @@ from typing import Any
 
 from conv3dt.fuzz.findings import FINDING_KINDS, Finding
 from conv3dt.fuzz.invalid import FAMILY_NAMES
-from conv3dt.oracle.case import spatial_triple
+from conv3dt.oracle.case import spatial_dims, spatial_triple
 from conv3dt.oracle.kernels import KERNEL_FAMILIES
 from conv3dt.oracle.targets import KNOWN_TARGETS
 
@@ -81,7 +81,7 @@ def _valid_output_below_kernel(case: dict[str, Any], fshape, dil) -> bool:
     if case.get("padding") != "VALID" or len(fshape) != 5 or len(dil) != 3 or not isinstance(out, list) \
             or len(out) != 5 or not all(isinstance(x, int) for x in out + list(dil)):
         return False
-    sp = out[1:4] if case.get("data_format") == "NDHWC" else out[2:5]
+    sp = spatial_dims(out, case.get("data_format"))
     return any(o < (k - 1) * d + 1 for o, k, d in zip(sp, fshape[:3], dil))
 
 

@@ -96,7 +96,7 @@ def truth_of(case: Case, arrays=None) -> Truth:
         return gradient_truth(case, arrays)
     call = normalized(case, arrays)
     ref = _reference_dtype(case.dtype, call)
-    spatial = tuple(call.output_shape[1:4] if call.data_format == "NDHWC" else call.output_shape[2:5])
+    spatial = tuple(call.output_spatial)
     conv = lambda a, b: transposed_conv_ndhwc(a, b, spatial, call.strides, call.dilations,  # noqa: E731
                                               call.pad_before, ref)
     n = int(call.filter.shape[4] * math.prod(call.filter.shape[:3]))

@@ -31,6 +31,12 @@ OUTPUT_SHAPE_FORMS = ("list", "tuple", "ndarray-int32", "ndarray-int64", "ndarra
 SEQUENCE_FORMS = ("omitted", "none", "int", "list", "tuple")
 GRAD_WRT = (None, "value", "filter")
 
+def spatial_dims(shape: Any, layout: Any) -> list[int]:
+    """The (D, H, W) sizes of a 5-D shape (value, filter-free output, grad_output) given in
+    ``layout`` order: NDHWC entries 1..3, NCDHW entries 2..4."""
+    return list(shape[1:4] if layout == "NDHWC" else shape[2:5])
+
+
 def spatial_triple(arg: Any, layout: Any) -> list[int]:
     """The (D, H, W) entries of a strides/dilations argument as recorded in a Case (JSON form):
     ``None`` → [1, 1, 1]; an int → three copies; a list of ints of length 1 → three copies, of
