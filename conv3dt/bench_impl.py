@@ -27,6 +27,10 @@ input-tap product, as TF's kernels compute them).
 impl is timed a second time in each repeat and paused otherwise; ``busy×`` is impl's median time
 with the loop running over its median time without (goal ≤ 2).
 
+Lower bounds (``bench_ceiling``): ``floor`` is the ratio at the SGEMM roofline, ``gemm`` the
+ratio of the faster formulation's GEMMs alone (``p`` phase, ``s`` stationary), both against the
+fastest TF path's median; the GEMM times are the fastest of three loops (favouring impl).
+
 Memory: peak bytes traced by tracemalloc during one impl call (NumPy reports its buffers; the
 output itself is included) divided by the output's bytes. Correctness: every result (impl and
 each accepting TF path) must lie within ``u*|y| + gamma_n * (|value| (*) |filter|)`` of a float64
@@ -52,6 +56,7 @@ from typing import Callable
 import numpy as np
 
 from conv3dt import impl
+from conv3dt.bench_ceiling import ceiling
 from conv3dt.impl.kernel import transposed_conv_ndhwc
 
 # (label, batch, input spatial, Cin, Cout, kernel, stride, dilation, padding)
@@ -233,13 +238,15 @@ def run_shape(tf, shape, repeats, rng, min_seconds, busy=None):
     fastest = min((path.name for path, _ in accepted), key=medians.__getitem__)
     t_impl, t_tf, flops = medians["impl"], medians[fastest], flops_of(shape)
     roof = SGEMM_FLOPS / medians["sgemm"] / 1e9
+    bounds = ceiling(kwargs, flops, roof, t_tf, lambda f: min(
+        _time_per_call(f, min_seconds) for _ in range(3)))
     return dict(label=shape[0], path=fastest, rejected=rejected,
                 others={p.name: medians[p.name] for p, _ in accepted if p.name != fastest},
                 t_impl=t_impl, t_tf=t_tf, ratio=t_impl / t_tf, flops=flops,
                 gflops_impl=flops / t_impl / 1e9, gflops_tf=flops / t_tf / 1e9,
                 gflops_sgemm=roof, roof=flops / t_impl / 1e9 / roof,
                 busy=medians["busy"] / t_impl if "busy" in medians else None,
-                memory=peak_memory_ratio(kwargs), ok=ok)
+                memory=peak_memory_ratio(kwargs), ok=ok, ceiling=bounds)
 
 
 def onednn_state() -> str:
@@ -273,6 +280,10 @@ def summarise(rows) -> dict:
                    memory_ratio=max(r["memory"] for r in realistic),
                    roofline=min(r["roof"] for r in largest),
                    largest=[r["label"] for r in largest])
+    bounds = [r["ceiling"] for r in realistic if r.get("ceiling") is not None]
+    if bounds:
+        summary["floor"] = (statistics.median(b.floor for b in bounds), max(b.floor for b in bounds))
+        summary["gemm"] = (statistics.median(b.gemm for b in bounds), max(b.gemm for b in bounds))
     busy = [r["busy"] for r in rows if r["busy"] is not None]
     if busy:
         summary["contended"] = max(busy)
@@ -294,6 +305,11 @@ def print_goals(summary) -> bool:
         met = summary[key] <= GOALS[key] if op == "<=" else summary[key] >= GOALS[key]
         all_met &= met
         print(f"{text + ':':40s} {shown:>8s} (goal {op} {GOALS[key]}: {'met' if met else 'NOT met'})")
+    for key, text in (("floor", "at the SGEMM roofline (floor)"),
+                      ("gemm", "the faster formulation's GEMMs alone (gemm)")):
+        if key in summary:
+            print(f"  lower bounds, {text}: median {summary[key][0]:.2f}, "
+                  f"worst {summary[key][1]:.2f}")
     print(f"  (largest by GF: {', '.join(summary['largest'])}; memory excludes the tiny shape, "
           f"whose peak is dominated by array headers)")
     return all_met
@@ -319,9 +335,10 @@ def run(repeats, quick, contended) -> int:
     print(f"TF eager kernel family: {family} (TF_ENABLE_ONEDNN_OPTS={onednn}); "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print("tf = the fastest (median) of TF's paths that accept the shape's call; "
-          "roof = impl GF/s / same-process SGEMM GF/s")
+          "roof = impl GF/s / same-process SGEMM GF/s; floor, gemm = lower bounds of the ratio "
+          "(at the SGEMM roofline; the GEMMs alone, p(hase) or s(tationary))")
     print(f"{'shape':34s} {'tf':8s} {'impl':>12s} {'TF':>12s} {'ratio':>6s} {'GF/s':>6s} "
-          f"{'TF':>6s} {'SGEMM':>6s} {'roof':>5s} {'mem/out':>7s}"
+          f"{'TF':>6s} {'SGEMM':>6s} {'roof':>5s} {'floor':>5s} {'gemm':>7s} {'mem/out':>7s}"
           + (f" {'busy×':>6s}" if contended else "") + " bound")
     busy = BusyCore() if contended else None
     rows = []
@@ -336,7 +353,8 @@ def run(repeats, quick, contended) -> int:
             print(f"{row['label']:34s} {row['path']:8s} {_fmt_time(row['t_impl'])} "
                   f"{_fmt_time(row['t_tf'])} {row['ratio']:6.2f} {row['gflops_impl']:6.1f} "
                   f"{row['gflops_tf']:6.1f} {row['gflops_sgemm']:6.1f} {row['roof']:5.2f} "
-                  f"{row['memory']:7.2f}" + (f" {row['busy']:6.2f}" if busy else "")
+                  f"{row['ceiling'].floor:5.2f} {row['ceiling'].gemm:5.2f} "
+                  f"{row['ceiling'].formulation[0]} {row['memory']:7.2f}" + (f" {row['busy']:6.2f}" if busy else "")
                   + f" {'ok' if row['ok'] else 'FAIL'}", flush=True)
     finally:
         if busy is not None:
