@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 from conv3dt.oracle.case import Case, spatial_dims, spatial_triple
+from conv3dt.fuzz.grad_invalid import GRAD_FAMILY_NAMES
 from conv3dt.fuzz.gradients import GRADIENT_CELLS, gradient_cells
 from conv3dt.fuzz.invalid import FAMILY_NAMES, family_of
 from conv3dt.fuzz.strategies import DTYPES, LAYOUTS, output_range
@@ -41,14 +42,16 @@ SIZE_CELLS = (["size:cout-past-block-of-8", "size:cin-past-block-of-16", "size:c
                "size:terms>=1000", "size:outputs>=1e5", "size:strided-deep"]
               + [f"size:large×{d}" for d in DTYPES] + [f"size:large×{l}" for l in LAYOUTS])
 # The backward pass's cells (fuzz.gradients), required where a gradient target runs.
-GRADIENT_REQUIRED = GRADIENT_CELLS + ("grad-invalid",)
+GRADIENT_REQUIRED = GRADIENT_CELLS + ("grad-invalid",) + tuple(
+    f"grad-invalid:{f}" for f in GRAD_FAMILY_NAMES)
 REQUIRED = tuple(AXIS_CELLS + PAIR_CELLS + INVALID_CELLS + SIZE_CELLS) + GRADIENT_REQUIRED
 
 
 def cells_of(case: Case) -> list[str]:
     if case.is_gradient:    # its own cells: a gradient run does not count as forward coverage
-        if family_of(case) is not None:
-            return ["grad-invalid"]
+        fam = family_of(case)
+        if fam is not None:   # the backward's own families (fuzz.grad_invalid) by name too
+            return ["grad-invalid"] + ([f"grad-invalid:{fam}"] if fam in GRAD_FAMILY_NAMES else [])
         return gradient_cells(case, cells_of(case.forward()))
     fam = family_of(case)
     if fam is not None:

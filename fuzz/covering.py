@@ -172,7 +172,8 @@ def unreachable(declarations: list[Capabilities] | None = None,
     out = set()
     for cell in REQUIRED:
         op, sep, rest = cell.partition("×")
-        if cell == "grad-invalid" or (sep and op.startswith("grad-")):
+        if cell == "grad-invalid" or cell.startswith("grad-invalid:") or (
+                sep and op.startswith("grad-")):
             if not any(_reaches_gradient(rest, caps) for caps in gradient_declarations):
                 out.add(cell)
         elif not any(_reaches(cell, caps) for caps in declarations):

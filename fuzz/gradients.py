@@ -14,7 +14,9 @@ forward Case it comes from and every strategy here is a ``map`` of a forward str
   products per element) and ``n_f · max|value| · m ≤ 2^p`` for dfilter (``n_f = N · ΠI``). Where
   no ``m ≥ 1`` fits, the Case is judged by the bound instead (``exact=False``);
 - invalid Cases (``invalid_gradient_cases``): the forward's near-misses with a small ``g``. Every
-  forward rule applies to the backward unchanged (TF and impl check the forward call first).
+  forward rule applies to the backward unchanged (TF and impl check the forward call first). And
+  the backward's own rule, a valid call with a ``g`` of the wrong shape or dtype
+  (``fuzz.grad_invalid``).
 
 Coverage (``gradient_cells``): per gradient (``grad-value`` / ``grad-filter``), the dtype,
 layout, padding, dilation > 1, stride > kernel and exact cells of its forward Case, prefixed by
@@ -115,12 +117,16 @@ def exact_gradient_batches(size: int = GRAD_BATCH, **domain):
 
 
 def invalid_gradient_cases(**domain):
-    """A forward near-miss (``fuzz.invalid``) asked for one of its gradients."""
+    """An invalid gradient Case: a forward near-miss (``fuzz.invalid``) asked for one of its
+    gradients, or (one draw in three) a valid call whose ``g`` breaks the backward's own rule
+    (``fuzz.grad_invalid``)."""
+    from conv3dt.fuzz.grad_invalid import grad_output_cases
     from conv3dt.fuzz.invalid import invalid_cases
 
     kwargs = {k: v for k, v in domain.items() if k in ("dtypes", "layouts", "paddings")}
-    return st.tuples(invalid_cases(**kwargs), st.sampled_from(GRADIENTS)).map(
+    forward = st.tuples(invalid_cases(**kwargs), st.sampled_from(GRADIENTS)).map(
         lambda t: t[0].gradient_of(t[1], grad_output_for(t[0])[0]))
+    return st.one_of(forward, forward, grad_output_cases(**kwargs))
 
 
 def gradient_cells(case: Case, forward_cells: list[str]) -> list[str]:

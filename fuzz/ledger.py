@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from conv3dt.fuzz.findings import FINDING_KINDS, Finding
+from conv3dt.fuzz.grad_invalid import GRAD_FAMILY_NAMES
 from conv3dt.fuzz.invalid import FAMILY_NAMES
 from conv3dt.oracle.case import spatial_dims, spatial_triple
 from conv3dt.oracle.kernels import KERNEL_FAMILIES
@@ -98,6 +99,7 @@ def case_features(case: dict[str, Any]) -> dict[str, Any]:
         "cout=1": len(fshape) == 5 and fshape[3] == 1,
         "cin=0": len(fshape) == 5 and fshape[4] == 0,
         "valid-output<kernel": _valid_output_below_kernel(case, fshape, dil),
+        "empty-grad-output": any(n == 0 for n in (case.get("grad_output") or {}).get("shape") or []),
         "nonfinite-input": any(_nonfinite_recipe(case.get(k)) for k in ("value", "filter", "grad_output")),
         "empty-value": 0 in vshape and isinstance(case.get("output_shape"), list)
         and all(isinstance(x, int) for x in case["output_shape"])
@@ -133,7 +135,7 @@ def _same_negative_pad(case: dict[str, Any]) -> bool:
 
 
 FEATURE_NAMES = tuple(case_features({}))
-LABELS = ("valid", *(f"invalid:{f}" for f in FAMILY_NAMES))
+LABELS = ("valid", *(f"invalid:{f}" for f in FAMILY_NAMES + GRAD_FAMILY_NAMES))
 
 
 class LedgerError(ValueError):

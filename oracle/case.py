@@ -259,7 +259,8 @@ class Case:
                       "dilations": self.dilations_form},
             "value_recipe": None if self.value is None else self.value.recipe,
             "exact": self.exact,
-            **({"grad_wrt": self.grad_wrt} if self.grad_wrt else {}),
+            **({"grad_wrt": self.grad_wrt, "grad_output_shape": list(self.grad_output.shape),
+                "grad_output_dtype": self.grad_output.dtype} if self.grad_wrt else {}),
         }
 
     # ------------------------------------------------------------------ JSON

@@ -17,8 +17,9 @@ A :class:`KernelObservation` says which *family* ran one call and how we know:
 - ``message``: the error or crash text names a oneDNN kernel (``_MklNative...``,
   ``mkl_conv_grad_input_ops.cc``, ``MklConv...Op`` frames) or the stock op
   (``[Op:Conv3DBackpropInputV2]``, ``Conv3DBackpropInputOpV2``).
-- ``silent``: the call returned a non-empty result and oneDNN, reporting every primitive it
-  executes, reported none: the stock kernel computed it. Seen on TF 2.21 on an AMD EPYC with
+- ``silent``: the call returned a non-empty result from non-empty operands (a gradient's g
+  included) and oneDNN, reporting every primitive it executes, reported none: the stock kernel
+  computed it. Seen on TF 2.21 on an AMD EPYC with
   AVX-512 BF16 but no AVX512-FP16: the oneDNN rewrite is registered for float16, yet a float16
   call prints no oneDNN line and gives exactly the stock kernel's (half-rounded) result.
 - ``registry``: no such text (a call that returned early, an empty result, a crash without a

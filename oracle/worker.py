@@ -165,10 +165,15 @@ class CallOutput:
 
 
 def _nonempty_call(case_json: dict) -> bool:
-    """Whether value, filter and output_shape of a Case (JSON) all have elements."""
-    shapes = [a.get("shape") for a in (case_json.get("value"), case_json.get("filter"))
-              if isinstance(a, dict)] + [case_json.get("output_shape")]
+    """Whether value, filter and output_shape of a Case (JSON), and a gradient Case's
+    grad_output, all have elements: only then does a kernel have products to compute (oneDNN
+    creates no primitive for an empty g, and reports none)."""
+    operands = [case_json.get("value"), case_json.get("filter")]
+    shapes = [a.get("shape") for a in operands if isinstance(a, dict)] + [case_json.get("output_shape")]
+    g = case_json.get("grad_output")
     try:
+        if isinstance(g, dict) and int(np.prod([int(d) for d in g.get("shape") or []])) == 0:
+            return False
         return len(shapes) == 3 and all(int(np.prod([int(d) for d in s])) > 0 for s in shapes)
     except (TypeError, ValueError):
         return False

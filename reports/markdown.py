@@ -98,9 +98,18 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
 
 
 def _property(f: dict[str, Any]) -> str:
-    """The property, and for the backward which gradient it judged (``d/dvalue``, ``d/dfilter``)."""
-    wrt = (f.get("case") or {}).get("grad_wrt")
-    return f"{f['property']} (d/d{wrt})" if wrt else f["property"]
+    """The property, and for the backward which gradient it judged (``d/dvalue``, ``d/dfilter``)
+    and, where it is not y's, the upstream gradient's shape or dtype."""
+    c = f.get("case") or {}
+    wrt = c.get("grad_wrt")
+    if not wrt:
+        return f["property"]
+    odd = []
+    if c.get("grad_output_shape") not in (None, c.get("output_shape")):
+        odd.append(f"g shape {c['grad_output_shape']}")
+    if c.get("grad_output_dtype") not in (None, c.get("dtype")):
+        odd.append(f"g {c['grad_output_dtype']}")
+    return f"{f['property']} (d/d{wrt}{''.join(', ' + x for x in odd)})"
 
 
 def findings_table(findings: list[dict[str, Any]]) -> list[str]:

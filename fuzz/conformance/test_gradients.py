@@ -11,7 +11,8 @@ forward's, each gradient under its own rigorous bound (``fuzz.truth.gradient_tru
   Case and the SAME-negative-pad Case (``fuzz.covering.floor_for``);
 - ``grad_exact``: small-integer Cases whose every partial sum is exact: bit for bit;
 - ``grad_invalid``: every forward near-miss (``fuzz.invalid``) asked for a gradient must be
-  rejected with the forward's contract class; each family once deterministically first;
+  rejected with the forward's contract class, and a ``g`` of the wrong shape or dtype
+  (``fuzz.grad_invalid``) with impl-grad's; each family once deterministically first;
 - ``grad_metamorphic``: determinism (the same call twice, the same bits) and power-of-two (g·2^k
   gives the gradient·2^k exactly, both gradients being linear in g: ``fuzz.metamorphic``) on
   every gradient target, no second implementation trusted;
@@ -32,6 +33,7 @@ from conv3dt.fuzz import metamorphic, profiles
 from conv3dt.fuzz.continuous import share_key
 from conv3dt.fuzz.covering import floor_for
 from conv3dt.fuzz.failures import every_failure
+from conv3dt.fuzz.grad_invalid import grad_family_examples
 from conv3dt.fuzz.gradients import (exact_gradient_batches, grad_output_for, gradient_batches,
                                     gradient_cases, invalid_gradient_cases)
 from conv3dt.fuzz.invalid import family_examples
@@ -76,11 +78,15 @@ def grad_invalid(ctx, case):
 
 
 def _family_gradients() -> list:
+    """Both gradients of every forward family's example, then the backward's own families'
+    examples (``fuzz.grad_invalid``), this shard's part (``fuzz.shard``: by family)."""
     domain = profiles.declared_domain()
-    cases = family_examples(domain.dtypes, domain.layouts, domain.paddings, domain.dilations,
-                            domain.argument_forms)
-    cases = profiles.shard().take(cases, key=lambda c: c.label)   # fuzz.shard: by family
-    return [c.gradient_of(wrt, grad_output_for(c)[0]) for c in cases for wrt in ("value", "filter")]
+    options = (domain.dtypes, domain.layouts, domain.paddings, domain.dilations,
+               domain.argument_forms)
+    cases = profiles.shard().take(family_examples(*options), key=lambda c: c.label)
+    own = profiles.shard().take(grad_family_examples(*options), key=lambda c: c.label)
+    return [c.gradient_of(wrt, grad_output_for(c)[0]) for c in cases
+            for wrt in ("value", "filter")] + own
 
 
 grad_invalid = share_key("grad_invalid")(profiles.seeded(grad_invalid))

@@ -6,7 +6,8 @@ worker calls them with ``conv3d_transpose_grads``'s signature (the forward's v1 
 recorded plus ``grad_output=``) and keeps ``[0]`` or ``[1]`` of the returned ``(dvalue, dfilter)``
 by the Case's ``grad_wrt`` (``oracle.worker.call_gradient``). Every one first runs the faithful
 backward, so it validates (and rejects invalid calls) exactly as impl does: only the values of
-valid calls are wrong, and only where the defect's code path is reached. The meta-tests
+valid calls are wrong, and only where the defect's code path is reached; except
+``takes_any_grad_output``, whose defect is that it validates ``grad_output`` not at all. The meta-tests
 (test_gate_gradients.py) require the ci gate to fail on each and to pass on ``faithful``.
 """
 from __future__ import annotations
@@ -152,5 +153,23 @@ def crashes_on_ncdhw_dfilter(*args, **kwargs):
     return c.correct
 
 
+def takes_any_grad_output(*args, **kwargs):
+    """Never rejects ``grad_output``: one of another dtype is cast to the call's, one of another
+    shape is fitted to the output's (``np.resize``: cropped, or repeated to fill), as a backward
+    that trusts its caller's upstream gradient. Valid calls are faithful; the forward's own
+    rules still reject as impl does."""
+    bound = _SIGNATURE.bind(*args, **kwargs)
+    bound.apply_defaults()
+    a = dict(bound.arguments)
+    g = a.pop("grad_output")
+    a.pop("name", None)
+    call = normalize_call(**a)
+    if g is not None:
+        g = np.resize(np.asarray(g).astype(call.dtype), call.output_shape)
+    bound.arguments["grad_output"] = g
+    return conv3d_transpose_grads(*bound.args, **bound.kwargs)
+
+
 BROKEN = ("dfilter_flipped_taps", "dvalue_missing_stride_phase", "dfilter_float16_accumulation",
-          "dvalue_flipped_filter", "dfilter_ignores_dilation", "crashes_on_ncdhw_dfilter")
+          "dvalue_flipped_filter", "dfilter_ignores_dilation", "crashes_on_ncdhw_dfilter",
+          "takes_any_grad_output")

@@ -18,6 +18,7 @@ import pytest
 from conv3dt.fuzz import strategies as S
 from conv3dt.fuzz.coverage import REQUIRED, cells_of
 from conv3dt.fuzz.covering import _random_tuple, floor_for, unreachable
+from conv3dt.fuzz.grad_invalid import GRAD_FAMILY_NAMES
 from conv3dt.fuzz.gradients import GRADIENT_CELLS, exact_g_limit, gradient_cases
 from conv3dt.fuzz.judge import judge_value
 from conv3dt.fuzz.truth import truth_of
@@ -184,7 +185,8 @@ def test_a_gradient_declaration_narrows_the_gradient_floor():
 
 
 def test_gradient_cells_are_unreachable_without_a_gradient_target():
-    assert GRADIENT_REQUIRED == set(GRADIENT_CELLS) | {"grad-invalid"}
+    assert GRADIENT_REQUIRED == set(GRADIENT_CELLS) | {"grad-invalid"} | {
+        f"grad-invalid:{f}" for f in GRAD_FAMILY_NAMES}
     assert unreachable([FULL]) >= GRADIENT_REQUIRED
     assert unreachable([FULL], []) >= GRADIENT_REQUIRED
     assert not unreachable([FULL], [FULL]) & GRADIENT_REQUIRED

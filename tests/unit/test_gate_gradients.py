@@ -28,7 +28,10 @@ BROKEN = {
     "dvalue_flipped_filter": ({"exactness", "value-mismatch"}, {"grad_wrt": "value"}),
     "dfilter_ignores_dilation": ({"exactness", "value-mismatch"}, {"grad_wrt": "filter"}),
     "crashes_on_ncdhw_dfilter": ({"crash"}, {"data_format": "NCDHW"}),
+    # caught by grad_invalid's explicit examples of the backward's own families (fuzz.grad_invalid)
+    "takes_any_grad_output": ({"accept-reject"}, {}),
 }
+GRAD_OUTPUT_FAMILIES = {"takes_any_grad_output"}
 
 
 def gate(tmp_path, *targets: str):
@@ -68,6 +71,10 @@ def test_a_broken_backward_is_caught(broken_gate, name):
     for f in fitting:
         assert f["case"]["grad_wrt"] in ("value", "filter")
         assert {k: f["case"][k] for k in where} == where, (name, f["case"])
+        if name in GRAD_OUTPUT_FAMILIES:
+            assert f["case"]["label"].startswith("invalid:grad-output-"), (name, f["case"])
+            assert f["case"]["grad_output_shape"] != f["case"]["output_shape"] or \
+                f["case"]["grad_output_dtype"] != f["case"]["dtype"], f["case"]
 
 
 def test_only_the_broken_backwards_have_findings(broken_gate):
