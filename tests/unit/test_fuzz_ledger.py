@@ -269,3 +269,11 @@ def test_a_field_of_the_wrong_type_is_one_clear_error(tmp_path, field, value):
     with pytest.raises(LedgerError) as info:
         Ledger.load(p)
     assert str(p) in str(info.value) and "'mine-ncdhw'" in str(info.value)
+
+
+def test_an_empty_grad_output_is_a_feature_entries_may_name():
+    from conv3dt.fuzz.ledger import case_features
+
+    assert case_features({"grad_output": {"shape": [0, 4, 4, 4, 4]}})["empty-grad-output"] is True
+    assert case_features({"grad_output": {"shape": [1, 4, 4, 4, 4]}})["empty-grad-output"] is False
+    assert case_features({})["empty-grad-output"] is False

@@ -86,3 +86,22 @@ def test_the_path_decides_for_xla_and_non_tf_targets():
 def test_tfs_per_dtype_onednn_rule_by_cpu_flags(flags, takes):
     from conv3dt.oracle.tf_paths import onednn_takes
     assert [d for d in ("bfloat16", "float16", "float32") if onednn_takes(d, flags)] == takes
+
+
+def test_a_gradient_with_an_empty_g_computes_nothing_so_silence_is_not_the_stock_kernel():
+    """oneDNN creates no primitive for an empty g (and reports none): such a call is attributed by
+    TF's registry, not taken for the stock kernel (ledger onednn-empty-batch-grad-output-accepted)."""
+    from conv3dt.oracle.worker import _nonempty_call
+
+    call = {"value": {"shape": [1, 2, 2, 2, 3]}, "filter": {"shape": [2, 2, 2, 4, 3]},
+            "output_shape": [1, 4, 4, 4, 4]}
+    assert _nonempty_call(call)
+    assert _nonempty_call({**call, "grad_output": {"shape": [1, 4, 4, 4, 4]}})
+    assert not _nonempty_call({**call, "grad_output": {"shape": [0, 4, 4, 4, 4]}})
+    forward_line = ("onednn_verbose,v1,primitive,exec,cpu,convolution,jit:avx512_core,"
+                    "backward_data,src_f32::blocked:acdeb::f0 wei_f32:a:blocked:Acdeb16a::f0\n")
+    facts = {"onednn_enabled": True, "onednn_dtypes": ["float32"]}
+    assert observe("tf", "grad-eager", "float32", forward_line, facts, computed=False,
+                   operation="grad-filter").family == "onednn"
+    assert observe("tf", "grad-eager", "float32", forward_line, facts, computed=True,
+                   operation="grad-filter").family == "stock"
