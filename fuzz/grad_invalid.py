@@ -27,7 +27,7 @@ from typing import Callable
 from hypothesis import strategies as st
 
 from conv3dt.fuzz.gradients import GRADIENTS, grad_output_for
-from conv3dt.fuzz.invalid import Breaker, InvalidFamily, Picker, _base
+from conv3dt.fuzz.invalid import Breaker, InvalidFamily, Picker, _base, family
 from conv3dt.fuzz.strategies import DTYPES, LAYOUTS, PADDINGS, _ints, spec_from
 from conv3dt.oracle.case import Case, spatial_triple
 
@@ -37,10 +37,7 @@ _DECLARED: list[InvalidFamily] = []
 
 
 def _declare(name: str, impl_raises: type[Exception], impl_says: str) -> Callable[[Breaker], Breaker]:
-    def register(breaks: Breaker) -> Breaker:
-        _DECLARED.append(InvalidFamily(name, breaks, (impl_raises,), impl_says))
-        return breaks
-    return register
+    return family(name, impl_raises, impl_says, registry=_DECLARED)
 
 
 def _with_g(case: Case, shape=None, dtype: str | None = None) -> Case:

@@ -89,12 +89,15 @@ class InvalidFamily:
 _REGISTRY: list[InvalidFamily] = []
 
 
-def family(name: str, impl_raises, impl_says: str, **flags) -> Callable[[Breaker], Breaker]:
-    """Declare the decorated near-miss as the family ``name``."""
+def family(name: str, impl_raises, impl_says: str, registry: list[InvalidFamily] | None = None,
+           **flags) -> Callable[[Breaker], Breaker]:
+    """Declare the decorated near-miss as the family ``name`` (in ``registry``: the forward's
+    own by default; ``fuzz.grad_invalid`` keeps the backward's families in one of its own)."""
     raises = impl_raises if isinstance(impl_raises, tuple) else (impl_raises,)
+    families = _REGISTRY if registry is None else registry
 
     def register(breaks: Breaker) -> Breaker:
-        _REGISTRY.append(InvalidFamily(name, breaks, raises, impl_says, **flags))
+        families.append(InvalidFamily(name, breaks, raises, impl_says, **flags))
         return breaks
     return register
 
