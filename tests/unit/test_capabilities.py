@@ -8,6 +8,7 @@ import pytest
 from conv3dt.fuzz.coverage import GRADIENT_REQUIRED, REQUIRED, cells_of
 from conv3dt.fuzz.covering import (VALID_CELLS, covering_cases, gradient_floor_extras, tripwire,
                                    unreachable)
+from conv3dt.fuzz.grad_invalid import grad_family_examples
 from conv3dt.fuzz.gradients import grad_output_for, gradient_cases
 from conv3dt.fuzz.invalid import family_examples
 from conv3dt.fuzz.realistic import boundary_cases
@@ -78,6 +79,9 @@ def test_the_floor_hits_every_reachable_cell_by_construction(decls):
     floor += gradient_cases([c.case for c in covering_cases(decls)]) + gradient_floor_extras(decls)
     floor += [c.gradient_of("value", grad_output_for(c)[0]) for c in family_examples(
         domain.dtypes, domain.layouts, domain.paddings, domain.dilations, domain.argument_forms)]
+    # and the backward's own families' examples (fuzz.grad_invalid), judged first by grad_invalid
+    floor += grad_family_examples(domain.dtypes, domain.layouts, domain.paddings,
+                                  domain.dilations, domain.argument_forms)
     admitted = [c for c in floor if any(d.admits(c) is None for d in decls)]
     hit = {cell for c in admitted for cell in cells_of(c)}
     out_of_reach = unreachable(decls, decls)
