@@ -12,8 +12,7 @@ import importlib
 import sys
 
 from conv3dt import signals
-
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INFRA = 0, 1, 2, 3
+from conv3dt.reports.verdict import EXIT_FINDINGS, EXIT_INFRA, EXIT_OK, EXIT_USAGE  # noqa: F401
 
 # subcommand -> (module, one-line help). Two-word commands ("bench impl") are keyed by both words.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {

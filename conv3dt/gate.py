@@ -33,12 +33,12 @@ from conv3dt import blas_policy, declare, scale
 from conv3dt.cli import EXIT_FINDINGS, EXIT_INFRA, EXIT_OK, EXIT_USAGE
 from conv3dt.session import (build_record, junit_counts, log_tail, print_summary, publish,
                              pytest_command, run_session)
+from conv3dt.reports.verdict import EXIT_INCOMPLETE, ExitFacts, exit_for  # noqa: F401
 from conv3dt.signals import exit_code
 
 DEFAULT_REPORT_DIR = "conv3dt-report"
 PROFILES = ("ci", "dev", "nightly")
 EXIT_INTERRUPTED = 130          # Ctrl-C; SIGTERM 143, SIGHUP 129 (conv3dt.signals.exit_code)
-EXIT_INCOMPLETE = 4             # --max-time ran out before every property finished, nothing new
 # The default wall-clock budget per profile (seconds; None: none). A ci gate takes ~3 minutes
 # on 2 cores against every default target; the budget bounds a run against a kernel that
 # crashes or hangs everywhere, so that CI still gets a record and a verdict.
@@ -188,28 +188,21 @@ def verdict_exit(record: dict[str, Any], interrupted: str | None, cut_short: boo
                  counts: dict[str, Any], rc: int, baseline: dict[str, Any] | None,
                  out: Path) -> tuple[int, str]:
     """The gate's exit code for a written record, and its reason in one line (the record keeps
-    both, and the console's first line says it: never "PASS" and then exit 3)."""
-    new = record["summary"]["new"]
-    failed = record["summary"]["verdict"] == "fail"
-    if interrupted:
-        return exit_code(interrupted), f"interrupted ({interrupted})"
-    if cut_short:
-        return ((EXIT_FINDINGS, f"{new} new finding(s); cut short by --max-time") if failed else
-                (EXIT_INCOMPLETE, "cut short by --max-time with nothing new: not everything was judged"))
-    if counts["errors"] and not new:
-        return EXIT_INFRA, (f"{counts['errors']} test error(s) ({counts['first_error']}); see "
-                            f"{out / 'pytest.log'}")
-    gaps = (record["coverage"].get("tripwire") or {}).get("gaps")
-    if gaps and not new:
-        return EXIT_INFRA, (f"coverage tripwire: {len(gaps)} required cell(s) never hit: "
-                            f"{', '.join(gaps)} (the run cannot vouch for them; "
-                            f"docs/architecture.md, coverage tripwire)")
-    if rc == 1 and not new and not baseline:
-        return EXIT_INFRA, (f"pytest reported {counts['failures']} failure(s) but the session "
-                            f"recorded no new finding; see {out / 'pytest.log'}")
-    if failed:
-        return EXIT_FINDINGS, f"{new} new finding(s)"
-    return EXIT_OK, "only known deviations"
+    both, and the console's first line says it: never "PASS" and then exit 3). The ladder is
+    ``reports.verdict.exit_for``'s."""
+    errors = counts["errors"]
+    return exit_for(ExitFacts(
+        new=record["summary"]["new"],
+        stopped=(exit_code(interrupted), f"interrupted ({interrupted})") if interrupted else None,
+        cut_short="cut short by --max-time" if cut_short else None,
+        unjudged=": not everything was judged",
+        infra=(f"{errors} test error(s) ({counts['first_error']}); see {out / 'pytest.log'}"
+               if errors else None),
+        gaps=tuple((record["coverage"].get("tripwire") or {}).get("gaps") or ()),
+        gaps_note=" (the run cannot vouch for them; docs/architecture.md, coverage tripwire)",
+        unexplained=(f"pytest reported {counts['failures']} failure(s) but the session recorded "
+                     f"no new finding; see {out / 'pytest.log'}"
+                     if rc == 1 and not baseline else None)))
 
 
 def preflight(targets: list[str], declared: dict[str, Any] | None = None,

@@ -33,7 +33,7 @@ from conv3dt.reports.merge import (HEADROOM_SAMPLES, add_stats, empty_stats, mer
                                    summarize)
 from conv3dt.reports.record import headroom_value
 
-EXIT_OK, EXIT_FINDINGS, EXIT_INFRA, EXIT_INCOMPLETE = 0, 1, 3, 4   # as conv3dt.gate
+from conv3dt.reports.verdict import EXIT_INFRA, ExitFacts, exit_for
 
 
 class MergeError(rec.RecordError):
@@ -179,33 +179,27 @@ def _tripwire(parts: list[dict[str, Any]], cells: dict[str, int]) -> dict[str, A
 
 
 def merged_exit(record: dict[str, Any], shards: list[dict[str, Any]]) -> tuple[int, str]:
-    """The merged run's exit code and reason, by the gate's rules in the gate's order
-    (``conv3dt.gate.verdict_exit``) on the union: a stopped shard (its signal's code), a
-    cut-short shard (1 with new findings, else 4), a shard's infrastructure failure or an
-    uncovered required cell (3, unless there are new findings), new findings (1), else 0."""
-    new = record["summary"]["new"]
+    """The merged run's exit code and reason, by the gate's ladder (``reports.verdict``) on the
+    union: a stopped shard (its signal's code), a cut-short shard (1 with new findings, else 4),
+    a missing shard or a shard's infrastructure failure, an uncovered required cell (3, unless
+    there are new findings), new findings (1), else 0."""
     missing = (record.get("interrupted") or {}).get("reason", "")
-    for u in shards:
-        reason = u.get("interrupted") or ""
-        if reason and not reason.startswith("max-time") and reason != "campaign in progress":
-            return (int(u["exit"]["code"] or EXIT_INFRA),
-                    f"shard {u['index']}/{u['count']} interrupted ({reason})")
-    if any((u.get("interrupted") or "").startswith("max-time") for u in shards):
-        return ((EXIT_FINDINGS, f"{new} new finding(s); a shard was cut short by --max-time") if new
-                else (EXIT_INCOMPLETE, "a shard was cut short by --max-time with nothing new"))
-    if missing.startswith("shards missing") and not new:
-        return EXIT_INFRA, missing
-    infra = [u for u in shards if u["exit"].get("code") == EXIT_INFRA]
-    if infra and not new:
-        u = infra[0]
-        return EXIT_INFRA, f"shard {u['index']}/{u['count']}: {u['exit'].get('reason', '')}"
-    gaps = (record["coverage"].get("tripwire") or {}).get("gaps")
-    if gaps and not new:
-        return EXIT_INFRA, (f"coverage tripwire on the merged shards: {len(gaps)} required cell(s) "
-                            f"never hit: {', '.join(gaps)}")
-    if new:
-        return EXIT_FINDINGS, f"{new} new finding(s)"
-    return EXIT_OK, "only known deviations"
+    stopped = next((u for u in shards if (u.get("interrupted") or "") and not (
+        u["interrupted"].startswith("max-time") or u["interrupted"] == "campaign in progress")),
+        None)
+    infra = next((u for u in shards if u["exit"].get("code") == EXIT_INFRA), None)
+    return exit_for(ExitFacts(
+        new=record["summary"]["new"],
+        stopped=(int(stopped["exit"]["code"] or EXIT_INFRA),
+                 f"shard {stopped['index']}/{stopped['count']} interrupted "
+                 f"({stopped['interrupted']})") if stopped else None,
+        cut_short="a shard was cut short by --max-time" if any(
+            (u.get("interrupted") or "").startswith("max-time") for u in shards) else None,
+        infra=(missing if missing.startswith("shards missing") else
+               f"shard {infra['index']}/{infra['count']}: {infra['exit'].get('reason', '')}"
+               if infra else None),
+        gaps=tuple((record["coverage"].get("tripwire") or {}).get("gaps") or ()),
+        gaps_in="coverage tripwire on the merged shards"))
 
 
 def merge_records(loaded: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
