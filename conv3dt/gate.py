@@ -30,7 +30,7 @@ from typing import Any
 
 from conv3dt import blas_policy, declare, scale
 
-from conv3dt.cli import EXIT_FINDINGS, EXIT_INFRA, EXIT_OK, EXIT_USAGE
+from conv3dt.cli import EXIT_FINDINGS, EXIT_INFRA, EXIT_OK, EXIT_USAGE  # noqa: F401 - re-exported
 from conv3dt.session import (build_record, junit_counts, log_tail, print_summary, publish,
                              pytest_command, run_session)
 from conv3dt.reports.verdict import EXIT_INCOMPLETE, ExitFacts, exit_for  # noqa: F401

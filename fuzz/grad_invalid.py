@@ -5,8 +5,9 @@ A gradient Case asks for ``∂⟨g, y⟩/∂value`` or ``∂⟨g, y⟩/∂filter
 of exactly ``y``'s shape (``output_shape`` in ``data_format`` order) and, like every operand, of
 the call's dtype. The forward's rules are ``fuzz.invalid``'s (asked for a gradient by
 ``fuzz.gradients.invalid_gradient_cases``); the families here keep the forward call valid and
-break ``g`` alone, one way each, declared as ``fuzz.invalid.InvalidFamily`` records (the
-near-miss, and the class and message ``impl.conv3d_transpose_grads`` raises: meta-tested in
+break ``g`` alone, one way each, declared as ``fuzz.error_inputs.InvalidFamily`` records (the
+near-miss, and the class and message ``impl.conv3d_transpose_grads`` raises; declared with
+``fuzz.error_inputs.declare`` into a registry of this module's own: meta-tested in
 ``tests/unit/test_fuzz_grad_invalid.py``):
 
 - ``grad-output-spatial``: one spatial size of ``g`` off by +1, −1 or +stride. Some of these
@@ -21,13 +22,14 @@ reject with ``impl``'s class, ValueError for a shape and TypeError for a dtype.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
-from typing import Callable
 
 from hypothesis import strategies as st
 
 from conv3dt.fuzz.gradients import GRADIENTS, grad_output_for
-from conv3dt.fuzz.invalid import Breaker, InvalidFamily, Picker, _base, family
+from conv3dt.fuzz.error_inputs import InvalidFamily, Picker, declare
+from conv3dt.fuzz.invalid import _base
 from conv3dt.fuzz.strategies import DTYPES, LAYOUTS, PADDINGS, _ints, spec_from
 from conv3dt.oracle.case import Case, spatial_triple
 
@@ -36,8 +38,7 @@ _DTYPE_SAYS = r"grad_output\.dtype='\w+' is invalid; expected the dtype of value
 _DECLARED: list[InvalidFamily] = []
 
 
-def _declare(name: str, impl_raises: type[Exception], impl_says: str) -> Callable[[Breaker], Breaker]:
-    return family(name, impl_raises, impl_says, registry=_DECLARED)
+_declare = functools.partial(declare, _DECLARED)
 
 
 def _with_g(case: Case, shape=None, dtype: str | None = None) -> Case:

@@ -3,7 +3,7 @@
 Every family starts from a drawn valid Case (``fuzz.strategies``) and changes the one thing its
 rule is about, so that exactly that rule is violated; the Case is labelled
 ``"invalid:<family>"``. Families are declared once, as ``InvalidFamily`` records (in the manner
-of PyTorch OpInfo's ``ErrorInput(sample, error_type, error_regex)``): the near-miss, the error
+of PyTorch OpInfo's ``ErrorInput(sample, error_type, error_regex)``, ``fuzz.error_inputs``): the near-miss, the error
 class the documentation promises for it (``promise``: the doc's own rules; the others are rules
 TensorFlow enforces, judged against ``impl``'s error class), the class and message ``impl``
 raises (meta-tested in ``tests/unit/test_fuzz_invalid.py``), and whether TF crashes on it.
@@ -22,15 +22,16 @@ which is therefore never used.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Callable
+import functools
+from dataclasses import replace
 
 from hypothesis import strategies as st
 
-from conv3dt.oracle.arrays import ArraySpec
-from conv3dt.oracle.case import Case
+from conv3dt.fuzz.error_inputs import Breaker, InvalidFamily, Picker, declare  # noqa: F401
 from conv3dt.fuzz.strategies import (DTYPES, LAYOUTS, PADDINGS, VALUE_KINDS, Geometry, _decode_geometry,
                              _ints, build_case_from, output_range, spec_from)
+from conv3dt.oracle.arrays import ArraySpec
+from conv3dt.oracle.case import Case
 
 INT32_MAX, INT64_MAX = 2**31 - 1, 2**63 - 1
 #: Values at and past the integer limits a kernel meets: int32 and int64, signed and unsigned.
@@ -42,64 +43,9 @@ OVERFLOWING_SPATIAL = ((2**21, 2**21, 2**21), (INT32_MAX, INT32_MAX, INT32_MAX),
 _FORM_RANGE = {"int32": (-INT32_MAX - 1, INT32_MAX), "int64": (-INT64_MAX - 1, INT64_MAX)}
 
 
-class Picker:
-    """A family's own choices, decoded from one drawn integer digit by digit (0 = the first
-    option, so Hypothesis shrinks each choice toward its first option)."""
-
-    def __init__(self, x: int) -> None:
-        self.x = x
-
-    def one(self, options):
-        self.x, r = divmod(self.x, len(options))
-        return options[r]
-
-    def flag(self) -> bool:
-        return self.one((False, True))
-
-    def int(self, lo: int, hi: int) -> int:
-        return self.one(tuple(range(lo, hi + 1)))
-
-
-Breaker = Callable[[Picker, Geometry, Case], Case]
-
-
-@dataclass(frozen=True)
-class InvalidFamily:
-    """One validation rule and its near-miss: ``breaks(pick, geometry, valid_case)`` returns the
-    Case that violates exactly this rule. ``impl_raises`` / ``impl_says``: the class(es) ``impl``
-    raises and a regex its message matches; ``promise``: the class the documentation promises
-    (``None``: judged against ``impl``'s class); ``doc_also``: a class the documentation's
-    sentence promises for these inputs too, accepted beside impl's (its padding sentence covers
-    every non-string padding); ``crash_prone``: TF dies on it (drawn a third as often);
-    ``limits``: values at the integer limits."""
-    name: str
-    breaks: Breaker
-    impl_raises: tuple[type[Exception], ...]
-    impl_says: str
-    promise: str | None = None
-    doc_also: str | None = None
-    crash_prone: bool = False
-    limits: bool = False
-
-    @property
-    def label(self) -> str:
-        return f"invalid:{self.name}"
-
-
 _REGISTRY: list[InvalidFamily] = []
-
-
-def family(name: str, impl_raises, impl_says: str, registry: list[InvalidFamily] | None = None,
-           **flags) -> Callable[[Breaker], Breaker]:
-    """Declare the decorated near-miss as the family ``name`` (in ``registry``: the forward's
-    own by default; ``fuzz.grad_invalid`` keeps the backward's families in one of its own)."""
-    raises = impl_raises if isinstance(impl_raises, tuple) else (impl_raises,)
-    families = _REGISTRY if registry is None else registry
-
-    def register(breaks: Breaker) -> Breaker:
-        families.append(InvalidFamily(name, breaks, raises, impl_says, **flags))
-        return breaks
-    return register
+#: ``@family(name, impl_raises, impl_says, **flags)``: declare a forward family (``declare``)
+family = functools.partial(declare, _REGISTRY)
 
 
 def _seq5(vals, layout):
