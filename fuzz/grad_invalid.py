@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from conv3dt.fuzz.gradients import GRADIENTS, grad_output_for
 from conv3dt.fuzz.error_inputs import InvalidFamily, Picker, declare
-from conv3dt.fuzz.invalid import _base
+from conv3dt.fuzz.invalid import _base, _channel_index, _resize, _spatial_index
 from conv3dt.fuzz.strategies import DTYPES, LAYOUTS, PADDINGS, _ints, spec_from
 from conv3dt.oracle.case import Case, spatial_triple
 
@@ -48,7 +48,7 @@ def _with_g(case: Case, shape=None, dtype: str | None = None) -> Case:
     if dtype is not None:
         g = spec_from(dtype, g.shape, 0, g.seed or 0)
     if shape is not None:
-        g = replace(g, shape=tuple(shape))
+        g = _resize(g, shape)
     return replace(case, grad_output=g)
 
 
@@ -56,35 +56,27 @@ def _y_shape(case: Case) -> list[int]:
     return list(case.grad_output.shape)
 
 
-def _axis(layout: str, name: str, spatial: int = 0) -> int:
-    """The index of the batch, channel or ``spatial``-th spatial axis of a 5-D shape."""
-    if name == "batch":
-        return 0
-    if name == "channels":
-        return 4 if layout == "NDHWC" else 1
-    return (1 if layout == "NDHWC" else 2) + spatial
-
-
 @_declare("grad-output-spatial", ValueError, _SHAPE_SAYS)
 def _spatial(pick, g, c):
     shape, axis = _y_shape(c), pick.int(0, 2)
     stride = spatial_triple(c.strides, c.data_format)
     step = pick.one((1, -1, stride[axis] if len(stride) == 3 else 2))
-    index = _axis(c.data_format, "spatial", axis)
+    index = _spatial_index(c.data_format, axis)
     shape[index] = shape[index] + step if shape[index] + step >= 0 else shape[index] + 1
     return _with_g(c, shape=shape)
 
 
-def _off_by_one(name):
+def _off_by_one(index_of):
+    """A near-miss with the size at ``index_of(layout)`` one larger or one smaller."""
     def breaks(pick, g, c):
-        shape, index = _y_shape(c), _axis(c.data_format, name)
+        shape, index = _y_shape(c), index_of(c.data_format)
         shape[index] += 1 if pick.flag() or shape[index] == 0 else -1
         return _with_g(c, shape=shape)
     return breaks
 
 
-_declare("grad-output-batch", ValueError, _SHAPE_SAYS)(_off_by_one("batch"))
-_declare("grad-output-channels", ValueError, _SHAPE_SAYS)(_off_by_one("channels"))
+_declare("grad-output-batch", ValueError, _SHAPE_SAYS)(_off_by_one(lambda layout: 0))
+_declare("grad-output-channels", ValueError, _SHAPE_SAYS)(_off_by_one(_channel_index))
 
 
 @_declare("grad-output-rank", ValueError, _SHAPE_SAYS)
