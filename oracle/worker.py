@@ -89,12 +89,11 @@ def _load_callable(name: str) -> Callable[[Case, tuple], np.ndarray]:
         for part in spec.function.split("."):
             fn = getattr(fn, part)
 
-    def run(case: Case, arrays: tuple) -> np.ndarray:
-        if spec.gradient:
+    if spec.gradient:
+        def run(case: Case, arrays: tuple) -> np.ndarray:
             return call_gradient(fn, case, arrays)
-        if case.is_gradient:
-            raise TypeError(f"{name} is a forward target: it runs no gradient Case")
-        return call_v1(fn, case, arrays)
+    else:
+        run = _forward_only(name, lambda case, arrays: call_v1(fn, case, arrays))
 
     from conv3dt.oracle.capabilities import ATTRIBUTE   # what the callable declares, if anything
     setattr(run, ATTRIBUTE, getattr(fn, ATTRIBUTE, None))
