@@ -122,7 +122,7 @@ def rejudge(entry: dict, run, impl_run=None) -> list[Finding]:
     ``run(list[Case]) -> list[Outcome]`` runs the target; ``impl_run`` runs ``impl`` (invalid
     Cases: the error-class reference)."""
     from conv3dt.fuzz import metamorphic
-    from conv3dt.fuzz.judge import judge_rejection, judge_value
+    from conv3dt.fuzz.judge import STRICT_TARGETS, judge_rejection, judge_value
     from conv3dt.fuzz.truth import truth_of
 
     case, target, prop = entry["case_obj"], entry["target"], entry["property"]
@@ -132,7 +132,7 @@ def rejudge(entry: dict, run, impl_run=None) -> list[Finding]:
         return [f for v in metamorphic.run_checks(case, run, target, names) for f in v.findings]
     (out,) = run([case])
     if case.label == "valid":
-        return judge_value(case, out, truth_of(case), target, prop, strict=(target in ("impl", "impl-grad")))[0]
+        return judge_value(case, out, truth_of(case), target, prop, strict=target in STRICT_TARGETS)[0]
     impl_out = impl_run([case])[0] if impl_run is not None else None
     return judge_rejection(case, out, impl_out, target, prop)
 

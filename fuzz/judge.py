@@ -75,10 +75,15 @@ def _dtype_name(a: np.ndarray) -> str:
     return "bfloat16" if a.dtype.name == "bfloat16" else a.dtype.name
 
 
+#: The project's own references (``impl``, ``impl-grad``): judged by the strict bound, without
+#: the flush-to-zero allowance other targets get.
+STRICT_TARGETS = ("impl", "impl-grad")
+
+
 def judge_value(case: Case, out: Outcome, truth, target: str, prop: str, strict: bool = False
                 ) -> tuple[list[Finding], float | None]:
     """Judge a target's Outcome on a valid Case against ``truth`` (a ``fuzz.truth.Truth``).
-    ``strict``: use the bound without the flush-to-zero allowance (for ``impl``)."""
+    ``strict``: use the bound without the flush-to-zero allowance (``STRICT_TARGETS``)."""
     if out.kind in ("crashed", "timeout"):
         return _process_failure(case, out, target, prop), None
     if out.kind == "raised":

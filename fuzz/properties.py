@@ -21,7 +21,7 @@ from hypothesis.control import currently_in_test_context
 from conv3dt.fuzz.coverage import cells_of
 from conv3dt.fuzz.failures import FailureBudget, FindingError  # noqa: F401  (FindingError: re-exported)
 from conv3dt.fuzz.findings import Finding
-from conv3dt.fuzz.judge import judge_rejection, judge_value
+from conv3dt.fuzz.judge import STRICT_TARGETS, judge_rejection, judge_value
 from conv3dt.fuzz.ledger import Ledger
 from conv3dt.fuzz.session import Recorder
 from conv3dt.fuzz.truth import truth_of
@@ -185,7 +185,7 @@ def check_valid_batch(cases: list[Case], ctx: Context, prop: str = "differential
             if out.kind == "raised":
                 rec.error(name, case.label, out.short_class)
             findings, head = judge_value(case, out, truth, name, prop,
-                                         strict=(name in ("impl", "impl-grad")))
+                                         strict=name in STRICT_TARGETS)
             unknown_here = ctx.settle(findings)
             # A known deviation neither steers the search nor enters the headroom statistics:
             # its values can be run-to-run garbage (Cin = 0), which would make a seed's run
@@ -273,7 +273,7 @@ def judge_identities(ctx: Context, prop: str, plan, pools: dict) -> list[Finding
         for o in outs:
             ctx.recorder.outcome(name, o.kind)
             ctx.recorder.kernel(name, o.kernel)
-        for v in plan.judge(outs, name, strict=name in ("impl", "impl-grad")):
+        for v in plan.judge(outs, name, strict=name in STRICT_TARGETS):
             cell = stats.setdefault(v.identity, {}).setdefault(name, {"judged": 0, "bit_identical": 0})
             cell["judged"] += int(v.judged)
             cell["bit_identical"] += int(bool(v.judged and v.bit_identical))

@@ -80,14 +80,14 @@ def _report(kind: str, findings: list, observed: Outcome) -> int:
 def recheck(case_json: str | dict, target: str, kind: str, prop: str, result: Any) -> int:
     """Judge one call's ``result`` (an array-like or the exception it raised) as the gate did;
     print expected vs observed; return the script's exit status."""
-    from conv3dt.fuzz.judge import judge_rejection, judge_value
+    from conv3dt.fuzz.judge import STRICT_TARGETS, judge_rejection, judge_value
     from conv3dt.fuzz.truth import truth_of
 
     case = Case.from_json(json.loads(case_json) if isinstance(case_json, str) else case_json)
     out = outcome_of(result)
     if case.label == "valid":
         findings, _ = judge_value(case, out, truth_of(case), target, prop,
-                                  strict=target in ("impl", "impl-grad"))
+                                  strict=target in STRICT_TARGETS)
     else:
         impl_out = None   # impl judged itself: the contract's class (the gate's "impl rejects")
         reference = "impl-grad" if case.is_gradient else "impl"
